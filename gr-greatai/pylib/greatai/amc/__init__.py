@@ -1,0 +1,1 @@
+"""Early-exit automatic modulation classification."""

@@ -1,0 +1,102 @@
+"""``greatai bench amc``: throughput of the early-exit classifier, measured as ratios in one run.
+
+(a) samples/s through ``greatai.amc_classifier`` in a flowgraph (vector source of
+    pre-generated IQ -> classifier -> null sink, every frame classified) at 20 and -20 dB;
+(b) the same with full depth only (T = 0: every frame through branch 2);
+(c) raw ONNX Runtime on the same batches doing the same work, to show the block's overhead;
+(d) numpy float32 GEMM rate: the model's achieved MAC/s as a fraction of it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import benchutil, sim
+from ..runtime import atomic_write, make_session
+from .engine import EarlyExitEngine, normalised_entropy
+
+
+def _iq(snr, n_frames, L, seed):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n_frames) % (len(sim.CLASSES) - 1)     # every signal class, no NOISE frames
+    return sim.generate(rng, labels, L, snr_db=snr)[0]
+
+
+def _raw_ort(eng, frames, threshold, batch, threads, seconds):
+    """Samples/s of bare ONNX Runtime calls doing exactly the block's work per batch."""
+    s1 = make_session(eng.meta_path.parent / eng.meta["files"]["stage1"], "cpu", threads)
+    s2 = make_session(eng.meta_path.parent / eng.meta["files"]["stage2"], "cpu", threads)
+    L = eng.frame_length
+    xs = [np.ascontiguousarray(frames[a:a + batch]).view(np.float32).reshape(-1, L, 2)
+          for a in range(0, len(frames), batch)]
+    i = [0]
+
+    def step():
+        x = xs[i[0] % len(xs)]
+        i[0] += 1
+        p1, f = s1.run(None, {"iq": x})
+        go = np.nonzero(normalised_entropy(p1) > threshold)[0]
+        if len(go):
+            s2.run(None, {"features": f[go]})
+    return benchutil.rate(step, batch * L, seconds)
+
+
+def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=64, model=None):
+    from gnuradio import blocks, gr
+    from gnuradio import greatai
+
+    eng = EarlyExitEngine(model, threads=threads)
+    L, T = eng.frame_length, eng.threshold
+    macs = eng.meta["macs_per_frame"]
+    gemm = benchutil.gemm_rate()
+    res = {"machine": benchutil.machine(), "model": str(eng.meta_path), "threshold": T, "batch_frames": batch,
+           "threads": threads, "gemm_mac_per_s": gemm, "macs_per_frame": macs, "rows": []}
+    for snr in (20.0, -20.0):
+        frames = _iq(snr, 8 * batch, L, seed=int(snr) + 100)
+        exit1_share = float(np.mean(eng.classify(frames).exit == 1))
+        data = frames.reshape(-1)
+        for name, t in (("early exit", T), ("full depth", 0.0)):
+            def build():
+                tb = gr.top_block()
+                src = blocks.vector_source_c(data, True)
+                amc = greatai.amc_classifier(model=str(eng.meta_path), threshold=t, threads=threads,
+                                             batch_frames=batch, overload="block")
+                snk = blocks.null_sink(gr.sizeof_gr_complex)
+                tb.connect(src, amc, snk)
+                return tb, snk, src, amc
+            block = benchutil.flowgraph_rate(build, seconds)
+            raw = _raw_ort(eng, frames, t, batch, threads, seconds)
+            share = exit1_share if t == T else 0.0
+            mac_frame = macs["stage1"] + (1 - share) * macs["stage2"]
+            res["rows"].append({
+                "snr_db": snr, "mode": name, "threshold": t, "exit1_share": round(share, 4),
+                "block_msps": round(block / 1e6, 2), "raw_ort_msps": round(raw / 1e6, 2),
+                "block_overhead_pct": round(100 * (raw / block - 1), 1),
+                "model_gmac_per_s": round(block / L * mac_frame / 1e9, 2),
+                "fraction_of_gemm": round(block / L * mac_frame / gemm, 3)})
+    rows = {(r["snr_db"], r["mode"]): r for r in res["rows"]}
+    res["speedup_early_vs_full"] = {
+        f"{int(s)} dB": round(rows[(s, "early exit")]["block_msps"] / rows[(s, "full depth")]["block_msps"], 2)
+        for s in (20.0, -20.0)}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, json.dumps(res, indent=2))
+    print_table(res)
+    print(f"\nwrote {out}")
+    return res
+
+
+def print_table(res):
+    m = res["machine"]
+    print(f"machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; "
+          f"numpy GEMM {res['gemm_mac_per_s'] / 1e9:.1f} GMAC/s (float32)")
+    print(f"model: T={res['threshold']}, {res['macs_per_frame']['stage1']} + {res['macs_per_frame']['stage2']} "
+          f"MAC/frame (stage1 + stage2), batch {res['batch_frames']} frames, {res['threads']} ORT threads")
+    hdr = f"{'SNR':>5} {'mode':<11} {'exit1':>6} {'block MS/s':>10} {'raw ORT MS/s':>12} {'overhead':>8} {'GMAC/s':>7} {'of GEMM':>7}"
+    print(hdr)
+    for r in res["rows"]:
+        print(f"{r['snr_db']:>5.0f} {r['mode']:<11} {100 * r['exit1_share']:>5.0f}% {r['block_msps']:>10.2f} "
+              f"{r['raw_ort_msps']:>12.2f} {r['block_overhead_pct']:>7.1f}% {r['model_gmac_per_s']:>7.2f} "
+              f"{100 * r['fraction_of_gemm']:>6.1f}%")
+    print("early exit vs full depth: " + ", ".join(f"{k}: {v}x" for k, v in res["speedup_early_vs_full"].items()))

@@ -1,0 +1,63 @@
+"""Helpers shared by the benchmark commands: machine description, GEMM reference, timing."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime as ort
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "onnxruntime": ort.__version__, "machine": platform.machine()}
+
+
+def gemm_rate(n: int = 1024, seconds: float = 1.5) -> float:
+    """Sustained float32 GEMM rate of this machine through numpy, in MAC/s."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.copy()
+    for _ in range(3):
+        a @ b
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        k += 1
+    return k * n ** 3 / (time.perf_counter() - t0)
+
+
+def rate(fn, items_per_call: int, seconds: float = 2.0, warmup: int = 2) -> float:
+    """Items per second of repeatedly calling fn()."""
+    for _ in range(warmup):
+        fn()
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        k += 1
+    return k * items_per_call / (time.perf_counter() - t0)
+
+
+def flowgraph_rate(build, seconds: float = 3.0, warmup: float = 1.0) -> float:
+    """Samples/s through a running flowgraph.  ``build()`` returns (top_block, probe, *keep)
+    where probe.nitems_read(0) counts samples that reached the end; ``keep`` holds the
+    Python blocks, which must stay referenced while the flowgraph runs."""
+    tb, probe, *keep = build()
+    tb.start()
+    try:
+        time.sleep(warmup)
+        c0, t0 = probe.nitems_read(0), time.perf_counter()
+        time.sleep(seconds)
+        c1, t1 = probe.nitems_read(0), time.perf_counter()
+    finally:
+        tb.stop()
+        tb.wait()
+    return (c1 - c0) / (t1 - t0)

@@ -1,0 +1,97 @@
+"""Read IQ recordings: SigMF (.sigmf-meta + .sigmf-data, cf32_le) or raw cf32 files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RAW_SUFFIXES = (".cf32", ".fc32", ".cfile", ".raw", ".bin", ".iq", ".dat")
+
+
+class RecordingError(ValueError):
+    """A recording is missing, unreadable, malformed or of an unsupported datatype."""
+
+
+@dataclass
+class Recording:
+    path: Path
+    samples: np.ndarray            # complex64, memory-mapped
+    samp_rate: float | None = None
+    annotations: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+
+def _sigmf_paths(path: Path):
+    base = path
+    if path.suffix in (".sigmf-meta", ".sigmf-data"):
+        base = path.with_suffix("")
+    elif path.name.endswith("."):
+        base = path.with_name(path.name[:-1])
+    return base.with_suffix(".sigmf-meta") if base.suffix == "" else Path(str(base) + ".sigmf-meta"), \
+        base.with_suffix(".sigmf-data") if base.suffix == "" else Path(str(base) + ".sigmf-data")
+
+
+def open_recording(path) -> Recording:
+    """Open a recording for reading; raises RecordingError with the reason."""
+    path = Path(path)
+    is_sigmf = path.suffix in (".sigmf-meta", ".sigmf-data") or Path(str(path) + ".sigmf-meta").exists()
+    if is_sigmf:
+        return _open_sigmf(path)
+    if not path.exists():
+        raise RecordingError(f"recording not found: {path}")
+    return Recording(path, _memmap(path), None)
+
+
+def _memmap(data: Path, header_bytes: int = 0) -> np.ndarray:
+    try:
+        size = data.stat().st_size - header_bytes
+    except OSError as e:
+        raise RecordingError(f"cannot read {data}: {e.strerror}") from None
+    if size < 0 or size % 8:
+        raise RecordingError(f"{data}: {size} bytes of sample data is not a whole number of cf32 samples "
+                             "(8 bytes each): truncated, or not complex float32")
+    if size == 0:
+        return np.zeros(0, np.complex64)
+    try:
+        return np.memmap(data, dtype=np.complex64, mode="r", offset=header_bytes)
+    except (OSError, ValueError) as e:
+        raise RecordingError(f"cannot map {data}: {e}") from None
+
+
+def _open_sigmf(path: Path) -> Recording:
+    meta_p = path.with_suffix(".sigmf-meta") if path.suffix in (".sigmf-meta", ".sigmf-data") \
+        else Path(str(path) + ".sigmf-meta")
+    data_p = meta_p.with_suffix(".sigmf-data")
+    try:
+        meta = json.loads(meta_p.read_text())
+    except FileNotFoundError:
+        raise RecordingError(f"SigMF metadata not found: {meta_p}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordingError(f"SigMF metadata {meta_p} is unreadable or not JSON: {e}") from None
+    try:
+        from sigmf import SigMFFile
+        sf = SigMFFile(metadata=meta)
+        sf.validate()
+    except Exception as e:
+        raise RecordingError(f"SigMF metadata {meta_p} is malformed: {str(e).splitlines()[0]}") from None
+    glob = meta.get("global", {})
+    dt = glob.get("core:datatype")
+    if dt != "cf32_le":
+        raise RecordingError(f"{meta_p}: unsupported SigMF datatype {dt!r}; only cf32_le (complex float32, "
+                             "little-endian) is supported")
+    if not data_p.exists():
+        raise RecordingError(f"SigMF data file not found: {data_p}")
+    header = sum(int(c.get("core:header_bytes", 0)) for c in meta.get("captures", []))
+    return Recording(meta_p, _memmap(data_p, header), glob.get("core:sample_rate"),
+                     list(meta.get("annotations", [])), meta)
+
+
+def frames(samples: np.ndarray, frame_length: int, batch: int = 256):
+    """Yield (offsets [K], frames [K, frame_length]) over whole frames of samples."""
+    n = len(samples) // frame_length
+    for a in range(0, n, batch):
+        b = min(n, a + batch)
+        blk = np.asarray(samples[a * frame_length:b * frame_length]).reshape(b - a, frame_length)
+        yield np.arange(a, b) * frame_length, blk

@@ -1,0 +1,8 @@
+"""gr-greatai: fast, adaptable ML blocks for GNU Radio 3.10.
+
+Blocks are thin wrappers over the ``greatai`` core library (no GNU Radio there).
+"""
+from .sim_source import sim_source
+from .amc_classifier import amc_classifier
+from .zmq_result_sink import zmq_result_sink
+from .result_summary import result_summary

@@ -1,0 +1,192 @@
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from greatai import runtime
+from greatai.amc.engine import EarlyExitEngine
+
+from .pmt_util import dict_from, has_subscribers
+
+
+class amc_classifier(gr.sync_block):
+    """Early-exit automatic modulation classifier, inline on a complex64 stream.
+
+    The IQ passes through unchanged.  Frames of the model's frame length, on a grid
+    from the start of the stream, are batched and run on a background thread: exit 1
+    for all, branch 2 only for frames whose normalised entropy exceeds T.  The first
+    sample of each classified frame gets an ``amc`` tag (dict: label, confidence, exit,
+    status), and the ``classification`` port gets a PMT dict per frame (label,
+    confidence, exit, offset, probs, entropy, status).  ``metrics`` carries counters
+    about once a second.
+
+    Output is held back only until the results for it are known (at most
+    ``max_pending`` batches).  With ``overload='skip'`` frames that arrive while that
+    many batches are still waiting are not classified (counted as ``skipped``); the IQ is
+    never blocked or dropped.  ``overload='block'`` classifies every frame and applies
+    back-pressure instead (files, benchmarks).
+
+    Args:
+        model: model directory or model.json ('' for the shipped amc_ee model).
+        threshold: exit threshold T on normalised entropy in [0, 1]; < 0 uses the model's default.
+        every_n: classify every Nth frame (1 = all).
+        provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
+        threads: ONNX Runtime intra-op threads.
+        batch_frames: frames per inference batch.
+        overload: 'skip' (live radios) or 'block' (offline: classify everything).
+        max_pending: batches that may wait for inference before frames are skipped.
+    """
+
+    def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=64,
+                 overload="skip", max_pending=4):
+        gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
+        if int(batch_frames) < 1:
+            raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+        self.engine = EarlyExitEngine(model, None if float(threshold) < 0 else threshold, provider, int(threads))
+        self.L = self.engine.frame_length
+        self.set_every_n(every_n)
+        self.batch_frames = int(batch_frames)
+        self.worker = runtime.InferenceWorker(self.engine.classify, max_pending=max_pending, policy=overload,
+                                              name="greatai-amc")
+        self.set_output_multiple(self.L)
+        self.set_min_output_buffer(max(8192, 2 * self.L * self.batch_frames))
+        self.message_port_register_out(pmt.intern("classification"))
+        self.message_port_register_out(pmt.intern("metrics"))
+        self._next_frame = 0
+        self.counts = {"frames": 0, "submitted": 0, "classified": 0, "skipped": 0, "invalid": 0,
+                       "exit1": 0, "exit2": 0, "errors": 0}
+        self._k = {k: pmt.intern(k) for k in ("label", "confidence", "exit", "offset", "probs", "entropy",
+                                               "status", "amc", "frames", "classified", "skipped", "invalid",
+                                               "exit1", "exit2", "errors", "exit1_share", "classification", "metrics")}
+        names = self.engine.classes + ["INVALID"]
+        self._label_pmt = [pmt.intern(n) for n in names]
+        self._status_pmt = [pmt.intern(s) for s in runtime.STATUS_NAMES]
+        self._tag_base = {}      # (label, exit, status) -> PMT dict; confidence is added per frame
+        self._last_metrics = time.monotonic()
+        self._last_skip_log = 0.0
+
+    # ---- runtime setters / getters (GRC callbacks) ----
+    def set_threshold(self, threshold):
+        t = float(threshold)
+        self.engine.set_threshold(self.engine.meta.get("default_threshold", 0.3) if t < 0 else t)
+
+    def threshold(self):
+        return self.engine.threshold
+
+    def set_every_n(self, every_n):
+        n = int(every_n)
+        if n < 1:
+            raise ValueError(f"every_n must be >= 1, got {every_n}")
+        self.every_n = n
+
+    def skipped(self):
+        return self.counts["skipped"]
+
+    def metrics(self):
+        return dict(self.counts)
+
+    # ---- scheduler ----
+    def stop(self):
+        self._publish(self.worker.drain(timeout=5.0))
+        self.worker.close()
+        self._publish_metrics()
+        return True
+
+    def work(self, input_items, output_items):
+        inp, out = input_items[0], output_items[0]
+        n, L = len(inp), self.L
+        r = self.nitems_read(0)
+        first = max(self._next_frame, -(-r // L))
+        last = (r + n) // L
+        if last > first:
+            self.counts["frames"] += last - first
+            k0 = first + (-first) % self.every_n
+            sel = np.arange(k0, last, self.every_n)
+            for a in range(0, len(sel), self.batch_frames):
+                idx = sel[a:a + self.batch_frames]
+                local = idx[0] * L - r
+                if self.every_n == 1:
+                    frames = inp[local:local + len(idx) * L].reshape(len(idx), L).copy()
+                else:
+                    frames = inp[(idx * L - r)[:, None] + np.arange(L)]
+                if self.worker.submit(int(idx[0]) * L, idx * L, frames):
+                    self.counts["submitted"] += len(idx)
+                else:
+                    self._skip(len(idx))
+            self._next_frame = last
+        self._publish(self.worker.pop_done())
+        limit = n
+        while True:
+            key = self.worker.oldest_pending_key()
+            if key is None:
+                break
+            limit = min(n, key - r)
+            if limit > 0:
+                break
+            self.worker.wait_any_done(timeout=0.5)
+            self._publish(self.worker.pop_done())
+        out[:limit] = inp[:limit]
+        now = time.monotonic()
+        if now - self._last_metrics >= 1.0:
+            self._last_metrics = now
+            self._publish_metrics()
+        return limit
+
+    def _skip(self, k):
+        self.counts["skipped"] += k
+        now = time.monotonic()
+        if now - self._last_skip_log > 5.0:
+            self._last_skip_log = now
+            self.logger.warn(f"inference cannot keep up: {self.counts['skipped']} frames skipped so far "
+                             "(IQ still passes through); raise every_n or threads, or use overload='block'")
+
+    def _publish(self, done):
+        if not done:
+            return
+        k = self._k
+        want_msgs = has_subscribers(self, "classification")
+        for key, offsets, res, err in done:
+            if err is not None:
+                self.counts["errors"] += len(offsets)
+                self.logger.error(f"inference failed for {len(offsets)} frames at offset {key}: {err}")
+                continue
+            ok = res.status == runtime.STATUS_OK
+            n_ok = int(ok.sum())
+            self.counts["classified"] += n_ok
+            self.counts["invalid"] += len(ok) - n_ok
+            self.counts["exit1"] += int(np.count_nonzero(res.exit == 1))
+            self.counts["exit2"] += int(np.count_nonzero(res.exit == 2))
+            if n_ok < len(ok):
+                bad = np.nonzero(~ok)[0]
+                self.logger.warn(f"{len(bad)} frame(s) not classified: "
+                                 + ", ".join(f"offset {int(offsets[i])} ({runtime.STATUS_NAMES[res.status[i]]})"
+                                             for i in bad[:4]) + (" ..." if len(bad) > 4 else ""))
+            labels = res.label.tolist()
+            conf = res.confidence.tolist()
+            exits = res.exit.tolist()
+            status = res.status.tolist()
+            offs = offsets.tolist()
+            base, k_conf, k_amc = self._tag_base, k["confidence"], k["amc"]
+            for i, off in enumerate(offs):
+                key3 = (labels[i], exits[i], status[i])
+                b = base.get(key3)
+                if b is None:
+                    b = base[key3] = dict_from(((k["label"], self._label_pmt[labels[i]]),
+                                                (k["exit"], pmt.from_long(exits[i])),
+                                                (k["status"], self._status_pmt[status[i]])))
+                tag = pmt.dict_add(b, k_conf, pmt.from_float(conf[i]))
+                self.add_item_tag(0, off, k_amc, tag)
+                if want_msgs:
+                    msg = pmt.dict_add(tag, k["offset"], pmt.from_uint64(off))
+                    msg = pmt.dict_add(msg, k["probs"], pmt.init_f32vector(len(res.probs[i]), res.probs[i]))
+                    msg = pmt.dict_add(msg, k["entropy"], pmt.from_float(float(res.entropy[i])))
+                    self.message_port_pub(k["classification"], msg)
+
+    def _publish_metrics(self):
+        c = self.counts
+        share = c["exit1"] / max(1, c["exit1"] + c["exit2"])
+        items = [(self._k[name], pmt.from_uint64(int(c[name]))) for name in
+                 ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors")]
+        items.append((self._k["exit1_share"], pmt.from_double(share)))
+        self.message_port_pub(self._k["metrics"], dict_from(items))

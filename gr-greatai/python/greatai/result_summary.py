@@ -1,0 +1,78 @@
+import json
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from greatai.runtime import atomic_write
+from greatai.summary import Scoreboard
+
+
+class result_summary(gr.sync_block):
+    """Console summary of results carried as stream tags, scored against ground truth.
+
+    Reads result tags (``result_key``, a dict with at least ``label`` and optionally
+    ``exit``) and ground-truth tags (``truth_key``, e.g. ``sim_label`` from
+    greatai.sim_source or a SigMF replay).  Every ``interval`` seconds it logs frames/s,
+    the share leaving at exit 1, counts per label and accuracy against the truth.
+
+    Args:
+        result_key: tag key of the results (``amc`` for amc_classifier).
+        truth_key: tag key of the ground truth label.
+        interval: seconds between summaries.
+        duration: stop the flowgraph after this many seconds (0: run until stopped).
+        json_path: if set, the final summary is written there (atomically) at stop.
+    """
+
+    def __init__(self, result_key="amc", truth_key="sim_label", interval=1.0, duration=0.0, json_path=""):
+        gr.sync_block.__init__(self, name="greatai_result_summary", in_sig=[np.complex64], out_sig=None)
+        self.result_key = pmt.intern(result_key)
+        self.truth_key = pmt.intern(truth_key)
+        self.interval = float(interval)
+        self.duration = float(duration)
+        self.json_path = json_path
+        self.board = Scoreboard()
+        self._t0 = None
+        self._last = None
+        self._k_label = pmt.intern("label")
+        self._k_exit = pmt.intern("exit")
+        self._k_status = pmt.intern("status")
+
+    def set_interval(self, interval):
+        self.interval = float(interval)
+
+    def work(self, input_items, output_items):
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = self._last = now
+        n = len(input_items[0])
+        r = self.nitems_read(0)
+        tags = self.get_tags_in_range(0, r, r + n)
+        # stream order, and truth before a result at the same offset
+        for t in sorted(tags, key=lambda t: (t.offset, not pmt.eq(t.key, self.truth_key))):
+            if pmt.eq(t.key, self.truth_key):
+                self.board.truth(t.offset, pmt.symbol_to_string(t.value) if pmt.is_symbol(t.value)
+                                 else str(pmt.to_python(t.value)))
+            elif pmt.eq(t.key, self.result_key) and pmt.is_dict(t.value):
+                v = t.value
+                lab = pmt.dict_ref(v, self._k_label, pmt.PMT_NIL)
+                ex = pmt.dict_ref(v, self._k_exit, pmt.PMT_NIL)
+                self.board.result(t.offset, pmt.symbol_to_string(lab) if pmt.is_symbol(lab) else str(lab),
+                                  pmt.to_long(ex) if pmt.is_integer(ex) else 0)
+        if now - self._last >= self.interval:
+            self._last = now
+            self.logger.info(self.board.line(now - self._t0))
+        if self.duration > 0 and now - self._t0 >= self.duration:
+            return -1
+        return n
+
+    def summary(self):
+        return self.board.summary(time.monotonic() - (self._t0 or time.monotonic()))
+
+    def stop(self):
+        s = self.summary()
+        self.logger.info("final: " + self.board.line(s["seconds"]))
+        if self.json_path:
+            atomic_write(self.json_path, json.dumps(s, indent=2))
+        return True

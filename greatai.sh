@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# gr-greatai: set everything up (idempotent, quick once done) and run a job.
+#   ./greatai.sh demo [SECONDS]   headless early-exit AMC radio on the simulated source
+#   ./greatai.sh test [PYTEST ARGS]   the whole test suite
+#   ./greatai.sh env CMD ...      run CMD with the project's environment (e.g. greatai eval amc)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_PKGS="gnuradio python3-venv python3-libiio python3-matplotlib python3-zmq python3-pyqtgraph python3-scipy cmake xvfb"
+PY=/usr/bin/python3
+
+log() { echo "[greatai] $*" >&2; }
+
+setup() {
+  # 1. GNU Radio 3.10 and friends from Debian (bindings exist for /usr/bin/python3 only)
+  if ! command -v grcc >/dev/null || ! command -v cmake >/dev/null || \
+     ! "$PY" -c 'import gnuradio.gr, gnuradio.zeromq, matplotlib, zmq, venv' >/dev/null 2>&1; then
+    log "installing Debian packages: $APT_PKGS"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_PKGS >/dev/null
+  fi
+  # 2. virtual environment on Debian's interpreter, seeing the system site packages
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv on $PY"
+    "$PY" -m venv --system-site-packages .venv
+  fi
+  # 3. the project and its pins (numpy < 2 keeps GNU Radio importable)
+  local stamp
+  stamp="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+  if [ "$(cat .venv/.greatai-stamp 2>/dev/null)" != "$stamp" ]; then
+    log "pip-installing the project into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,test]"
+    echo "$stamp" > .venv/.greatai-stamp
+  fi
+  # 4. the OOT module, installed into a local prefix
+  cmake -S . -B build -DCMAKE_INSTALL_PREFIX="$ROOT/.prefix" -DGREATAI_INSTALL_CORE=OFF >/dev/null
+  cmake --install build >/dev/null
+  export PATH="$ROOT/.venv/bin:$PATH"
+  export PYTHONPATH="$ROOT/.prefix/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
+  export GRC_BLOCKS_PATH="$ROOT/.prefix/share/gnuradio/grc/blocks${GRC_BLOCKS_PATH:+:$GRC_BLOCKS_PATH}"
+  export PYTHONUNBUFFERED=1
+}
+
+cmd="${1:-demo}"
+shift || true
+setup
+case "$cmd" in
+  demo)
+    mkdir -p build/flowgraphs
+    grcc -o build/flowgraphs flowgraphs/amc_headless.grc >/dev/null
+    exec python build/flowgraphs/amc_headless.py --duration "${1:-20}"
+    ;;
+  test)
+    export QT_QPA_PLATFORM=offscreen
+    exec python -m pytest -q "$@"
+    ;;
+  env)
+    exec "$@"
+    ;;
+  *)
+    echo "usage: $0 {demo [SECONDS]|test [PYTEST ARGS]|env CMD...}" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,119 @@
+import time
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr
+
+from gnuradio import greatai
+from greatai import sim
+
+
+def run_classifier(x, **kw):
+    tb = gr.top_block()
+    src = blocks.vector_source_c(x)
+    amc = greatai.amc_classifier(**kw)
+    snk = blocks.vector_sink_c()
+    dbg = blocks.message_debug()
+    tb.connect(src, amc, snk)
+    tb.msg_connect(amc, "classification", dbg, "store")
+    tb.run()
+    msgs = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    return amc, np.array(snk.data(), np.complex64), snk.tags(), msgs
+
+
+@pytest.fixture(scope="module")
+def stream():
+    st = sim.StreamSimulator("QPSK:0.004,WBFM:0.004,NOISE:0.004", 1e6, snr_db=(25, 25), seed=3)
+    return st.read(1024 * 60)[0]
+
+
+def test_passthrough_tags_and_messages(stream, shipped_model):
+    amc, y, tags, msgs = run_classifier(stream, model=str(shipped_model), overload="block", batch_frames=8)
+    np.testing.assert_array_equal(y, stream)                     # IQ unchanged, nothing dropped
+    amc_tags = [t for t in tags if pmt.symbol_to_string(t.key) == "amc"]
+    assert [t.offset for t in amc_tags] == list(range(0, 60 * 1024, 1024))
+    assert len(msgs) == 60
+    m = msgs[0]
+    assert {"label", "confidence", "exit", "offset", "probs", "status"} <= set(m)
+    assert [m["offset"] for m in msgs] == list(range(0, 60 * 1024, 1024))
+    assert m["exit"] in (1, 2) and len(m["probs"]) == 11
+    names = ["QPSK", "WBFM", "NOISE"]                              # 4000-sample dwells in turn
+    starts = np.arange(60) * 1024
+    inside = (starts % 4000) + 1024 <= 4000                      # frames not straddling a dwell change
+    truth = np.array(names)[(starts // 4000) % 3]
+    labels = np.array([m["label"] for m in msgs])
+    acc = np.mean(labels[inside] == truth[inside])
+    assert acc > 0.85
+    assert amc.metrics()["classified"] == 60 and amc.skipped() == 0
+
+
+def test_every_nth_frame_and_setters(stream, shipped_model):
+    amc, y, tags, msgs = run_classifier(stream, model=str(shipped_model), every_n=4, overload="block")
+    assert [m["offset"] for m in msgs] == list(range(0, 60 * 1024, 4 * 1024))
+    amc.set_threshold(0.5)
+    assert amc.threshold() == 0.5
+    amc.set_threshold(-1)
+    assert amc.threshold() == amc.engine.meta["default_threshold"]
+    with pytest.raises(ValueError, match="every_n"):
+        amc.set_every_n(0)
+
+
+def test_invalid_iq_is_reported_and_stream_continues(stream, shipped_model):
+    x = stream.copy()
+    x[2048:3072] = 0
+    x[5000] = np.nan
+    amc, y, tags, msgs = run_classifier(x, model=str(shipped_model), overload="block")
+    assert len(y) == len(x)
+    st = {m["offset"]: m["status"] for m in msgs}
+    assert st[2048] == "zero" and st[4096] == "nonfinite" and st[0] == "ok"
+    assert amc.metrics()["invalid"] == 2
+
+
+def test_overload_skips_frames_but_never_drops_iq(shipped_model):
+    x = (np.random.default_rng(0).standard_normal(1024 * 600) * (1 + 1j)).astype(np.complex64)
+    amc, y, tags, msgs = run_classifier(x, model=str(shipped_model), overload="skip", max_pending=1,
+                                        batch_frames=4, threads=1)
+    assert len(y) == len(x)
+    np.testing.assert_array_equal(y, x)
+    m = amc.metrics()
+    assert m["skipped"] > 0 and m["classified"] + m["skipped"] == 600
+    assert len(msgs) == m["classified"]
+
+
+def test_bad_parameters_fail_at_construction(shipped_model, tmp_path):
+    with pytest.raises(ValueError, match="cuda"):
+        greatai.amc_classifier(model=str(shipped_model), provider="cuda")
+    with pytest.raises(ValueError, match="not found"):
+        greatai.amc_classifier(model=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="overload"):
+        greatai.amc_classifier(model=str(shipped_model), overload="maybe")
+
+
+def test_sim_source_tags_truth():
+    tb = gr.top_block()
+    src = greatai.sim_source(samp_rate=1e5, schedule="BPSK:0.01,NOISE:0.01", snr_min=5, snr_max=5, seed=2)
+    head = blocks.head(gr.sizeof_gr_complex, 4000)
+    snk = blocks.vector_sink_c()
+    tb.connect(src, head, snk)
+    tb.run()
+    tags = [(t.offset, pmt.symbol_to_string(t.key), pmt.to_python(t.value)) for t in snk.tags()]
+    assert (0, "sim_label", "BPSK") in tags and (1000, "sim_label", "NOISE") in tags
+    assert (0, "sim_snr", 5.0) in tags
+    assert len(snk.data()) == 4000
+
+
+def test_result_summary_scores_against_truth(shipped_model, tmp_path):
+    import json
+    tb = gr.top_block()
+    src = greatai.sim_source(samp_rate=1e6, schedule="QPSK:0.01,WBFM:0.01,NOISE:0.01", snr_min=25, snr_max=25,
+                             seed=4)
+    head = blocks.head(gr.sizeof_gr_complex, 1024 * 120)
+    amc = greatai.amc_classifier(model=str(shipped_model), overload="block")
+    summ = greatai.result_summary(json_path=str(tmp_path / "s.json"), interval=100)
+    tb.connect(src, head, amc, summ)
+    tb.run()
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["frames"] == 120 and s["scored"] == 120
+    assert s["accuracy"] > 0.85
+    assert set(s["counts"]) <= {"QPSK", "WBFM", "NOISE"} | set(sim.CLASSES)

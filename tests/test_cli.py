@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from greatai import sim
+
+
+def greatai_cmd(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "greatai.cli", *args], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def write_sigmf(base, x, datatype="cf32_le", annotations=()):
+    from sigmf import SigMFFile
+    x.astype(np.complex64).tofile(str(base) + ".sigmf-data")
+    meta = {"global": {"core:datatype": datatype, "core:sample_rate": 1e6, "core:version": "1.0.0"},
+            "captures": [{"core:sample_start": 0}], "annotations": list(annotations)}
+    (base.parent / (base.name + ".sigmf-meta")).write_text(json.dumps(meta))
+
+
+@pytest.fixture(scope="module")
+def qpsk_then_wbfm():
+    rng = np.random.default_rng(8)
+    x, _ = sim.generate(rng, np.array([1] * 6 + [8] * 6), 1024, snr_db=25.0)
+    return x.reshape(-1)
+
+
+def test_classify_sigmf_prints_only_json_lines(tmp_path, qpsk_then_wbfm):
+    write_sigmf(tmp_path / "rec", qpsk_then_wbfm)
+    r = greatai_cmd("classify", str(tmp_path / "rec.sigmf-meta"))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(rows) == 12
+    assert [row["offset"] for row in rows] == list(range(0, 12 * 1024, 1024))
+    assert all({"offset", "label", "confidence", "exit"} <= set(row) for row in rows)
+    labels = [row["label"] for row in rows]
+    assert labels[:6].count("QPSK") >= 5 and labels[6:].count("WBFM") >= 5
+
+
+def test_classify_raw_cf32(tmp_path, qpsk_then_wbfm):
+    p = tmp_path / "rec.cf32"
+    qpsk_then_wbfm.tofile(p)
+    r = greatai_cmd("classify", str(p))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 12
+
+
+def test_bad_recordings_are_clear_errors(tmp_path, qpsk_then_wbfm):
+    r = greatai_cmd("classify", str(tmp_path / "missing.cf32"))
+    assert r.returncode == 2 and "not found" in r.stderr and r.stdout == ""
+    (tmp_path / "odd.cf32").write_bytes(b"\0" * 13)
+    r = greatai_cmd("classify", str(tmp_path / "odd.cf32"))
+    assert r.returncode == 2 and "not a whole number of cf32 samples" in r.stderr
+    write_sigmf(tmp_path / "i16", qpsk_then_wbfm, datatype="ci16_le")
+    r = greatai_cmd("classify", str(tmp_path / "i16.sigmf-meta"))
+    assert r.returncode == 2 and "unsupported SigMF datatype 'ci16_le'" in r.stderr
+    (tmp_path / "broken.sigmf-meta").write_text("{oops")
+    (tmp_path / "broken.sigmf-data").write_bytes(b"")
+    r = greatai_cmd("classify", str(tmp_path / "broken.sigmf-meta"))
+    assert r.returncode == 2 and "not JSON" in r.stderr
+    (tmp_path / "bad.sigmf-meta").write_text(json.dumps({"global": {"core:datatype": 5}}))
+    r = greatai_cmd("classify", str(tmp_path / "bad.sigmf-meta"))
+    assert r.returncode == 2 and "malformed" in r.stderr
+
+
+def test_classify_reports_nan_frames(tmp_path, qpsk_then_wbfm):
+    x = qpsk_then_wbfm.copy()
+    x[1030] = np.nan
+    x.tofile(tmp_path / "nan.cf32")
+    rows = [json.loads(l) for l in greatai_cmd("classify", str(tmp_path / "nan.cf32")).stdout.splitlines()]
+    assert rows[1]["status"] == "nonfinite" and rows[1]["label"] == "INVALID" and rows[0]["label"] == "QPSK"
+
+
+def test_listen_prints_published_results():
+    import threading, time, zmq
+    from greatai.results import ResultPublisher
+    pub = ResultPublisher("tcp://127.0.0.1:*")
+    addr = pub.address
+    proc = subprocess.Popen([sys.executable, "-m", "greatai.cli", "listen", addr, "--count", "3", "--timeout", "10"],
+                            stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 15
+    while proc.poll() is None and time.time() < deadline:
+        pub.publish({"label": "AM-DSB"})
+        time.sleep(0.05)
+    out = proc.communicate(timeout=10)[0]
+    pub.close()
+    assert proc.returncode == 0
+    assert [json.loads(l) for l in out.splitlines()] == [{"label": "AM-DSB"}] * 3

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from greatai import sim
+from greatai.amc.engine import EarlyExitEngine
+from conftest import make_frames
+
+
+@pytest.fixture(scope="module")
+def engine(shipped_model):
+    return EarlyExitEngine(shipped_model, threads=2)
+
+
+def test_metadata_is_complete(engine):
+    m = engine.meta
+    for key in ("classes", "frame_length", "normalisation", "default_threshold", "training", "evaluation",
+                "macs_per_frame", "checksums"):
+        assert key in m, key
+    assert m["classes"] == list(sim.CLASSES)
+    assert "greatai train amc" in m["training"]["command"] and m["training"]["seed"] == 1234
+
+
+def test_high_snr_frames_are_classified(engine):
+    rng = np.random.default_rng(99)
+    labels = np.repeat(np.arange(11), 20)
+    x, _ = sim.generate(rng, labels, 1024, snr_db=20.0)
+    r = engine.classify(x)
+    assert np.mean(r.label == labels) > 0.9
+    assert np.mean(r.exit == 1) > 0.5          # easy frames leave early
+    assert r.probs.shape == (220, 11)
+    np.testing.assert_allclose(r.probs.sum(1), 1, rtol=1e-4)
+
+
+def test_amplitude_does_not_matter(engine, rng):
+    x = make_frames(rng, "QAM16", 16, 15.0)
+    a = engine.classify(x * np.float32(1e-4))
+    b = engine.classify(x * np.float32(1e4))
+    np.testing.assert_array_equal(a.label, b.label)
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-3)
+
+
+def test_threshold_controls_the_exit(engine, rng):
+    x = make_frames(rng, "BPSK", 32, 0.0)
+    engine.set_threshold(1.0)
+    assert (engine.classify(x).exit == 1).all()
+    engine.set_threshold(0.0)
+    assert (engine.classify(x).exit == 2).all()
+    r1, r2 = engine.classify(x, mode="exit1"), engine.classify(x, mode="exit2")
+    assert (r1.exit == 1).all() and (r2.exit == 2).all()
+    engine.set_threshold(engine.meta["default_threshold"])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        engine.set_threshold(1.5)
+
+
+def test_early_exit_reuses_trunk_output(engine, rng):
+    """Exit-2 probabilities in early mode equal the full-depth ones for the same frames."""
+    x = make_frames(rng, "8PSK", 24, -5.0)
+    engine.set_threshold(0.0)
+    early = engine.classify(x)
+    full = engine.classify(x, mode="exit2")
+    np.testing.assert_allclose(early.probs, full.probs, atol=1e-6)
+    engine.set_threshold(engine.meta["default_threshold"])
+
+
+def test_invalid_frames_are_reported_not_classified(engine, rng):
+    x = make_frames(rng, "QPSK", 4, 20.0)
+    x[1] = 0
+    x[2, 10] = np.nan
+    x[3, 5] = np.inf
+    r = engine.classify(x)
+    assert r.status.tolist() == [0, 1, 2, 2]
+    assert r.label.tolist()[1:] == [-1, -1, -1] and r.exit.tolist()[1:] == [0, 0, 0]
+    assert r.label[0] == sim.CLASS_INDEX["QPSK"]
+
+
+def test_wrong_frame_shape_is_a_clear_error(engine):
+    with pytest.raises(ValueError, match=r"\[batch, 1024\]"):
+        engine.classify(np.zeros((2, 512), np.complex64))

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from greatai import sim
+from conftest import make_frames
+
+
+def test_shapes_dtype_and_determinism():
+    a, pa = sim.generate(np.random.default_rng(3), np.arange(11), 512)
+    b, pb = sim.generate(np.random.default_rng(3), np.arange(11), 512)
+    assert a.shape == (11, 512) and a.dtype == np.complex64
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).all()
+
+
+@pytest.mark.parametrize("snr", [-10.0, 0.0, 20.0])
+def test_snr_is_per_sample_over_full_rate(snr):
+    rng = np.random.default_rng(1)
+    cond = sim.Conditions(amplitude_db=(0, 0), fading_prob=0.0)
+    labels = np.full(400, sim.CLASS_INDEX["QPSK"])
+    p = sim.sample_params(rng, labels, cond, snr_db=snr)
+    s = sim.clean_signal(rng, p, 1024)
+    x = sim.channel(rng, s, p)
+    noise = x - s * np.exp(1j * (2 * np.pi * p["cfo"][:, None] * np.arange(1024) + p["phase"][:, None]))
+    measured = 10 * np.log10(np.mean(np.abs(s) ** 2) / np.mean(np.abs(noise) ** 2))
+    assert abs(measured - snr) < 0.1
+
+
+def test_every_class_has_unit_power_and_noise_is_empty():
+    rng = np.random.default_rng(2)
+    p = sim.sample_params(rng, np.arange(11), sim.Conditions())
+    s = sim.clean_signal(rng, p, 1024)
+    pw = np.mean(np.abs(s) ** 2, axis=1)
+    np.testing.assert_allclose(pw[:-1], 1.0, rtol=1e-6)
+    assert pw[-1] == 0
+
+
+def test_constant_envelope_classes():
+    rng = np.random.default_rng(4)
+    cond = sim.Conditions(fading_prob=0.0)
+    for cls in ("GFSK", "CPFSK", "WBFM"):
+        p = sim.sample_params(rng, np.full(4, sim.CLASS_INDEX[cls]), cond)
+        s = sim.clean_signal(rng, p, 1024)
+        np.testing.assert_allclose(np.abs(s), 1.0, rtol=1e-6)
+
+
+def test_carrier_offset_within_bounds():
+    p = sim.sample_params(np.random.default_rng(0), np.zeros(5000, int))
+    assert np.abs(p["cfo"]).max() <= 0.01
+    assert p["sps"].min() == 4 and p["sps"].max() == 16
+
+
+def test_schedule_parsing_and_errors():
+    s = sim.parse_schedule("QPSK:0.5, WBFM:1")
+    assert [(e.label, e.dwell_s) for e in s] == [("QPSK", 0.5), ("WBFM", 1.0)]
+    with pytest.raises(ValueError, match="unknown class 'FOO'"):
+        sim.parse_schedule("FOO:1")
+    with pytest.raises(ValueError, match="must be > 0"):
+        sim.parse_schedule("QPSK:0")
+    with pytest.raises(ValueError, match="empty"):
+        sim.parse_schedule("")
+
+
+def test_stream_simulator_events_and_continuity():
+    st = sim.StreamSimulator("QPSK:0.001,NOISE:0.002", 1e6, snr_db=(20, 20), seed=1)
+    x1, ev1 = st.read(1500)
+    x2, ev2 = st.read(3000)
+    assert [e[:2] for e in ev1] == [(0, "QPSK"), (1000, "NOISE")]
+    assert [e[:2] for e in ev2] == [(3000, "QPSK"), (4000, "NOISE")]
+    assert len(x1) == 1500 and len(x2) == 3000 and x1.dtype == np.complex64
+    st2 = sim.StreamSimulator("QPSK:0.001,NOISE:0.002", 1e6, snr_db=(20, 20), seed=1)
+    np.testing.assert_array_equal(st2.read(4500)[0], np.concatenate([x1, x2]))
+    with pytest.raises(ValueError, match="inverted"):
+        sim.StreamSimulator("QPSK:1", 1e6, snr_db=(10, 0))
