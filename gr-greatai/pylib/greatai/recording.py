@@ -23,16 +23,6 @@ class Recording:
     metadata: dict = field(default_factory=dict)
 
 
-def _sigmf_paths(path: Path):
-    base = path
-    if path.suffix in (".sigmf-meta", ".sigmf-data"):
-        base = path.with_suffix("")
-    elif path.name.endswith("."):
-        base = path.with_name(path.name[:-1])
-    return base.with_suffix(".sigmf-meta") if base.suffix == "" else Path(str(base) + ".sigmf-meta"), \
-        base.with_suffix(".sigmf-data") if base.suffix == "" else Path(str(base) + ".sigmf-data")
-
-
 def open_recording(path) -> Recording:
     """Open a recording for reading; raises RecordingError with the reason."""
     path = Path(path)

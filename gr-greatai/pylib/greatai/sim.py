@@ -234,17 +234,18 @@ def generate(rng: np.random.Generator, labels, length: int, cond: Conditions = C
     return channel(rng, clean_signal(rng, p, length), p), p
 
 
-def dataset(seed: int, n_per_class: int, length: int, cond: Conditions = Conditions(), snr_db=None,
-            chunk: int = 4096):
-    """A shuffled labelled dataset: (iq [N, length] complex64, labels [N], snr [N])."""
+def dataset(seed: int, n_per_class: int, length: int, cond: Conditions = Conditions(), chunk: int = 2048,
+            progress=None):
+    """A shuffled labelled dataset: (iq [N, length] complex64, labels [N], snr_db [N]).
+    ``progress`` may wrap the chunk iterator (e.g. a tqdm partial)."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(CLASSES)), n_per_class)
     rng.shuffle(labels)
     iq = np.empty((len(labels), length), np.complex64)
     snr = np.empty(len(labels), np.float32)
-    for a in range(0, len(labels), chunk):
-        x, p = generate(rng, labels[a:a + chunk], length, cond, None if snr_db is None else snr_db[a:a + chunk]
-                        if np.ndim(snr_db) else snr_db)
+    starts = range(0, len(labels), chunk)
+    for a in (progress(starts) if progress else starts):
+        x, p = generate(rng, labels[a:a + chunk], length, cond)
         iq[a:a + chunk] = x
         snr[a:a + chunk] = p["snr_db"]
     return iq, labels, snr

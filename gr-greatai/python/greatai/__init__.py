@@ -6,3 +6,4 @@ from .sim_source import sim_source
 from .amc_classifier import amc_classifier
 from .zmq_result_sink import zmq_result_sink
 from .result_summary import result_summary
+from .stft import stft

@@ -88,7 +88,7 @@ class amc_classifier(gr.sync_block):
 
     # ---- scheduler ----
     def stop(self):
-        self._publish(self.worker.drain(timeout=5.0))
+        self._publish(self.worker.drain(timeout=5.0), tags=False)   # no stream tags outside work()
         self.worker.close()
         self._publish_metrics()
         return True
@@ -141,7 +141,7 @@ class amc_classifier(gr.sync_block):
             self.logger.warn(f"inference cannot keep up: {self.counts['skipped']} frames skipped so far "
                              "(IQ still passes through); raise every_n or threads, or use overload='block'")
 
-    def _publish(self, done):
+    def _publish(self, done, tags=True):
         if not done:
             return
         k = self._k
@@ -176,7 +176,8 @@ class amc_classifier(gr.sync_block):
                                                 (k["exit"], pmt.from_long(exits[i])),
                                                 (k["status"], self._status_pmt[status[i]])))
                 tag = pmt.dict_add(b, k_conf, pmt.from_float(conf[i]))
-                self.add_item_tag(0, off, k_amc, tag)
+                if tags:
+                    self.add_item_tag(0, off, k_amc, tag)
                 if want_msgs:
                     msg = pmt.dict_add(tag, k["offset"], pmt.from_uint64(off))
                     msg = pmt.dict_add(msg, k["probs"], pmt.init_f32vector(len(res.probs[i]), res.probs[i]))

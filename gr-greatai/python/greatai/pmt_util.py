@@ -12,8 +12,6 @@ def to_python(msg):
             kv = pmt.nth(i, items)
             out[str(to_python(pmt.car(kv)))] = to_python(pmt.cdr(kv))
         return out
-    if pmt.is_pdu(msg) if hasattr(pmt, "is_pdu") else False:
-        return {"meta": to_python(pmt.car(msg)), "data": to_python(pmt.cdr(msg))}
     return pmt.to_python(msg)
 
 

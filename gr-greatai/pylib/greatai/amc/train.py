@@ -7,7 +7,6 @@ detached), so one backward pass of loss1 + loss2 gives exactly the two separate 
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -143,20 +142,10 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
 
 
 def _gen(seed, n_per_class, L, progress, desc):
+    from functools import partial
     from tqdm import tqdm
-    rng_seed = seed
-    chunk = 2048
-    total = n_per_class * len(sim.CLASSES)
-    iq = np.empty((total, L), np.complex64)
-    y = np.empty(total, np.int64)
-    snr = np.empty(total, np.float32)
-    rng = np.random.default_rng(rng_seed)
-    labels = np.repeat(np.arange(len(sim.CLASSES)), n_per_class)
-    rng.shuffle(labels)
-    for a in tqdm(range(0, total, chunk), desc=desc, disable=not progress, file=sys.stderr, leave=False):
-        x, p = sim.generate(rng, labels[a:a + chunk], L)
-        iq[a:a + chunk], y[a:a + chunk], snr[a:a + chunk] = x, p["label"], p["snr_db"]
-    return iq, y, snr
+    bar = partial(tqdm, desc=desc, disable=not progress, file=sys.stderr, leave=False)
+    return sim.dataset(seed, n_per_class, L, progress=bar)
 
 
 def _torch_probs(model, iq, batch=1024):
@@ -170,6 +159,3 @@ def _torch_probs(model, iq, batch=1024):
             p2s.append(torch.softmax(z2, 1).numpy())
     return np.concatenate(p1s), np.concatenate(p2s)
 
-
-def main_args(args):
-    return " ".join(shlex.quote(a) for a in args)
