@@ -77,8 +77,12 @@ def provider_name(provider: str) -> str:
     return name
 
 
-def make_session(onnx_path: Path, provider: str = "cpu", threads: int = 1):
-    """An ONNX Runtime session on exactly the requested provider (no silent fallback)."""
+def make_session(onnx_path: Path, provider: str = "cpu", threads: int = 1, spin: bool = False):
+    """An ONNX Runtime session on exactly the requested provider (no silent fallback).
+
+    Intra-op threads do not busy-wait between runs (``spin=False``): a spinning pool
+    steals the cores that GNU Radio's threads and the model's other session need; on a
+    2-core machine that halved stage 1's speed when stage 2 ran between its batches."""
     import onnxruntime as ort
     name = provider_name(provider)
     if int(threads) < 1:
@@ -89,6 +93,7 @@ def make_session(onnx_path: Path, provider: str = "cpu", threads: int = 1):
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         sess = ort.InferenceSession(str(onnx_path), so, providers=[name])
     except Exception as e:  # onnxruntime raises several private exception types

@@ -24,8 +24,8 @@ class amc_classifier(gr.sync_block):
     Output is held back only until the results for it are known (at most
     ``max_pending`` batches).  With ``overload='skip'`` frames that arrive while that
     many batches are still waiting are not classified (counted as ``skipped``); the IQ is
-    never blocked or dropped.  ``overload='block'`` classifies every frame and applies
-    back-pressure instead (files, benchmarks).
+    never blocked or dropped.  ``overload='block'`` classifies every frame inside work()
+    and applies back-pressure instead (files, benchmarks, offline runs).
 
     Args:
         model: model directory or model.json ('' for the shipped amc_ee model).
@@ -49,8 +49,16 @@ class amc_classifier(gr.sync_block):
         self.batch_frames = int(batch_frames)
         self.worker = runtime.InferenceWorker(self.engine.classify, max_pending=max_pending, policy=overload,
                                               name="greatai-amc")
+        # 'block' needs no second thread: inference runs inside work() (onnxruntime releases
+        # the GIL and GNU Radio's thread-per-block scheduler already overlaps the neighbours)
+        self.sync = overload == "block"
         self.set_output_multiple(self.L)
         self.set_min_output_buffer(max(8192, 2 * self.L * self.batch_frames))
+        # GNU Radio sizes the buffer feeding a block from its output multiple and history
+        # only (default 32 kB = 4 frames), which would cap batches at a few frames.  A long
+        # history makes the upstream buffer hold several whole batches; work() skips it.
+        self._hist = 2 * self.L * self.batch_frames
+        self.set_history(self._hist + 1)
         self.message_port_register_out(pmt.intern("classification"))
         self.message_port_register_out(pmt.intern("metrics"))
         self._next_frame = 0
@@ -94,8 +102,8 @@ class amc_classifier(gr.sync_block):
         return True
 
     def work(self, input_items, output_items):
-        inp, out = input_items[0], output_items[0]
-        n, L = len(inp), self.L
+        inp, out = input_items[0][self._hist:], output_items[0]
+        n, L = len(out), self.L
         r = self.nitems_read(0)
         first = max(self._next_frame, -(-r // L))
         last = (r + n) // L
@@ -107,10 +115,15 @@ class amc_classifier(gr.sync_block):
                 idx = sel[a:a + self.batch_frames]
                 local = idx[0] * L - r
                 if self.every_n == 1:
-                    frames = inp[local:local + len(idx) * L].reshape(len(idx), L).copy()
+                    frames = inp[local:local + len(idx) * L].reshape(len(idx), L)
+                    if not self.sync:   # the worker reads it later, after GNU Radio reuses the buffer
+                        frames = frames.copy()
                 else:
                     frames = inp[(idx * L - r)[:, None] + np.arange(L)]
-                if self.worker.submit(int(idx[0]) * L, idx * L, frames):
+                if self.sync:           # back-pressure mode: classify right here, in order
+                    self.counts["submitted"] += len(idx)
+                    self._publish([self._run_sync(int(idx[0]) * L, idx * L, frames)])
+                elif self.worker.submit(int(idx[0]) * L, idx * L, frames):
                     self.counts["submitted"] += len(idx)
                 else:
                     self._skip(len(idx))
@@ -132,6 +145,12 @@ class amc_classifier(gr.sync_block):
             self._last_metrics = now
             self._publish_metrics()
         return limit
+
+    def _run_sync(self, key, offsets, frames):
+        try:
+            return key, offsets, self.engine.classify(frames), None
+        except Exception as e:
+            return key, offsets, None, e
 
     def _skip(self, k):
         self.counts["skipped"] += k
