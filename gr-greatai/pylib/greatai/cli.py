@@ -75,6 +75,14 @@ def cmd_classify(a):
     return 0
 
 
+def cmd_simulate(a):
+    from . import recording, sim
+    x, ann = sim.record(a.schedule, a.rate, a.seconds, (a.snr_min, a.snr_max), seed=a.seed, shuffle=a.shuffle)
+    meta = recording.write_sigmf(a.out, x, a.rate, ann, description=f"greatai simulated radio: {a.schedule}",
+                                 extra_global={"greatai:seed": a.seed})
+    print(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
+
+
 def cmd_listen(a):
     from .results import subscribe, dumps
     try:
@@ -128,6 +136,18 @@ def main(argv=None):
     c.add_argument("--threshold", type=float, default=None)
     c.add_argument("--threads", type=int, default=2)
     c.set_defaults(fn=cmd_classify)
+
+    m = sub.add_parser("simulate", help="record the simulated radio as labelled SigMF (cf32_le)")
+    m.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    m.add_argument("--schedule", default="BPSK:0.1,QPSK:0.1,8PSK:0.1,QAM16:0.1,QAM64:0.1,PAM4:0.1,GFSK:0.1,"
+                                             "CPFSK:0.1,WBFM:0.1,AM-DSB:0.1,NOISE:0.1")
+    m.add_argument("--rate", type=float, default=1e6, help="sample rate (S/s)")
+    m.add_argument("--seconds", type=float, default=1.1)
+    m.add_argument("--snr-min", type=float, default=10.0)
+    m.add_argument("--snr-max", type=float, default=20.0)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--shuffle", action="store_true")
+    m.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("listen", help="subscribe to a ZMQ result sink and print its JSON results")
     s.add_argument("address", nargs="?", default="tcp://127.0.0.1:5556")

@@ -85,3 +85,48 @@ def frames(samples: np.ndarray, frame_length: int, batch: int = 256):
         b = min(n, a + batch)
         blk = np.asarray(samples[a * frame_length:b * frame_length]).reshape(b - a, frame_length)
         yield np.arange(a, b) * frame_length, blk
+
+
+def annotation_truth(annotations: list) -> list:
+    """(sample_start, label, snr_db or None) for each annotation with a label, sorted.
+    Labels come from ``core:label``; SNR from ``greatai:snr_db`` when present."""
+    out = []
+    for a in annotations:
+        lab = a.get("core:label")
+        if lab is None or "core:sample_start" not in a:
+            continue
+        snr = a.get("greatai:snr_db")
+        out.append((int(a["core:sample_start"]), str(lab), None if snr is None else float(snr)))
+    return sorted(out, key=lambda t: t[0])
+
+
+def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), description: str = "",
+                extra_global: dict | None = None) -> Path:
+    """Write ``base.sigmf-data`` (cf32_le) and ``base.sigmf-meta`` atomically: the data file
+    first, then the metadata, each through a temporary file and a rename.  Returns the meta path."""
+    from .runtime import atomic_write
+    base = Path(base)
+    if base.suffix in (".sigmf-meta", ".sigmf-data"):
+        base = base.with_suffix("")
+    x = np.ascontiguousarray(samples, dtype=np.complex64)
+    data_p, meta_p = Path(str(base) + ".sigmf-data"), Path(str(base) + ".sigmf-meta")
+    atomic_write(data_p, x.tobytes())
+    glob = {"core:datatype": "cf32_le", "core:sample_rate": float(samp_rate), "core:version": "1.0.0",
+            "core:recorder": "gr-greatai", "core:sha512": _sha512(data_p),
+            # greatai:snr_db (annotations) and greatai:seed (global) are our extension fields
+            "core:extensions": [{"name": "greatai", "version": "0.1.0", "optional": True}]}
+    if description:
+        glob["core:description"] = description
+    glob.update(extra_global or {})
+    meta = {"global": glob, "captures": [{"core:sample_start": 0}], "annotations": list(annotations)}
+    atomic_write(meta_p, json.dumps(meta, indent=2))
+    return meta_p
+
+
+def _sha512(path) -> str:
+    import hashlib
+    h = hashlib.sha512()
+    with open(path, "rb") as f:
+        for blk in iter(lambda: f.read(1 << 20), b""):
+            h.update(blk)
+    return h.hexdigest()

@@ -353,3 +353,16 @@ class StreamSimulator:
         ev = [e for e in self._events if e[0] < self._pos]
         self._events = [e for e in self._events if e[0] >= self._pos]
         return out, [e for e in ev if e[0] >= start]
+
+
+def record(schedule, samp_rate: float, seconds: float, snr_db=(10.0, 20.0), seed: int = 0, shuffle: bool = False):
+    """Samples and SigMF annotations (one per dwell, with the truth) from StreamSimulator."""
+    st = StreamSimulator(schedule, samp_rate, snr_db, seed=seed, shuffle=shuffle)
+    n = int(round(seconds * samp_rate))
+    x, events = st.read(n)
+    ann = []
+    for i, (off, label, snr) in enumerate(events):
+        end = events[i + 1][0] if i + 1 < len(events) else n
+        ann.append({"core:sample_start": int(off), "core:sample_count": int(end - off), "core:label": label,
+                    "greatai:snr_db": round(float(snr), 3)})
+    return x, ann

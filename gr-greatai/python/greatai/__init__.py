@@ -7,3 +7,4 @@ from .amc_classifier import amc_classifier
 from .zmq_result_sink import zmq_result_sink
 from .result_summary import result_summary
 from .stft import stft
+from .sigmf_source import sigmf_source
