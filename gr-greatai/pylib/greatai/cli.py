@@ -83,6 +83,12 @@ def cmd_simulate(a):
     print(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
 
 
+def cmd_screenshot(a):
+    from .gui import screenshot
+    panel = screenshot.amc(a.out, seconds=a.seconds)
+    print(json.dumps({"png": a.out, "frames": panel.frames}))
+
+
 def cmd_listen(a):
     from .results import subscribe, dumps
     try:
@@ -148,6 +154,12 @@ def main(argv=None):
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--shuffle", action="store_true")
     m.set_defaults(fn=cmd_simulate)
+
+    g = sub.add_parser("screenshot", help="run a panel on the simulated source and save it as PNG")
+    g.add_argument("task", choices=["amc"])
+    g.add_argument("out")
+    g.add_argument("--seconds", type=float, default=4.0)
+    g.set_defaults(fn=cmd_screenshot)
 
     s = sub.add_parser("listen", help="subscribe to a ZMQ result sink and print its JSON results")
     s.add_argument("address", nargs="?", default="tcp://127.0.0.1:5556")

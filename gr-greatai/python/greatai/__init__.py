@@ -8,3 +8,11 @@ from .zmq_result_sink import zmq_result_sink
 from .result_summary import result_summary
 from .stft import stft
 from .sigmf_source import sigmf_source
+
+
+def __getattr__(name):
+    # Qt blocks load PyQt5 only when asked for, so headless radios never import Qt
+    if name == "amc_display":
+        from .amc_display import amc_display
+        return amc_display
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Qt (pyqtgraph) display panels.  PyQt5 + pyqtgraph only, no GNU Radio."""

@@ -1,0 +1,111 @@
+"""Live display of early-exit AMC results: class-probability bars, a label timeline
+coloured by exit, and the share of frames leaving at exit 1.
+
+``push(result)`` may be called from any thread (it only appends to a bounded deque);
+a QTimer on the GUI thread drains it at most ``fps`` times a second, so the display
+never slows the flowgraph and never touches Qt objects from another thread.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+EXIT1_COLOUR = (40, 170, 60)
+EXIT2_COLOUR = (230, 120, 20)
+BAR_COLOUR = (30, 120, 200)
+
+
+class AMCPanel(QtWidgets.QWidget):
+    def __init__(self, classes, history: int = 300, fps: float = 30.0, title: str = "Early-exit AMC",
+                 parent=None):
+        super().__init__(parent)
+        if int(history) < 1:
+            raise ValueError(f"history must be >= 1 result, got {history}")
+        if not 0 < float(fps) <= 120:
+            raise ValueError(f"fps must be in (0, 120], got {fps}")
+        self.classes = list(classes)
+        self.index = {c: i for i, c in enumerate(self.classes)}
+        self._q = collections.deque(maxlen=20000)          # filled from any thread
+        self.labels = collections.deque(maxlen=int(history))
+        self.exits = collections.deque(maxlen=int(history))
+        self.probs = np.zeros(len(self.classes))
+        self.frames = self.exit1 = self.exit2 = self.invalid = 0
+        self.last = None
+
+        pg.setConfigOptions(antialias=False, background="w", foreground="k")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.info = QtWidgets.QLabel(f"<b>{title}</b>: waiting for results")
+        lay.addWidget(self.info)
+        self.glw = pg.GraphicsLayoutWidget()
+        lay.addWidget(self.glw)
+        ticks = [list(enumerate(self.classes))]
+        self.p_bar = self.glw.addPlot(title="class probabilities (mean since last update)")
+        self.bars = pg.BarGraphItem(x=np.arange(len(self.classes)), height=np.zeros(len(self.classes)),
+                                    width=0.7, brush=pg.mkBrush(*BAR_COLOUR))
+        self.p_bar.addItem(self.bars)
+        self.p_bar.setYRange(0, 1, padding=0)
+        self.p_bar.getAxis("bottom").setTicks(ticks)
+        font = QtGui.QFont()
+        font.setPointSize(8)
+        self.p_bar.getAxis("bottom").setStyle(tickFont=font)
+        self.p_bar.setMouseEnabled(x=False, y=False)
+        self.glw.nextRow()
+        self.p_tl = self.glw.addPlot(title="label timeline (green: exit 1, orange: exit 2)")
+        self.sc1 = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(*EXIT1_COLOUR))
+        self.sc2 = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(*EXIT2_COLOUR))
+        self.p_tl.addItem(self.sc1)
+        self.p_tl.addItem(self.sc2)
+        self.p_tl.getAxis("left").setTicks(ticks)
+        self.p_tl.setYRange(-0.5, len(self.classes) - 0.5, padding=0)
+        self.p_tl.setLabel("bottom", "result (newest right)")
+        self.resize(900, 560)
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(max(1, int(1000 / float(fps))))
+
+    def push(self, result: dict):
+        """Queue one result dict (label, exit, probs, ...); safe from any thread."""
+        self._q.append(result)
+
+    def refresh(self):
+        """Drain queued results and redraw (GUI thread; the timer calls this)."""
+        batch = []
+        while self._q:
+            batch.append(self._q.popleft())
+        if not batch:
+            return
+        probs = []
+        for r in batch:
+            i = self.index.get(r.get("label"))
+            if i is None:
+                self.invalid += 1
+                continue
+            self.frames += 1
+            e = int(r.get("exit", 0) or 0)
+            self.exit1 += e == 1
+            self.exit2 += e == 2
+            self.labels.append(i)
+            self.exits.append(e)
+            p = r.get("probs")
+            if p is not None and len(p) == len(self.classes):
+                probs.append(p)
+            self.last = r
+        if probs:
+            self.probs = np.mean(np.asarray(probs, float), axis=0)
+            self.bars.setOpts(height=self.probs)
+        if self.labels:
+            lab = np.fromiter(self.labels, float)
+            ex = np.fromiter(self.exits, int)
+            x = np.arange(len(lab), dtype=float)
+            self.sc1.setData(x[ex == 1], lab[ex == 1])
+            self.sc2.setData(x[ex != 1], lab[ex != 1])
+            self.p_tl.setXRange(0, self.labels.maxlen, padding=0.01)
+        if self.last is not None:
+            share = 100.0 * self.exit1 / max(1, self.exit1 + self.exit2)
+            conf = self.last.get("confidence")
+            self.info.setText(f"<b>{self.last.get('label')}</b> ({'' if conf is None else f'{100 * conf:.0f} %, '}"
+                              f"exit {self.last.get('exit')}) &nbsp; | &nbsp; exit-1 share {share:.1f} % &nbsp; | "
+                              f"&nbsp; {self.frames} frames" + (f", {self.invalid} invalid" if self.invalid else ""))

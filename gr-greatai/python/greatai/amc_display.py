@@ -1,0 +1,39 @@
+import pmt
+from gnuradio import gr
+
+from greatai import runtime
+
+from .pmt_util import to_python
+
+
+class amc_display(gr.basic_block):
+    """Qt display of early-exit AMC results (class-probability bars, label timeline, share
+    leaving at exit 1).  Connect amc_classifier's ``classification`` port to ``in``.
+
+    Messages are queued from the message thread; the panel redraws on the GUI thread at
+    most ``fps`` times a second, so it never slows the flowgraph.
+
+    Args:
+        model: model whose class list labels the axes ('' = the shipped amc_ee).
+        title: panel title.
+        history: results shown on the timeline.
+        fps: maximum redraws per second.
+    """
+
+    def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0):
+        gr.basic_block.__init__(self, name="greatai_amc_display", in_sig=None, out_sig=None)
+        from greatai.gui.amc_panel import AMCPanel       # needs a QApplication (GRC's QT GUI makes one)
+        classes = runtime.load_metadata(runtime.resolve_model(model, "amc_ee"))["classes"]
+        self.panel = AMCPanel(classes, history=history, fps=fps, title=title)
+        self.widget = self.panel
+        self.message_port_register_in(pmt.intern("in"))
+        self.set_msg_handler(pmt.intern("in"), self._handle)
+
+    def _handle(self, msg):
+        if pmt.is_dict(msg):
+            self.panel.push(to_python(msg))
+        else:
+            self.logger.warn("amc_display expects PMT dicts from amc_classifier; message ignored")
+
+    def qwidget(self):
+        return self.panel
