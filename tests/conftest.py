@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+
 @pytest.fixture(scope="session")
 def root():
     return ROOT
