@@ -3,6 +3,7 @@ and its generated Python runs headless."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,33 +66,89 @@ def test_callbacks_match_block_setters(yml):
         assert ref in params | local, f"{yml.name}: make uses unknown parameter {ref}"
 
 
+def compile_flowgraph(grc, out_dir):
+    out = subprocess.run(["grcc", "-o", str(out_dir), str(grc)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    py = Path(out_dir) / (grc.stem + ".py")
+    assert py.is_file()
+    return py
+
+
+def start(py, *args):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.Popen([sys.executable, str(py), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def finish(proc, within):
+    """Let a flowgraph end by itself within ``within`` seconds, else stop it like Ctrl-C
+    would (SIGTERM: the generated handler stops the top block).  Returns (rc, log)."""
+    try:
+        out = proc.communicate(timeout=within)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    return proc.returncode, out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 @pytest.mark.parametrize("grc", FLOWGRAPHS, ids=lambda p: p.name)
 def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
-    out = subprocess.run(["grcc", "-o", str(tmp_path), str(grc)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr + out.stdout
-    py = tmp_path / (grc.stem + ".py")
-    assert py.is_file()
-    args = [sys.executable, str(py)]
-    help_text = subprocess.run(args + ["--help"], capture_output=True, text=True, timeout=60).stdout
+    py = compile_flowgraph(grc, tmp_path)
+    help_text = subprocess.run([sys.executable, str(py), "--help"], capture_output=True, text=True, timeout=60).stdout
+    args = []
     if "--duration" in help_text:
         args += ["--duration", "4"]
-    if "--address" in help_text:
-        args += ["--address", "tcp://127.0.0.1:*"]
-    if "Qt.QApplication" in py.read_text():
-        # a QT GUI flowgraph runs until closed: run it offscreen for a few seconds, then SIGTERM
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                stdin=subprocess.DEVNULL)
-        time.sleep(5)
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        run = subprocess.CompletedProcess(args, proc.returncode, out, err)
-    else:
-        run = subprocess.run(args, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-3000:]
-    assert "error" not in log.lower(), log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
+    for opt in ("--address", "--iq-address", "--json-address", "--pmt-address"):
+        if opt in help_text:
+            args += [opt, f"tcp://127.0.0.1:{free_port()}"]
+    rc, log = finish(start(py, *args), within=8)
+    assert rc == 0, log[-3000:]
+    assert "error" not in log.lower() and "Traceback" not in log, log[-3000:]
     if grc.stem in ("amc_headless", "amc_gui"):
         assert "final:" in log and "frames/s" in log
+
+
+def test_sensor_and_remote_run_together_on_loopback(tmp_path):
+    """The split radio: sensor_zmq publishes IQ (with truth tags), amc_remote classifies it
+    and publishes JSON and PMT results; all on loopback."""
+    import threading
+    import pmt
+    import zmq
+    from greatai.results import subscribe
+    sensor = compile_flowgraph(ROOT / "flowgraphs" / "sensor_zmq.grc", tmp_path)
+    remote = compile_flowgraph(ROOT / "flowgraphs" / "amc_remote.grc", tmp_path)
+    iq, js, pm = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    got_json = []
+    t = threading.Thread(target=lambda: got_json.extend(subscribe(js, timeout=20, count=50)))
+    t.start()
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(pm)
+    r = start(remote, "--iq-address", iq, "--json-address", js, "--pmt-address", pm, "--duration", "4")
+    time.sleep(1.5)
+    s = start(sensor, "--iq-address", iq, "--duration", "6")
+    pmt_msgs = []
+    deadline = time.time() + 20
+    while time.time() < deadline and not pmt_msgs:
+        if sub.poll(500):
+            pmt_msgs.append(pmt.deserialize_str(sub.recv()))
+    rc_s, log_s = finish(s, within=30)
+    rc_r, log_r = finish(r, within=30)
+    t.join(25)
+    sub.close(0)
+    assert rc_s == 0 and rc_r == 0, log_s[-2000:] + log_r[-2000:]
+    assert len(got_json) == 50 and {"label", "exit", "offset", "probs"} <= set(got_json[0])
+    assert pmt_msgs and pmt.is_dict(pmt_msgs[0])
+    assert pmt.symbol_to_string(pmt.dict_ref(pmt_msgs[0], pmt.intern("label"), pmt.PMT_NIL))
+    final = [l for l in log_r.splitlines() if "final:" in l][-1]
+    frames = int(final.split("final:")[1].split()[0])
+    acc = float(final.split("accuracy ")[1].split("%")[0])
+    assert frames > 1000 and acc > 80, final             # truth tags crossed the ZMQ link
