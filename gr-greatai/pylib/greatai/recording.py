@@ -104,7 +104,7 @@ def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), des
                 extra_global: dict | None = None) -> Path:
     """Write ``base.sigmf-data`` (cf32_le) and ``base.sigmf-meta`` atomically: the data file
     first, then the metadata, each through a temporary file and a rename.  Returns the meta path."""
-    from .runtime import atomic_write
+    from .runtime import atomic_write, file_digest
     base = Path(base)
     if base.suffix in (".sigmf-meta", ".sigmf-data"):
         base = base.with_suffix("")
@@ -112,7 +112,7 @@ def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), des
     data_p, meta_p = Path(str(base) + ".sigmf-data"), Path(str(base) + ".sigmf-meta")
     atomic_write(data_p, x.tobytes())
     glob = {"core:datatype": "cf32_le", "core:sample_rate": float(samp_rate), "core:version": "1.0.0",
-            "core:recorder": "gr-greatai", "core:sha512": _sha512(data_p),
+            "core:recorder": "gr-greatai", "core:sha512": file_digest(data_p, "sha512"),
             # greatai:snr_db (annotations) and greatai:seed (global) are our extension fields
             "core:extensions": [{"name": "greatai", "version": "0.1.0", "optional": True}]}
     if description:
@@ -122,11 +122,3 @@ def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), des
     atomic_write(meta_p, json.dumps(meta, indent=2))
     return meta_p
 
-
-def _sha512(path) -> str:
-    import hashlib
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for blk in iter(lambda: f.read(1 << 20), b""):
-            h.update(blk)
-    return h.hexdigest()

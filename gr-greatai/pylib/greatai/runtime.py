@@ -122,7 +122,12 @@ def frame_status(frames: np.ndarray) -> np.ndarray:
 
 
 def sha256(path) -> str:
-    h = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for blk in iter(lambda: f.read(1 << 20), b""):
             h.update(blk)

@@ -95,7 +95,7 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
                 bar.set_postfix(loss1=f"{tot[0] / tot[2]:.3f}", loss2=f"{tot[1] / tot[2]:.3f}")
         history.append({"epoch": ep + 1, "loss1": tot[0] / max(1, tot[2]), "loss2": tot[1] / max(1, tot[2])})
         if progress:
-            print(f"epoch {ep + 1}: loss1 {history[-1]['loss1']:.4f} loss2 {history[-1]['loss2']:.4f} "
+            tqdm.write(f"epoch {ep + 1}: loss1 {history[-1]['loss1']:.4f} loss2 {history[-1]['loss2']:.4f} "
                   f"({time.time() - t1:.0f} s)", file=sys.stderr)
     t_train = time.time() - t1
 
