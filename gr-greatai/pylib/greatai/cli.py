@@ -42,6 +42,12 @@ def _print_eval_table(res):
         print(f"{s:>7} {acc['exit1'][i]:>8.2f} {acc['exit2'][i]:>8.2f} {acc['early'][i]:>8.2f} {res['exit1_share'][i]:>10.1f}")
     print(f"SNR >= 10 dB: {res['accuracy_snr_ge_10']}; largest gap full - early: {res['max_gap_early_vs_full']} "
           f"points; NOISE recognised {res['noise_recognised']} %")
+    conf = res["confusion_snr_ge_10"]
+    names = [c[:6] for c in conf["classes"]]
+    print("\nconfusion matrix, early exit, SNR >= 10 dB (rows: true class, columns: predicted; frames):")
+    print(" " * 7 + "".join(f"{n:>7}" for n in names))
+    for n, row in zip(names, conf["rows_true_cols_pred"]):
+        print(f"{n:>7}" + "".join(f"{v:>7}" for v in row))
 
 
 def cmd_bench(a):
