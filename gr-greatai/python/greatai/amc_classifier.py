@@ -21,10 +21,12 @@ class amc_classifier(gr.sync_block):
     confidence, exit, offset, probs, entropy, status).  ``metrics`` carries counters
     about once a second.
 
-    Output is held back only until the results for it are known (at most
-    ``max_pending`` batches).  With ``overload='skip'`` frames that arrive while that
-    many batches are still waiting are not classified (counted as ``skipped``); the IQ is
-    never blocked or dropped.  ``overload='block'`` classifies every frame inside work()
+    Output is held back only until the results for it are known, so tags land on time.
+    With ``overload='skip'`` (live radios) the IQ is never blocked or dropped: frames that
+    arrive while ``max_pending`` batches are still waiting are not classified (counted as
+    ``skipped``), and once two batches of input are waiting the IQ is let through
+    without waiting; results that come back after their samples have left
+    still go out as messages, but their tags are dropped (counted as ``late``).  ``overload='block'`` classifies every frame inside work()
     and applies back-pressure instead (files, benchmarks, offline runs).
 
     Args:
@@ -53,20 +55,28 @@ class amc_classifier(gr.sync_block):
         # the GIL and GNU Radio's thread-per-block scheduler already overlaps the neighbours)
         self.sync = overload == "block"
         self.set_output_multiple(self.L)
-        self.set_min_output_buffer(max(8192, 2 * self.L * self.batch_frames))
         # GNU Radio sizes the buffer feeding a block from its output multiple and history
         # only (default 32 kB = 4 frames), which would cap batches at a few frames.  A long
-        # history makes the upstream buffer hold several whole batches; work() skips it.
-        self._hist = 2 * self.L * self.batch_frames
+        # history makes the upstream buffer hold whole batches; work() skips it.  In 'skip'
+        # mode the buffer must outlast the pending queue: if it filled first, the held-back
+        # output would block the source instead of frames being skipped.
+        batches = 2 if self.sync else int(max_pending) + 2
+        self._hist = batches * self.L * self.batch_frames
         self.set_history(self._hist + 1)
+        # past two batches of waiting input (inference at least a batch behind) the IQ is
+        # released without waiting for results
+        self._release_backlog = 2 * self.L * self.batch_frames
+        # work() sees at most what fits in its output buffer too: make that as large
+        self.set_min_output_buffer(self._hist + 2 * self.L * self.batch_frames)
         self.message_port_register_out(pmt.intern("classification"))
         self.message_port_register_out(pmt.intern("metrics"))
         self._next_frame = 0
         self.counts = {"frames": 0, "submitted": 0, "classified": 0, "skipped": 0, "invalid": 0,
-                       "exit1": 0, "exit2": 0, "errors": 0}
+                       "exit1": 0, "exit2": 0, "errors": 0, "late": 0}
         self._k = {k: pmt.intern(k) for k in ("label", "confidence", "exit", "offset", "probs", "entropy",
                                                "status", "amc", "frames", "classified", "skipped", "invalid",
-                                               "exit1", "exit2", "errors", "exit1_share", "classification", "metrics")}
+                                               "exit1", "exit2", "errors", "late", "exit1_share", "classification",
+                                               "metrics")}
         names = self.engine.classes + ["INVALID"]
         self._label_pmt = [pmt.intern(n) for n in names]
         self._status_pmt = [pmt.intern(s) for s in runtime.STATUS_NAMES]
@@ -137,6 +147,12 @@ class amc_classifier(gr.sync_block):
             limit = min(n, key - r)
             if limit > 0:
                 break
+            if n >= self._release_backlog:
+                # inference is behind: let the IQ go on rather than block the source.  The
+                # pending frames' results still go out as messages; their tags would land
+                # behind the samples already passed, so they are dropped (counted as 'late').
+                limit = n
+                break
             self.worker.wait_any_done(timeout=0.5)
             self._publish(self.worker.pop_done())
         out[:limit] = inp[:limit]
@@ -187,6 +203,10 @@ class amc_classifier(gr.sync_block):
             status = res.status.tolist()
             offs = offsets.tolist()
             base, k_conf, k_amc = self._tag_base, k["confidence"], k["amc"]
+            written = self.nitems_written(0)
+            if tags and offs and offs[0] < written:
+                late = int(np.count_nonzero(offsets < written))
+                self.counts["late"] += late
             for i, off in enumerate(offs):
                 key3 = (labels[i], exits[i], status[i])
                 b = base.get(key3)
@@ -195,7 +215,7 @@ class amc_classifier(gr.sync_block):
                                                 (k["exit"], pmt.from_long(exits[i])),
                                                 (k["status"], self._status_pmt[status[i]])))
                 tag = pmt.dict_add(b, k_conf, pmt.from_float(conf[i]))
-                if tags:
+                if tags and off >= written:
                     self.add_item_tag(0, off, k_amc, tag)
                 if want_msgs:
                     msg = pmt.dict_add(tag, k["offset"], pmt.from_uint64(off))
@@ -207,6 +227,6 @@ class amc_classifier(gr.sync_block):
         c = self.counts
         share = c["exit1"] / max(1, c["exit1"] + c["exit2"])
         items = [(self._k[name], pmt.from_uint64(int(c[name]))) for name in
-                 ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors")]
+                 ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors", "late")]
         items.append((self._k["exit1_share"], pmt.from_double(share)))
         self.message_port_pub(self._k["metrics"], dict_from(items))

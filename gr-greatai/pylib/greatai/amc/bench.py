@@ -4,7 +4,9 @@
     pre-generated IQ -> classifier -> null sink, every frame classified) at 20 and -20 dB;
 (b) the same with full depth only (T = 0: every frame through branch 2);
 (c) raw ONNX Runtime on the same batches doing the same work, to show the block's overhead;
-(d) numpy float32 GEMM rate: the model's achieved MAC/s as a fraction of it.
+(d) numpy float32 GEMM rate: the model's achieved MAC/s as a fraction of it;
+(e) overload: the live mode fed 1.5x faster than full depth can classify keeps the IQ at
+    the input rate and skips (and counts) frames instead.
 """
 from __future__ import annotations
 
@@ -43,6 +45,34 @@ def _raw_ort(eng, frames, threshold, batch, threads, seconds):
     return benchutil.rate(step, batch * L, seconds)
 
 
+def _overload(eng, threads, batch, seconds, rate):
+    """Live mode (overload='skip') fed faster than it can classify: the IQ must keep the
+    input rate while frames are skipped and counted."""
+    import time
+    from gnuradio import blocks, gr
+    from gnuradio import greatai
+    frames = _iq(-20.0, 8 * batch, eng.frame_length, seed=7)     # -20 dB: every frame goes to exit 2
+    tb = gr.top_block()
+    src = blocks.vector_source_c(frames.reshape(-1), True)
+    thr = blocks.throttle(gr.sizeof_gr_complex, rate, True)
+    amc = greatai.amc_classifier(model=str(eng.meta_path), threads=threads, batch_frames=batch, overload="skip")
+    snk = blocks.null_sink(gr.sizeof_gr_complex)
+    tb.connect(src, thr, amc, snk)
+    tb.start()
+    try:
+        time.sleep(1.0)
+        m0, c0, t0 = amc.metrics(), snk.nitems_read(0), time.perf_counter()
+        time.sleep(seconds)
+        m1, c1, t1 = amc.metrics(), snk.nitems_read(0), time.perf_counter()
+    finally:
+        tb.stop()
+        tb.wait()
+    per_s = lambda k: (m1[k] - m0[k]) * eng.frame_length / (t1 - t0) / 1e6
+    return {"input_msps": round(rate / 1e6, 2), "iq_out_msps": round((c1 - c0) / (t1 - t0) / 1e6, 2),
+            "classified_msps": round(per_s("classified"), 2), "skipped_msps": round(per_s("skipped"), 2),
+            "late_tags": m1["late"] - m0["late"]}
+
+
 def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=64, model=None):
     from gnuradio import blocks, gr
     from gnuradio import greatai
@@ -77,6 +107,7 @@ def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=64, model=No
                 "model_gmac_per_s": round(block / L * mac_frame / 1e9, 2),
                 "fraction_of_gemm": round(block / L * mac_frame / gemm, 3)})
     rows = {(r["snr_db"], r["mode"]): r for r in res["rows"]}
+    res["overload"] = _overload(eng, threads, batch, seconds, 1.5 * rows[(-20.0, "full depth")]["block_msps"] * 1e6)
     res["speedup_early_vs_full"] = {
         f"{int(s)} dB": round(rows[(s, "early exit")]["block_msps"] / rows[(s, "full depth")]["block_msps"], 2)
         for s in (20.0, -20.0)}
@@ -100,3 +131,7 @@ def print_table(res):
               f"{r['raw_ort_msps']:>12.2f} {r['block_overhead_pct']:>7.1f}% {r['model_gmac_per_s']:>7.2f} "
               f"{100 * r['fraction_of_gemm']:>6.1f}%")
     print("early exit vs full depth: " + ", ".join(f"{k}: {v}x" for k, v in res["speedup_early_vs_full"].items()))
+    o = res.get("overload")
+    if o:
+        print(f"overload (live mode, -20 dB, input throttled to {o['input_msps']} MS/s): IQ out {o['iq_out_msps']} MS/s, "
+              f"classified {o['classified_msps']} MS/s, skipped {o['skipped_msps']} MS/s, late tags {o['late_tags']}")
