@@ -117,3 +117,22 @@ def test_result_summary_scores_against_truth(shipped_model, tmp_path):
     assert s["frames"] == 120 and s["scored"] == 120
     assert s["accuracy"] > 0.85
     assert set(s["counts"]) <= {"QPSK", "WBFM", "NOISE"} | set(sim.CLASSES)
+
+
+def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
+    tb = gr.top_block()
+    src = blocks.vector_source_c(stream)
+    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=16)
+    snk = blocks.null_sink(gr.sizeof_gr_complex)
+    dbg = blocks.message_debug()
+    tb.connect(src, amc, snk)
+    tb.msg_connect(amc, "batch", dbg, "store")
+    tb.run()
+    from gnuradio.greatai.pmt_util import to_python
+    msgs = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    offsets = np.concatenate([m["offset"] for m in msgs])
+    assert offsets.tolist() == list(range(0, 60 * 1024, 1024)) and max(len(m["offset"]) for m in msgs) <= 16
+    m = msgs[0]
+    assert len(m["label"]) == len(m["exit"]) == len(m["confidence"]) == len(m["offset"])
+    assert list(m["classes"]) == list(sim.CLASSES) and len(m["probs"]) == 11
+    assert set(np.concatenate([x["exit"] for x in msgs]).tolist()) <= {1, 2}

@@ -53,7 +53,11 @@ def _print_eval_table(res):
 def cmd_bench(a):
     if a.task == "amc":
         from .amc import bench
-        bench.run(out=a.out, seconds=a.seconds, threads=a.threads)
+        res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads)
+        if a.display:
+            from .runtime import atomic_write
+            res["display"] = bench.display_overhead(seconds=a.seconds, threads=a.threads)
+            atomic_write(a.out, json.dumps(res, indent=2))
 
 
 def cmd_classify(a):
@@ -140,6 +144,7 @@ def main(argv=None):
     b.add_argument("--out", default="results/amc/bench.json")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
     b.set_defaults(fn=cmd_bench)
 
     c = sub.add_parser("classify", help="classify a SigMF (cf32_le) or raw cf32 recording: JSON lines on stdout")

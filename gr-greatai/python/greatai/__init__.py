@@ -14,5 +14,6 @@ def __getattr__(name):
     # Qt blocks load PyQt5 only when asked for, so headless radios never import Qt
     if name == "amc_display":
         from .amc_display import amc_display
+        globals()["amc_display"] = amc_display     # the submodule import set the name to the module
         return amc_display
     raise AttributeError(name)

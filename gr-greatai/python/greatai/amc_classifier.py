@@ -70,13 +70,15 @@ class amc_classifier(gr.sync_block):
         self.set_min_output_buffer(self._hist + 2 * self.L * self.batch_frames)
         self.message_port_register_out(pmt.intern("classification"))
         self.message_port_register_out(pmt.intern("metrics"))
+        self.message_port_register_out(pmt.intern("batch"))
+        self._classes_pmt = pmt.to_pmt(list(self.engine.classes))
         self._next_frame = 0
         self.counts = {"frames": 0, "submitted": 0, "classified": 0, "skipped": 0, "invalid": 0,
                        "exit1": 0, "exit2": 0, "errors": 0, "late": 0}
         self._k = {k: pmt.intern(k) for k in ("label", "confidence", "exit", "offset", "probs", "entropy",
                                                "status", "amc", "frames", "classified", "skipped", "invalid",
                                                "exit1", "exit2", "errors", "late", "exit1_share", "classification",
-                                               "metrics")}
+                                               "metrics", "batch", "classes")}
         names = self.engine.classes + ["INVALID"]
         self._label_pmt = [pmt.intern(n) for n in names]
         self._status_pmt = [pmt.intern(s) for s in runtime.STATUS_NAMES]
@@ -181,6 +183,7 @@ class amc_classifier(gr.sync_block):
             return
         k = self._k
         want_msgs = has_subscribers(self, "classification")
+        want_batch = has_subscribers(self, "batch")
         for key, offsets, res, err in done:
             if err is not None:
                 self.counts["errors"] += len(offsets)
@@ -197,6 +200,8 @@ class amc_classifier(gr.sync_block):
                 self.logger.warn(f"{len(bad)} frame(s) not classified: "
                                  + ", ".join(f"offset {int(offsets[i])} ({runtime.STATUS_NAMES[res.status[i]]})"
                                              for i in bad[:4]) + (" ..." if len(bad) > 4 else ""))
+            if want_batch:
+                self.message_port_pub(k["batch"], self._batch_msg(offsets, res))
             labels = res.label.tolist()
             conf = res.confidence.tolist()
             exits = res.exit.tolist()
@@ -222,6 +227,18 @@ class amc_classifier(gr.sync_block):
                     msg = pmt.dict_add(msg, k["probs"], pmt.init_f32vector(len(res.probs[i]), res.probs[i]))
                     msg = pmt.dict_add(msg, k["entropy"], pmt.from_float(float(res.entropy[i])))
                     self.message_port_pub(k["classification"], msg)
+
+    def _batch_msg(self, offsets, res):
+        """One PMT dict of vectors for a whole batch (for displays and other high-rate consumers)."""
+        ok = res.status == runtime.STATUS_OK
+        mean = res.probs[ok].mean(axis=0) if ok.any() else np.zeros(res.probs.shape[1], np.float32)
+        return dict_from((
+            (self._k["offset"], pmt.init_u64vector(len(offsets), offsets.astype(np.uint64).tolist())),
+            (self._k["label"], pmt.init_s32vector(len(offsets), res.label.astype(np.int32).tolist())),
+            (self._k["exit"], pmt.init_u8vector(len(offsets), res.exit.tolist())),
+            (self._k["confidence"], pmt.init_f32vector(len(offsets), res.confidence.tolist())),
+            (self._k["probs"], pmt.init_f32vector(len(mean), mean.astype(np.float32).tolist())),
+            (self._k["classes"], self._classes_pmt)))
 
     def _publish_metrics(self):
         c = self.counts

@@ -12,6 +12,11 @@ def to_python(msg):
             kv = pmt.nth(i, items)
             out[str(to_python(pmt.car(kv)))] = to_python(pmt.cdr(kv))
         return out
+    for kind in ("u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "c32", "c64"):
+        if getattr(pmt, f"is_{kind}vector")(msg):
+            return np.asarray(getattr(pmt, f"{kind}vector_elements")(msg))
+    if pmt.is_vector(msg):
+        return [to_python(pmt.vector_ref(msg, i)) for i in range(pmt.length(msg))]
     return pmt.to_python(msg)
 
 

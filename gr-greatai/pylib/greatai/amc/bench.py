@@ -73,6 +73,56 @@ def _overload(eng, threads, batch, seconds, rate):
             "late_tags": m1["late"] - m0["late"]}
 
 
+def display_overhead(seconds=3.0, threads=2, batch=64, model=None, repeats=2, fps=30.0):
+    """Samples/s through the classifier with and without amc_display attached and redrawing
+    (offscreen Qt event loop running in both cases), 20-dB frames, every frame classified."""
+    import os
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import time
+    from PyQt5 import QtCore, QtWidgets
+    from gnuradio import blocks, gr
+    from gnuradio import greatai
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    eng = EarlyExitEngine(model, threads=threads)
+    data = _iq(20.0, 8 * batch, eng.frame_length, seed=120).reshape(-1)
+    out = {}
+    for _ in range(repeats):
+        for with_display in (False, True):
+            tb = gr.top_block()
+            src = blocks.vector_source_c(data, True)
+            amc = greatai.amc_classifier(model=str(eng.meta_path), threads=threads, batch_frames=batch,
+                                         overload="block")
+            snk = blocks.null_sink(gr.sizeof_gr_complex)
+            tb.connect(src, amc, snk)
+            disp = None
+            if with_display:
+                disp = greatai.amc_display(model=str(eng.meta_path), fps=fps)
+                disp.panel.show()
+                tb.msg_connect(amc, "batch", disp, "in")
+            tb.start()
+            marks = []
+            QtCore.QTimer.singleShot(1000, lambda: marks.append((snk.nitems_read(0), time.perf_counter())))
+            QtCore.QTimer.singleShot(int(1000 * (1 + seconds)),
+                                     lambda: (marks.append((snk.nitems_read(0), time.perf_counter())), app.quit()))
+            app.exec_()
+            tb.stop()
+            tb.wait()
+            rate = (marks[1][0] - marks[0][0]) / (marks[1][1] - marks[0][1])
+            key = "with_display" if with_display else "without_display"
+            out[key] = max(out.get(key, 0.0), rate)       # best of the repeats
+            if disp is not None:
+                disp.panel.refresh()
+                out["frames_drawn"] = disp.panel.frames
+                disp.panel.close()
+    res = {"without_display_msps": round(out["without_display"] / 1e6, 2),
+           "with_display_msps": round(out["with_display"] / 1e6, 2),
+           "drop_pct": round(100 * (1 - out["with_display"] / out["without_display"]), 1),
+           "frames_drawn": out.get("frames_drawn", 0)}
+    print(f"display overhead (20 dB, early exit, every frame classified): without {res['without_display_msps']} "
+          f"MS/s, with amc_display redrawing {res['with_display_msps']} MS/s: drop {res['drop_pct']} %")
+    return res
+
+
 def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=64, model=None):
     from gnuradio import blocks, gr
     from gnuradio import greatai

@@ -70,6 +70,11 @@ class AMCPanel(QtWidgets.QWidget):
         """Queue one result dict (label, exit, probs, ...); safe from any thread."""
         self._q.append(result)
 
+    def push_batch(self, labels, exits, confidence, mean_probs):
+        """Queue a whole batch (label indices, -1 = invalid; exits; confidences; mean
+        probabilities); safe from any thread."""
+        self._q.append(("batch", labels, exits, confidence, mean_probs))
+
     def refresh(self):
         """Drain queued results and redraw (GUI thread; the timer calls this)."""
         batch = []
@@ -79,6 +84,21 @@ class AMCPanel(QtWidgets.QWidget):
             return
         probs = []
         for r in batch:
+            if isinstance(r, tuple):                       # a whole batch, vectorised
+                _, lab, ex, conf, mp = r
+                ok = lab >= 0
+                self.invalid += int(np.count_nonzero(~ok))
+                self.frames += int(ok.sum())
+                self.exit1 += int(np.count_nonzero(ex == 1))
+                self.exit2 += int(np.count_nonzero(ex == 2))
+                self.labels.extend(lab[ok].tolist())
+                self.exits.extend(ex[ok].tolist())
+                if len(mp) == len(self.classes) and ok.any():
+                    probs.append(mp)
+                if ok.any():
+                    j = np.nonzero(ok)[0][-1]
+                    self.last = {"label": self.classes[lab[j]], "exit": int(ex[j]), "confidence": float(conf[j])}
+                continue
             i = self.index.get(r.get("label"))
             if i is None:
                 self.invalid += 1

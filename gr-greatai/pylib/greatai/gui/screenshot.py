@@ -29,7 +29,7 @@ def amc(path, seconds: float = 4.0, samp_rate: float = 1e6, snr=(0.0, 30.0), see
     snk = blocks.null_sink(gr.sizeof_gr_complex)
     disp = greatai.amc_display(history=300)
     tb.connect(src, thr, amc_, snk)
-    tb.msg_connect(amc_, "classification", disp, "in")
+    tb.msg_connect(amc_, "batch", disp, "in")
     disp.panel.show()
     tb.start()
     QtCore.QTimer.singleShot(int(seconds * 1000), app.quit)
