@@ -8,6 +8,8 @@ from .zmq_result_sink import zmq_result_sink
 from .result_summary import result_summary
 from .stft import stft
 from .sigmf_source import sigmf_source
+from .rx_tagger import rx_tagger
+from .sdr_source import sdr_source
 
 
 def __getattr__(name):
