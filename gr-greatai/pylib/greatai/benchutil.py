@@ -61,3 +61,11 @@ def flowgraph_rate(build, seconds: float = 3.0, warmup: float = 1.0) -> float:
         tb.stop()
         tb.wait()
     return (c1 - c0) / (t1 - t0)
+
+
+def emit(*parts, file=None, sep=" "):
+    """Command output (tables, JSON lines) for the greatai CLI: stdout unless ``file``."""
+    import sys
+    f = file or sys.stdout
+    f.write(sep.join(str(p) for p in parts) + "\n")
+    f.flush()

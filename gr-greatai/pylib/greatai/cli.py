@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from .benchutil import emit
+
 
 def _repo_models():
     from .runtime import models_dirs
@@ -21,7 +23,7 @@ def cmd_train(a):
         res = evaluate.run(out, a.results or "results/amc", n_per_class_per_snr=a.eval_n, threads=a.threads,
                            progress=not a.quiet)
         meta = evaluate.attach_to_metadata(meta_p, res)
-        print(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
+        emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
                           "threshold": meta["default_threshold"]}))
 
 
@@ -31,23 +33,23 @@ def cmd_eval(a):
         res = evaluate.run(a.model, a.out, n_per_class_per_snr=a.n, seed=a.seed, threshold=a.threshold,
                            threads=a.threads, progress=not a.quiet)
         _print_eval_table(res)
-        print(f"\nwrote {Path(a.out) / 'eval.json'} and {Path(a.out) / 'eval.png'}")
+        emit(f"\nwrote {Path(a.out) / 'eval.json'} and {Path(a.out) / 'eval.png'}")
 
 
 def _print_eval_table(res):
-    print(f"model {res['model']}  T={res['threshold']}  {res['frames_per_class_per_snr']} frames/class/SNR, seed {res['seed']}")
-    print(f"{'SNR dB':>7} {'exit1 %':>8} {'exit2 %':>8} {'early %':>8} {'at exit1 %':>10}")
+    emit(f"model {res['model']}  T={res['threshold']}  {res['frames_per_class_per_snr']} frames/class/SNR, seed {res['seed']}")
+    emit(f"{'SNR dB':>7} {'exit1 %':>8} {'exit2 %':>8} {'early %':>8} {'at exit1 %':>10}")
     for i, s in enumerate(res["snr_db"]):
         acc = res["accuracy"]
-        print(f"{s:>7} {acc['exit1'][i]:>8.2f} {acc['exit2'][i]:>8.2f} {acc['early'][i]:>8.2f} {res['exit1_share'][i]:>10.1f}")
-    print(f"SNR >= 10 dB: {res['accuracy_snr_ge_10']}; largest gap full - early: {res['max_gap_early_vs_full']} "
+        emit(f"{s:>7} {acc['exit1'][i]:>8.2f} {acc['exit2'][i]:>8.2f} {acc['early'][i]:>8.2f} {res['exit1_share'][i]:>10.1f}")
+    emit(f"SNR >= 10 dB: {res['accuracy_snr_ge_10']}; largest gap full - early: {res['max_gap_early_vs_full']} "
           f"points; NOISE recognised {res['noise_recognised']} %")
     conf = res["confusion_snr_ge_10"]
     names = [c[:6] for c in conf["classes"]]
-    print("\nconfusion matrix, early exit, SNR >= 10 dB (rows: true class, columns: predicted; frames):")
-    print(" " * 7 + "".join(f"{n:>7}" for n in names))
+    emit("\nconfusion matrix, early exit, SNR >= 10 dB (rows: true class, columns: predicted; frames):")
+    emit(" " * 7 + "".join(f"{n:>7}" for n in names))
     for n, row in zip(names, conf["rows_true_cols_pred"]):
-        print(f"{n:>7}" + "".join(f"{v:>7}" for v in row))
+        emit(f"{n:>7}" + "".join(f"{v:>7}" for v in row))
 
 
 def cmd_bench(a):
@@ -67,7 +69,7 @@ def cmd_classify(a):
     try:
         rec = recording.open_recording(a.file)
     except recording.RecordingError as e:
-        print(f"greatai classify: {e}", file=sys.stderr)
+        emit(f"greatai classify: {e}", file=sys.stderr)
         return 2
     eng = EarlyExitEngine(a.model, threshold=a.threshold, threads=a.threads)
     names = eng.classes + ["INVALID"]
@@ -90,13 +92,13 @@ def cmd_simulate(a):
     x, ann = sim.record(a.schedule, a.rate, a.seconds, (a.snr_min, a.snr_max), seed=a.seed, shuffle=a.shuffle)
     meta = recording.write_sigmf(a.out, x, a.rate, ann, description=f"greatai simulated radio: {a.schedule}",
                                  extra_global={"greatai:seed": a.seed})
-    print(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
+    emit(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
 
 
 def cmd_screenshot(a):
     from .gui import screenshot
     panel = screenshot.amc(a.out, seconds=a.seconds)
-    print(json.dumps({"png": a.out, "frames": panel.frames}))
+    emit(json.dumps({"png": a.out, "frames": panel.frames}))
 
 
 def cmd_listen(a):
@@ -106,7 +108,7 @@ def cmd_listen(a):
             sys.stdout.write(dumps(obj) + "\n")
             sys.stdout.flush()
     except ValueError as e:
-        print(f"greatai listen: {e}", file=sys.stderr)
+        emit(f"greatai listen: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
@@ -182,7 +184,7 @@ def main(argv=None):
     try:
         rc = a.fn(a)
     except (ValueError, OSError) as ex:   # ModelError, RecordingError, bad addresses ...
-        print(f"greatai {a.cmd}: {ex}", file=sys.stderr)
+        emit(f"greatai {a.cmd}: {ex}", file=sys.stderr)
         return 2
     return rc or 0
 

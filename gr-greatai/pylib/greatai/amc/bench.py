@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import benchutil, sim
+from ..benchutil import emit
 from ..runtime import atomic_write, make_session
 from .engine import EarlyExitEngine, normalised_entropy
 
@@ -118,7 +119,7 @@ def display_overhead(seconds=3.0, threads=2, batch=64, model=None, repeats=2, fp
            "with_display_msps": round(out["with_display"] / 1e6, 2),
            "drop_pct": round(100 * (1 - out["with_display"] / out["without_display"]), 1),
            "frames_drawn": out.get("frames_drawn", 0)}
-    print(f"display overhead (20 dB, early exit, every frame classified): without {res['without_display_msps']} "
+    emit(f"display overhead (20 dB, early exit, every frame classified): without {res['without_display_msps']} "
           f"MS/s, with amc_display redrawing {res['with_display_msps']} MS/s: drop {res['drop_pct']} %")
     return res
 
@@ -164,24 +165,24 @@ def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=64, model=No
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(res, indent=2))
     print_table(res)
-    print(f"\nwrote {out}")
+    emit(f"\nwrote {out}")
     return res
 
 
 def print_table(res):
     m = res["machine"]
-    print(f"machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; "
+    emit(f"machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; "
           f"numpy GEMM {res['gemm_mac_per_s'] / 1e9:.1f} GMAC/s (float32)")
-    print(f"model: T={res['threshold']}, {res['macs_per_frame']['stage1']} + {res['macs_per_frame']['stage2']} "
+    emit(f"model: T={res['threshold']}, {res['macs_per_frame']['stage1']} + {res['macs_per_frame']['stage2']} "
           f"MAC/frame (stage1 + stage2), batch {res['batch_frames']} frames, {res['threads']} ORT threads")
     hdr = f"{'SNR':>5} {'mode':<11} {'exit1':>6} {'block MS/s':>10} {'raw ORT MS/s':>12} {'overhead':>8} {'GMAC/s':>7} {'of GEMM':>7}"
-    print(hdr)
+    emit(hdr)
     for r in res["rows"]:
-        print(f"{r['snr_db']:>5.0f} {r['mode']:<11} {100 * r['exit1_share']:>5.0f}% {r['block_msps']:>10.2f} "
+        emit(f"{r['snr_db']:>5.0f} {r['mode']:<11} {100 * r['exit1_share']:>5.0f}% {r['block_msps']:>10.2f} "
               f"{r['raw_ort_msps']:>12.2f} {r['block_overhead_pct']:>7.1f}% {r['model_gmac_per_s']:>7.2f} "
               f"{100 * r['fraction_of_gemm']:>6.1f}%")
-    print("early exit vs full depth: " + ", ".join(f"{k}: {v}x" for k, v in res["speedup_early_vs_full"].items()))
+    emit("early exit vs full depth: " + ", ".join(f"{k}: {v}x" for k, v in res["speedup_early_vs_full"].items()))
     o = res.get("overload")
     if o:
-        print(f"overload (live mode, -20 dB, input throttled to {o['input_msps']} MS/s): IQ out {o['iq_out_msps']} MS/s, "
+        emit(f"overload (live mode, -20 dB, input throttled to {o['input_msps']} MS/s): IQ out {o['iq_out_msps']} MS/s, "
               f"classified {o['classified_msps']} MS/s, skipped {o['skipped_msps']} MS/s, late tags {o['late_tags']}")
