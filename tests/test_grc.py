@@ -114,13 +114,13 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
     args = []
     if "--duration" in help_text:
         args += ["--duration", "4"]
-    for opt in ("--address", "--iq-address", "--json-address", "--pmt-address"):
+    for opt in ("--address", "--iq-address", "--json-address", "--pmt-address", "--control-address"):
         if opt in help_text:
             args += [opt, f"tcp://127.0.0.1:{free_port()}"]
     rc, log = finish(start(py, *args), within=8)
     assert rc == 0, log[-3000:]
     assert "error" not in log.lower() and "Traceback" not in log, log[-3000:]
-    if grc.stem in ("amc_headless", "amc_gui"):
+    if grc.stem in ("amc_headless", "amc_gui", "protobeam_headless", "protobeam_gui"):
         assert "final:" in log and "frames/s" in log
 
 

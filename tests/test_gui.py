@@ -75,3 +75,44 @@ def test_live_panel_screenshot_from_a_flowgraph(tmp_path):
     from PyQt5 import QtGui
     img = QtGui.QImage(str(out))
     assert img.width() > 400 and img.height() > 300
+
+
+# ---------------------------------------------------------------- ProtoBeam panel
+def test_protobeam_panel_screenshot_shows_the_data(app, tmp_path):
+    from greatai.gui import protobeam_panel as pp
+    from greatai.protobeam import sim as bsim
+    names = [f"B{b:02d}" for b in range(24)]
+    panel = pp.ProtoBeamPanel(names, bsim.BEAM_ANGLES_DEG, history=200)
+    panel.show()
+    empty = screenshot.grab_rgb(panel)
+    assert colour_pixels(empty, pp.DECISION_COLOUR) == 0 and colour_pixels(empty, pp.CALIBRATED_COLOUR) == 0
+    rng = np.random.default_rng(0)
+    protos = rng.normal(size=(24, 16))
+    shots = np.zeros(24, int)
+    shots[:6] = 8                                  # six beams calibrated
+    for _ in range(5):
+        beams = np.r_[rng.integers(0, 24, 10), np.full(30, 17), [-1]]
+        emb = protos[np.maximum(beams, 0)] + 0.1 * rng.normal(size=(len(beams), 16))
+        panel.push_batch(beams, np.full(len(beams), 0.8), emb, shots, protos)
+    panel.refresh()
+    rgb = screenshot.grab_rgb(panel)
+    panel.grab().save(str(tmp_path / "protobeam_panel.png"))
+    assert rgb.std() > 20
+    assert colour_pixels(rgb, pp.DECISION_COLOUR) > 30            # the latest decision's spoke
+    assert colour_pixels(rgb, pp.SHARE_COLOUR) > 30               # the fan of recent decisions
+    assert colour_pixels(rgb, pp.CALIBRATED_COLOUR) > 200         # six green shot bars
+    assert "B17" in panel.info.text() and "6/24 beams calibrated" in panel.info.text()
+    assert panel.frames == 200 and panel.invalid == 5 and len(panel.emb) == 200
+    x, y = panel.sc_proto.getData()
+    assert len(x) == 24                                           # prototypes in the PCA plot
+
+
+def test_live_protobeam_screenshot_with_live_calibration(tmp_path):
+    out = tmp_path / "live_pb.png"
+    r = subprocess.run([sys.executable, "-m", "greatai.cli", "screenshot", "protobeam", str(out), "--seconds", "3"],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["frames"] > 1000
+    from PyQt5 import QtGui
+    img = QtGui.QImage(str(out))
+    assert img.width() > 400 and img.height() > 300

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .benchutil import emit
 
 
@@ -25,6 +27,14 @@ def cmd_train(a):
         meta = evaluate.attach_to_metadata(meta_p, res)
         emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
                           "threshold": meta["default_threshold"]}))
+    elif a.task == "protobeam":
+        from .protobeam import train, evaluate
+        out = Path(a.out or (_repo_models() / "protobeam"))
+        meta = train.train_all(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
+                               results_dir=a.results or "results/protobeam")
+        emit(evaluate.format_table(meta["evaluation"]))
+        emit(json.dumps({"model": str(out / "model.json"), "goals": meta["evaluation"]["goals"],
+                         "training_seconds": meta["training"]["seconds"]}))
 
 
 def cmd_eval(a):
@@ -55,11 +65,15 @@ def _print_eval_table(res):
 def cmd_bench(a):
     if a.task == "amc":
         from .amc import bench
+        a.out = a.out or "results/amc/bench.json"
         res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads)
         if a.display:
             from .runtime import atomic_write
             res["display"] = bench.display_overhead(seconds=a.seconds, threads=a.threads)
             atomic_write(a.out, json.dumps(res, indent=2))
+    elif a.task == "protobeam":
+        from .protobeam import bench
+        bench.run(out=a.out or "results/protobeam/bench.json", seconds=a.seconds)
 
 
 def cmd_classify(a):
@@ -89,15 +103,117 @@ def cmd_classify(a):
 
 def cmd_simulate(a):
     from . import recording, sim
+    if a.beams:
+        return _simulate_beams(a)
     x, ann = sim.record(a.schedule, a.rate, a.seconds, (a.snr_min, a.snr_max), seed=a.seed, shuffle=a.shuffle)
     meta = recording.write_sigmf(a.out, x, a.rate, ann, description=f"greatai simulated radio: {a.schedule}",
                                  extra_global={"greatai:seed": a.seed})
     emit(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
 
 
+def _simulate_beams(a):
+    """A labelled ProtoBeam calibration sweep: SHOTS frames of every beam, one annotation each."""
+    from . import recording
+    from .protobeam import demo, sim as bsim
+    parts, ann, off = [], [], 0
+    for b, iq in demo.calibration_shots(a.front_end, a.position, a.shots, seed=a.seed):
+        parts.append(iq.ravel())
+        ann.append({"core:sample_start": off, "core:sample_count": iq.size, "core:label": f"B{b:02d}"})
+        off += iq.size
+    meta = recording.write_sigmf(a.out, np.concatenate(parts), a.rate, ann,
+                                 description=f"greatai ProtoBeam calibration sweep: front end {a.front_end}, "
+                                             f"position {a.position}, {a.shots} frames per beam",
+                                 extra_global={"greatai:seed": a.seed, "greatai:front_end": a.front_end,
+                                               "greatai:position": a.position, "greatai:frame_length": bsim.FRAME_LENGTH})
+    emit(json.dumps({"meta": str(meta), "samples": off, "annotations": len(ann)}))
+
+
+def labelled_frames(path, frame_length):
+    """(label, frames [k, frame_length]) per labelled annotation of a SigMF recording (whole frames)."""
+    from . import recording
+    rec = recording.open_recording(path)
+    anns = sorted((x for x in rec.annotations if "core:label" in x and "core:sample_start" in x),
+                  key=lambda x: int(x["core:sample_start"]))
+    if not anns:
+        raise recording.RecordingError(f"{path} has no labelled annotations (core:label) to calibrate from")
+    out = []
+    for i, x in enumerate(anns):
+        start = int(x["core:sample_start"])
+        nxt = int(anns[i + 1]["core:sample_start"]) if i + 1 < len(anns) else len(rec.samples)
+        k = int(x.get("core:sample_count", nxt - start)) // frame_length
+        if k:
+            out.append((str(x["core:label"]), np.asarray(rec.samples[start:start + k * frame_length])
+                        .reshape(k, frame_length)))
+    return out
+
+
+def cmd_calibrate(a):
+    """Calibrate ProtoBeam from a labelled recording: live over ZMQ, or into a file."""
+    from .protobeam.engine import ProtoBeamEngine
+    eng = ProtoBeamEngine(a.model, threads=a.threads)
+    parts = labelled_frames(a.recording, eng.frame_length)
+    for label, _ in parts:
+        eng.beam_index(label)                    # unknown labels fail before anything is sent
+    if a.address:
+        from gnuradio.greatai.control import CalibrationClient
+        cli = CalibrationClient(a.address)
+        if a.reset:
+            cli.request("reset")
+        for label, fr in parts:
+            cli.shots(label, fr, replace=a.replace)
+        if a.save:
+            cli.request("save", path=a.save)
+        cli.close()
+        emit(json.dumps({"sent": len(parts), "frames": int(sum(len(f) for _, f in parts)), "address": a.address}))
+    else:
+        if a.base:
+            eng.load(a.base)
+        for label, fr in parts:
+            eng.add_shots(label, fr, replace=a.replace)
+        out = eng.save(a.out)
+        emit(json.dumps({"calibration": str(out), "calibrated_beams": eng.calibrated_beams,
+                         "shots": eng.shots().tolist()}))
+    return 0
+
+
+def cmd_demo(a):
+    """ProtoBeam live-calibration demo: the headless flowgraph plus the ZMQ client."""
+    import subprocess
+    from .protobeam import demo
+    from .results import subscribe
+    from .runtime import atomic_write
+    from gnuradio.greatai.control import CalibrationClient
+    root = Path(__file__).resolve().parents[3]
+    grc = root / "flowgraphs" / "protobeam_headless.grc"
+    build = root / "build" / "flowgraphs"
+    build.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["grcc", "-o", str(build), str(grc)], check=True, stdout=subprocess.DEVNULL)
+    fg = subprocess.Popen([sys.executable, str(build / "protobeam_headless.py"), "-d", str(a.timeout + 5),
+                           "-f", str(a.front_end), "-t", str(a.switch_to), "-s", str(a.switch_after),
+                           "-j", a.json_address, "-c", a.control_address],
+                          stdout=subprocess.DEVNULL if a.quiet else None, stderr=subprocess.STDOUT)
+    try:
+        cli = CalibrationClient(a.control_address)
+        score = demo.run(subscribe(a.json_address, timeout=10.0), cli.shots, a.front_end, 0, a.shots,
+                         a.frames, timeout=a.timeout, log=lambda t: emit(f"[demo] {t}"))
+        cli.close()
+    finally:
+        fg.terminate()
+        fg.wait(10)
+    rows = score.table()
+    emit(f"\n{'phase':<30}{'frames':>8}{'accuracy %':>12}")
+    for r in rows:
+        emit(f"{r['phase']:<30}{r['frames']:>8}{'n/a' if r['accuracy'] is None else r['accuracy']:>12}")
+    res = {"front_end": {"start": a.front_end, "after": score.new_front_end}, "shots_per_beam": a.shots,
+           "phases": rows, "acks": len([x for x in score.acks if x.get("ok")])}
+    if a.out:
+        atomic_write(a.out, json.dumps(res, indent=2))
+    return 0 if all(r["frames"] for r in rows) else 1
+
+
 def cmd_screenshot(a):
     from .gui import screenshot
-    panel = screenshot.amc(a.out, seconds=a.seconds)
+    panel = getattr(screenshot, a.task)(a.out, seconds=a.seconds)
     emit(json.dumps({"png": a.out, "frames": panel.frames}))
 
 
@@ -120,11 +236,11 @@ def main(argv=None):
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model on simulated data and export it to ONNX")
-    t.add_argument("task", choices=["amc"])
+    t.add_argument("task", choices=["amc", "protobeam"])
     t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test)")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", help="model directory (default: models/<name>)")
-    t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/amc)")
+    t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>)")
     t.add_argument("--eval-n", type=int, default=200, help="frames per class per SNR in the evaluation")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--quiet", action="store_true")
@@ -142,8 +258,8 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc"])
-    b.add_argument("--out", default="results/amc/bench.json")
+    b.add_argument("task", choices=["amc", "protobeam"])
+    b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
@@ -166,10 +282,42 @@ def main(argv=None):
     m.add_argument("--snr-max", type=float, default=20.0)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--shuffle", action="store_true")
+    m.add_argument("--beams", action="store_true", help="a ProtoBeam calibration sweep instead (labels B00..B23)")
+    m.add_argument("--front-end", type=int, default=4, help="with --beams: front end 0-5")
+    m.add_argument("--position", type=int, default=0, help="with --beams: receiver position 0-2")
+    m.add_argument("--shots", type=int, default=8, help="with --beams: frames per beam")
     m.set_defaults(fn=cmd_simulate)
 
+    k = sub.add_parser("calibrate", help="calibrate ProtoBeam from a labelled SigMF recording "
+                                         "(live over ZMQ, or into a calibration file)")
+    k.add_argument("recording")
+    dest = k.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--address", help="ZMQ address of the flowgraph's calibration PULL source")
+    dest.add_argument("--out", help="write a calibration file instead")
+    k.add_argument("--base", help="with --out: start from this calibration file")
+    k.add_argument("--replace", action="store_true", help="replace the beams' earlier shots")
+    k.add_argument("--reset", action="store_true", help="with --address: reset the calibration first")
+    k.add_argument("--save", help="with --address: then ask the block to save to this path")
+    k.add_argument("--model", default=None)
+    k.add_argument("--threads", type=int, default=2)
+    k.set_defaults(fn=cmd_calibrate)
+
+    d = sub.add_parser("demo", help="ProtoBeam live-calibration demo (headless flowgraph + ZMQ client)")
+    d.add_argument("task", choices=["protobeam"])
+    d.add_argument("--front-end", type=int, default=0)
+    d.add_argument("--switch-to", type=int, default=4)
+    d.add_argument("--switch-after", type=float, default=6.0)
+    d.add_argument("--shots", type=int, default=8)
+    d.add_argument("--frames", type=int, default=1500, help="frames scored per phase")
+    d.add_argument("--timeout", type=float, default=60.0)
+    d.add_argument("--json-address", default="tcp://127.0.0.1:5556")
+    d.add_argument("--control-address", default="tcp://127.0.0.1:5560")
+    d.add_argument("--out", default="results/protobeam/demo.json")
+    d.add_argument("--quiet", action="store_true", help="hide the flowgraph's own log")
+    d.set_defaults(fn=cmd_demo)
+
     g = sub.add_parser("screenshot", help="run a panel on the simulated source and save it as PNG")
-    g.add_argument("task", choices=["amc"])
+    g.add_argument("task", choices=["amc", "protobeam"])
     g.add_argument("out")
     g.add_argument("--seconds", type=float, default=4.0)
     g.set_defaults(fn=cmd_screenshot)

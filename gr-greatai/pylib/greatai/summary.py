@@ -56,5 +56,5 @@ class Scoreboard:
         s = self.summary(seconds)
         acc = "n/a" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
         counts = " ".join(f"{k}={v}" for k, v in s["counts"].items())
-        return (f"{s['frames']} frames, {s['frames_per_s'] or 0:.0f} frames/s, exit-1 share "
-                f"{100 * s['exit1_share']:.1f}%, accuracy {acc} | {counts}")
+        exits = f", exit-1 share {100 * s['exit1_share']:.1f}%" if self.exit1 + self.exit2 else ""
+        return f"{s['frames']} frames, {s['frames_per_s'] or 0:.0f} frames/s{exits}, accuracy {acc} | {counts}"

@@ -10,12 +10,15 @@ from .stft import stft
 from .sigmf_source import sigmf_source
 from .rx_tagger import rx_tagger
 from .sdr_source import sdr_source
+from .protobeam import protobeam
+from .protobeam_source import protobeam_source
 
 
 def __getattr__(name):
     # Qt blocks load PyQt5 only when asked for, so headless radios never import Qt
-    if name == "amc_display":
-        from .amc_display import amc_display
-        globals()["amc_display"] = amc_display     # the submodule import set the name to the module
-        return amc_display
+    if name in ("amc_display", "protobeam_display"):
+        import importlib
+        cls = getattr(importlib.import_module(f".{name}", __name__), name)
+        globals()[name] = cls          # the submodule import set the name to the module
+        return cls
     raise AttributeError(name)

@@ -7,7 +7,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.amc.engine import EarlyExitEngine
 
-from .pmt_util import dict_from, has_subscribers
+from .pmt_util import dict_from, has_subscribers, size_for_batches
 
 
 class amc_classifier(gr.sync_block):
@@ -54,20 +54,12 @@ class amc_classifier(gr.sync_block):
         # 'block' needs no second thread: inference runs inside work() (onnxruntime releases
         # the GIL and GNU Radio's thread-per-block scheduler already overlaps the neighbours)
         self.sync = overload == "block"
-        self.set_output_multiple(self.L)
-        # GNU Radio sizes the buffer feeding a block from its output multiple and history
-        # only (default 32 kB = 4 frames), which would cap batches at a few frames.  A long
-        # history makes the upstream buffer hold whole batches; work() skips it.  In 'skip'
-        # mode the buffer must outlast the pending queue: if it filled first, the held-back
-        # output would block the source instead of frames being skipped.
-        batches = 2 if self.sync else int(max_pending) + 2
-        self._hist = batches * self.L * self.batch_frames
-        self.set_history(self._hist + 1)
+        # In 'skip' mode the buffer must outlast the pending queue: if it filled first, the
+        # held-back output would block the source instead of frames being skipped.
+        self._hist = size_for_batches(self, self.L, self.batch_frames, 2 if self.sync else int(max_pending) + 2)
         # past two batches of waiting input (inference at least a batch behind) the IQ is
         # released without waiting for results
         self._release_backlog = 2 * self.L * self.batch_frames
-        # work() sees at most what fits in its output buffer too: make that as large
-        self.set_min_output_buffer(self._hist + 2 * self.L * self.batch_frames)
         self.message_port_register_out(pmt.intern("classification"))
         self.message_port_register_out(pmt.intern("metrics"))
         self.message_port_register_out(pmt.intern("batch"))

@@ -1,4 +1,4 @@
-"""PMT helpers shared by the gr-greatai blocks (not a block)."""
+"""PMT and buffer helpers shared by the gr-greatai blocks (not a block)."""
 import numpy as np
 import pmt
 
@@ -31,3 +31,19 @@ def dict_from(items):
 def has_subscribers(block, port: str) -> bool:
     subs = block.message_subscribers(pmt.intern(port))
     return pmt.length(subs) > 0 if pmt.is_pair(subs) or pmt.is_vector(subs) else False
+
+
+def size_for_batches(block, frame_length: int, batch_frames: int, batches: int) -> int:
+    """Let a sync block see ``batch_frames`` whole frames per work() call.
+
+    GNU Radio sizes the buffer feeding a block from its output multiple and history only
+    (default 32 kB = 4 frames), which would cap batches at a few frames.  A long history
+    makes the upstream buffer hold ``batches`` whole batches; work() must skip the
+    returned number of leading input samples (``input_items[0][hist:]``).
+    """
+    hist = int(batches) * int(frame_length) * int(batch_frames)
+    block.set_output_multiple(int(frame_length))
+    block.set_history(hist + 1)
+    # work() sees at most what fits in its output buffer too: make that as large
+    block.set_min_output_buffer(hist + 2 * int(frame_length) * int(batch_frames))
+    return hist

@@ -11,36 +11,26 @@ import collections
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5 import QtCore, QtGui, QtWidgets
+from PyQt5 import QtGui
+
+from .panel import Panel
 
 EXIT1_COLOUR = (40, 170, 60)
 EXIT2_COLOUR = (230, 120, 20)
 BAR_COLOUR = (30, 120, 200)
 
 
-class AMCPanel(QtWidgets.QWidget):
+class AMCPanel(Panel):
     def __init__(self, classes, history: int = 300, fps: float = 30.0, title: str = "Early-exit AMC",
                  parent=None):
-        super().__init__(parent)
-        if int(history) < 1:
-            raise ValueError(f"history must be >= 1 result, got {history}")
-        if not 0 < float(fps) <= 120:
-            raise ValueError(f"fps must be in (0, 120], got {fps}")
+        super().__init__(history, fps, title, parent=parent)
         self.classes = list(classes)
         self.index = {c: i for i, c in enumerate(self.classes)}
-        self._q = collections.deque(maxlen=20000)          # filled from any thread
         self.labels = collections.deque(maxlen=int(history))
         self.exits = collections.deque(maxlen=int(history))
         self.probs = np.zeros(len(self.classes))
         self.frames = self.exit1 = self.exit2 = self.invalid = 0
         self.last = None
-
-        pg.setConfigOptions(antialias=False, background="w", foreground="k")
-        lay = QtWidgets.QVBoxLayout(self)
-        self.info = QtWidgets.QLabel(f"<b>{title}</b>: waiting for results")
-        lay.addWidget(self.info)
-        self.glw = pg.GraphicsLayoutWidget()
-        lay.addWidget(self.glw)
         ticks = [list(enumerate(self.classes))]
         self.p_bar = self.glw.addPlot(title="class probabilities (mean since last update)")
         self.bars = pg.BarGraphItem(x=np.arange(len(self.classes)), height=np.zeros(len(self.classes)),
@@ -62,9 +52,6 @@ class AMCPanel(QtWidgets.QWidget):
         self.p_tl.setYRange(-0.5, len(self.classes) - 0.5, padding=0)
         self.p_tl.setLabel("bottom", "result (newest right)")
         self.resize(900, 560)
-        self.timer = QtCore.QTimer(self)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(max(1, int(1000 / float(fps))))
 
     def push(self, result: dict):
         """Queue one result dict (label, exit, probs, ...); safe from any thread."""
@@ -77,9 +64,7 @@ class AMCPanel(QtWidgets.QWidget):
 
     def refresh(self):
         """Drain queued results and redraw (GUI thread; the timer calls this)."""
-        batch = []
-        while self._q:
-            batch.append(self._q.popleft())
+        batch = self._drain()
         if not batch:
             return
         probs = []

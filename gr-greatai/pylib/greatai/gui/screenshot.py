@@ -17,25 +17,59 @@ def grab_rgb(widget) -> np.ndarray:
 
 def amc(path, seconds: float = 4.0, samp_rate: float = 1e6, snr=(0.0, 30.0), seed: int = 3):
     """Run sim_source -> throttle -> amc_classifier -> amc_display and save the panel as PNG."""
-    from PyQt5 import QtCore, QtWidgets
-    from gnuradio import blocks, gr, greatai
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    tb = gr.top_block()
+    from gnuradio import greatai
+    app = _app()
     src = greatai.sim_source(samp_rate=samp_rate, snr_min=snr[0], snr_max=snr[1], seed=seed, shuffle=True,
                              schedule="BPSK:0.05,QPSK:0.05,8PSK:0.05,QAM16:0.05,QAM64:0.05,PAM4:0.05,GFSK:0.05,"
                                       "CPFSK:0.05,WBFM:0.05,AM-DSB:0.05,NOISE:0.05")
+    return _run(app, src, greatai.amc_classifier(), greatai.amc_display(history=300), samp_rate, seconds, path)
+
+
+def _app():
+    from PyQt5 import QtWidgets
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+
+
+def _run(app, src, block, display, samp_rate, seconds, path, actions=()):
+    """src -> throttle -> block -> null sink, block's ``batch`` port -> display; run it with
+    the panel shown for ``seconds`` (actions: (at_seconds, fn)), then save the panel."""
+    from PyQt5 import QtCore
+    from gnuradio import blocks, gr
+    tb = gr.top_block()
     thr = blocks.throttle(gr.sizeof_gr_complex, samp_rate, True)
-    amc_ = greatai.amc_classifier()
     snk = blocks.null_sink(gr.sizeof_gr_complex)
-    disp = greatai.amc_display(history=300)
-    tb.connect(src, thr, amc_, snk)
-    tb.msg_connect(amc_, "batch", disp, "in")
-    disp.panel.show()
+    tb.connect(src, thr, block, snk)
+    tb.msg_connect(block, "batch", display, "in")
+    panel = display.panel
+    panel.show()
     tb.start()
+    for at, fn in actions:
+        QtCore.QTimer.singleShot(int(at * 1000), fn)
     QtCore.QTimer.singleShot(int(seconds * 1000), app.quit)
     app.exec_()
     tb.stop()
     tb.wait()
-    disp.panel.refresh()
-    disp.panel.grab().save(str(path))
-    return disp.panel
+    panel.refresh()
+    panel.grab().save(str(path))
+    return panel
+
+
+def protobeam(path, seconds: float = 4.0, samp_rate: float = 1e6, front_end: int = 4, shots: int = 8, seed: int = 2):
+    """Run protobeam_source (an unseen front end) -> throttle -> protobeam -> protobeam_display,
+    calibrate it live after a third of the time, and save the panel as PNG."""
+    import pmt
+    from gnuradio import greatai
+    from gnuradio.greatai import control
+    from ..protobeam import demo
+    app = _app()
+    src = greatai.protobeam_source(samp_rate=samp_rate, front_end=front_end, dwell=8, seed=seed)
+    pb = greatai.protobeam()
+    sweep = demo.calibration_shots(front_end, 0, shots)
+
+    def calibrate():
+        for b, iq in sweep:
+            pb.to_basic_block()._post(pmt.intern("calibrate"), control.pdu(b, iq))
+    panel = _run(app, src, pb, greatai.protobeam_display(history=400), samp_rate, seconds, path,
+                 [(seconds / 3, calibrate)])
+    panel.calibrated_beams = pb.engine.calibrated_beams
+    return panel

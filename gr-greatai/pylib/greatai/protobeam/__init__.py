@@ -1,0 +1,1 @@
+"""ProtoBeam: few-shot transmit-beam inference (prototypical network)."""

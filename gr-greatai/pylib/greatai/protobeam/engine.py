@@ -1,0 +1,278 @@
+"""ProtoBeam inference engine: numpy + ONNX Runtime, no GNU Radio, no torch.
+
+It embeds frames with the shipped encoder, holds one prototype per beam, classifies by
+the nearest prototype (softmax over scaled negative squared distances gives the
+confidence) and takes calibration shots at run time.
+
+A beam's prototype is the mean embedding of its shots from *this* front end once it
+has any; until then it is the default prototype from the training front ends (shipped
+in the model metadata). Calibration state (per-beam sums and counts of shot
+embeddings) saves to a versioned, checksummed JSON file written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import runtime
+from ..runtime import ModelError, STATUS_OK
+
+DEFAULT_MODEL = "protobeam"
+CAL_FORMAT = "greatai-protobeam-calibration"
+CAL_VERSION = 1
+
+
+class CalibrationError(ValueError):
+    """A calibration request or file that cannot be used (the engine state is unchanged)."""
+
+
+@dataclass
+class BeamResult:
+    beam: np.ndarray          # int64 beam index, -1 for invalid frames
+    confidence: np.ndarray    # float32 softmax probability of the chosen beam
+    distance: np.ndarray      # float32 squared distance to the chosen prototype
+    status: np.ndarray        # uint8 runtime.STATUS_*
+    calibrated: bool          # every prototype comes from this front end's shots
+    calibrated_beams: int     # how many beams have shots from this front end
+
+
+def _checksum(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class ProtoBeamEngine:
+    """Embed, hold prototypes, classify, calibrate.
+
+    Args:
+        model: model directory or its ``model.json``; empty for the shipped model.
+        provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
+        threads: intra-op threads for ONNX Runtime.
+
+    Thread-safe: calibration may arrive from a message thread while ``classify`` runs.
+    """
+
+    def __init__(self, model=None, provider="cpu", threads=1):
+        self.meta_path = runtime.resolve_model(model, DEFAULT_MODEL)
+        self.meta = meta = runtime.load_metadata(self.meta_path)
+        try:
+            self.classes = list(meta["classes"])
+            self.frame_length = int(meta["frame_length"])
+            self.dim = int(meta["embedding_dim"])
+            self.scale = float(meta.get("scale", 1.0))
+            self.proto_norm = bool(meta.get("proto_norm", True))
+            enc = self.meta_path.parent / meta["files"]["encoder"]
+            default = np.asarray(meta["default_prototypes"]["vectors"], np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"model metadata {self.meta_path} lacks a required field: {e}") from None
+        self.n_beams = len(self.classes)
+        if default.shape != (self.n_beams, self.dim):
+            raise ModelError(f"model metadata {self.meta_path}: default prototypes have shape {default.shape}, "
+                             f"expected ({self.n_beams}, {self.dim})")
+        self.session = runtime.make_session(enc, provider, threads)
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 3 or shape[2] != 2 or (isinstance(shape[1], int) and shape[1] != self.frame_length):
+            raise ModelError(f"model {enc} takes input shape {shape}, but its metadata says frames of "
+                             f"{self.frame_length} samples ([batch, {self.frame_length}, 2] expected)")
+        self.model_id = meta.get("sha256", {}).get(enc.name) or runtime.sha256(enc)
+        self.default = default
+        self._lock = threading.RLock()
+        self._sum = np.zeros((self.n_beams, self.dim))
+        self._count = np.zeros(self.n_beams, np.int64)
+        self._protos = None
+        self.generation = 0          # bumps on every change of the prototypes
+        self.last_change = None      # time.monotonic() of that change
+
+    # ---------------------------------------------------------------- embedding
+    def _check_frames(self, frames) -> np.ndarray:
+        frames = np.asarray(frames)
+        if frames.ndim == 1 and frames.size % self.frame_length == 0:
+            frames = frames.reshape(-1, self.frame_length)
+        if frames.ndim != 2 or frames.shape[1] != self.frame_length:
+            raise ValueError(f"frames must be [batch, {self.frame_length}] complex samples (or a multiple of "
+                             f"{self.frame_length} samples), got shape {frames.shape}")
+        return frames.astype(np.complex64, copy=False)
+
+    def embed(self, frames):
+        """(embeddings [B, dim] float32 with NaN rows for invalid frames, status [B])."""
+        frames = self._check_frames(frames)
+        status = runtime.frame_status(frames)
+        z = np.full((len(frames), self.dim), np.nan, np.float32)
+        ok = np.nonzero(status == STATUS_OK)[0]
+        if len(ok):
+            x = frames if len(ok) == len(frames) else frames[ok]
+            x = np.ascontiguousarray(x).view(np.float32).reshape(len(ok), self.frame_length, 2)
+            z[ok] = self.session.run(None, {"iq": x})[0]
+        return z, status
+
+    # ---------------------------------------------------------------- prototypes
+    def prototypes(self) -> np.ndarray:
+        with self._lock:
+            if self._protos is None:
+                local = self._sum / np.maximum(self._count, 1)[:, None]
+                p = np.where((self._count > 0)[:, None], local, self.default)
+                if self.proto_norm:
+                    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+                self._protos = p.astype(np.float32)
+            return self._protos
+
+    @property
+    def calibrated_beams(self) -> int:
+        return int(np.count_nonzero(self._count))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(np.all(self._count > 0))
+
+    def shots(self) -> np.ndarray:
+        return self._count.copy()
+
+    def _changed(self):
+        self._protos = None
+        self.generation += 1
+        self.last_change = time.monotonic()
+
+    def _check_beam(self, beam) -> int:
+        try:
+            b = int(beam)
+        except (TypeError, ValueError):
+            raise CalibrationError(f"unknown beam {beam!r}: give an index 0..{self.n_beams - 1} or a name "
+                                   f"{self.classes[0]}..{self.classes[-1]}") from None
+        if not 0 <= b < self.n_beams:
+            raise CalibrationError(f"unknown beam {beam!r}: the model has beams 0..{self.n_beams - 1}")
+        return b
+
+    def beam_index(self, beam) -> int:
+        """Beam index from an int or a name such as 'B07' (CalibrationError if unknown)."""
+        if isinstance(beam, str) and beam in self.classes:
+            return self.classes.index(beam)
+        return self._check_beam(beam)
+
+    def add_embeddings(self, beam, z, replace=False) -> int:
+        """Add shot embeddings [k, dim] to a beam (replace: drop its earlier shots first)."""
+        b = self.beam_index(beam)
+        z = np.asarray(z, np.float64).reshape(-1, self.dim)
+        z = z[np.all(np.isfinite(z), axis=1)]
+        if len(z) == 0:
+            raise CalibrationError(f"no usable shots for beam {self.classes[b]} (k = 0, or every frame was "
+                                   "invalid: NaN/Inf or all zeros)")
+        with self._lock:
+            if replace:
+                self._sum[b] = 0.0
+                self._count[b] = 0
+            self._sum[b] += z.sum(0)
+            self._count[b] += len(z)
+            self._changed()
+        return len(z)
+
+    def add_shots(self, beam, frames, replace=False) -> int:
+        """Embed IQ frames ([k, frame_length] or k*frame_length samples) as shots of a beam."""
+        b = self.beam_index(beam)
+        try:
+            frames = self._check_frames(frames)
+        except ValueError as e:
+            raise CalibrationError(f"calibration IQ for beam {self.classes[b]}: {e}") from None
+        z, _ = self.embed(frames)
+        return self.add_embeddings(b, z, replace)
+
+    def reset(self, beam=None):
+        """Forget this front end's shots (all beams, or one): back to the default prototypes."""
+        with self._lock:
+            if beam is None:
+                self._sum[:] = 0.0
+                self._count[:] = 0
+            else:
+                b = self.beam_index(beam)
+                self._sum[b] = 0.0
+                self._count[b] = 0
+            self._changed()
+
+    # ---------------------------------------------------------------- classification
+    def classify_embeddings(self, z, status=None) -> BeamResult:
+        z = np.asarray(z, np.float32)
+        protos = self.prototypes()
+        ok = np.all(np.isfinite(z), axis=1)
+        if status is None:
+            status = np.where(ok, STATUS_OK, runtime.STATUS_NONFINITE).astype(np.uint8)
+        zz = np.where(ok[:, None], z, 0.0)
+        d = (zz * zz).sum(1)[:, None] - 2 * zz @ protos.T + (protos * protos).sum(1)[None, :]
+        d = np.maximum(d, 0.0)
+        beam = np.argmin(d, axis=1)
+        logit = -self.scale * d
+        logit -= logit.max(1, keepdims=True)
+        p = np.exp(logit)
+        p /= p.sum(1, keepdims=True)
+        conf = np.where(ok, p[np.arange(len(z)), beam], 0.0).astype(np.float32)
+        dist = np.where(ok, d[np.arange(len(z)), beam], np.nan).astype(np.float32)
+        return BeamResult(np.where(ok, beam, -1), conf, dist, status, self.calibrated, self.calibrated_beams)
+
+    def classify(self, frames) -> BeamResult:
+        z, status = self.embed(frames)
+        return self.classify_embeddings(z, status)
+
+    # ---------------------------------------------------------------- persistence
+    def state(self) -> dict:
+        with self._lock:
+            beams = [{"beam": int(b), "name": self.classes[b], "count": int(self._count[b]),
+                      "sum": self._sum[b].tolist()} for b in np.nonzero(self._count)[0]]
+        payload = {"format": CAL_FORMAT, "version": CAL_VERSION, "model": self.model_id,
+                   "embedding_dim": self.dim, "n_beams": self.n_beams, "beams": beams}
+        return dict(payload, checksum=_checksum(payload))
+
+    def save(self, path) -> Path:
+        """Write the calibration atomically (a kill mid-save leaves the old file intact)."""
+        path = Path(path)
+        runtime.atomic_write(path, json.dumps(self.state()))
+        return path
+
+    def parse(self, text, source="calibration") -> tuple:
+        """Validate a calibration document; returns (sum, count) arrays. Raises CalibrationError."""
+        try:
+            doc = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CalibrationError(f"{source} is not valid JSON (corrupt or truncated?): {e}") from None
+        if not isinstance(doc, dict) or doc.get("format") != CAL_FORMAT:
+            raise CalibrationError(f"{source} is not a ProtoBeam calibration (format {CAL_FORMAT!r} expected)")
+        if doc.get("version") != CAL_VERSION:
+            raise CalibrationError(f"{source} has calibration version {doc.get('version')!r}; this engine reads "
+                                   f"version {CAL_VERSION}")
+        payload = {k: v for k, v in doc.items() if k != "checksum"}
+        if doc.get("checksum") != _checksum(payload):
+            raise CalibrationError(f"{source} fails its checksum: the file is corrupt or was edited")
+        if payload.get("model") != self.model_id:
+            raise CalibrationError(f"{source} was made with another encoder (sha256 {str(payload.get('model'))[:12]}…, "
+                                   f"this one is {self.model_id[:12]}…): recalibrate with this model")
+        if payload.get("embedding_dim") != self.dim or payload.get("n_beams") != self.n_beams:
+            raise CalibrationError(f"{source} has {payload.get('n_beams')} beams of dimension "
+                                   f"{payload.get('embedding_dim')}; the model has {self.n_beams} of {self.dim}")
+        s = np.zeros((self.n_beams, self.dim))
+        c = np.zeros(self.n_beams, np.int64)
+        try:
+            for e in payload["beams"]:
+                b = int(e["beam"])
+                v = np.asarray(e["sum"], np.float64)
+                if not 0 <= b < self.n_beams or v.shape != (self.dim,) or int(e["count"]) < 1 \
+                        or not np.all(np.isfinite(v)):
+                    raise ValueError(f"bad entry for beam {b}")
+                s[b], c[b] = v, int(e["count"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CalibrationError(f"{source}: {e}") from None
+        return s, c
+
+    def load(self, path):
+        """Replace the calibration with the file's; on any error the state is unchanged."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise CalibrationError(f"cannot read calibration {path}: {e.strerror or e}") from None
+        s, c = self.parse(text, f"calibration file {path}")
+        with self._lock:
+            self._sum, self._count = s, c
+            self._changed()
+        return int(np.count_nonzero(c))

@@ -1,0 +1,205 @@
+"""ProtoBeam: simulator, engine (prototype math, distance, calibration persistence)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from greatai.protobeam import sim
+from greatai.protobeam.engine import CAL_VERSION, CalibrationError, ProtoBeamEngine
+
+
+@pytest.fixture(scope="module")
+def engine(root):
+    p = root / "models" / "protobeam" / "model.json"
+    assert p.is_file(), "the shipped ProtoBeam model is missing: run `greatai train protobeam`"
+    return ProtoBeamEngine(p.parent)
+
+
+@pytest.fixture
+def eng(engine):
+    engine.reset()
+    return engine
+
+
+def frames_of(fe, beams, seed=0, position=0):
+    """Frames of one scenario: a front end with the receiver at one position."""
+    beams = np.asarray(beams)
+    return sim.generate(np.random.default_rng(seed), sim.front_end(fe), beams,
+                        positions=np.full(len(beams), position))[0]
+
+
+# ---------------------------------------------------------------- simulator
+def test_front_ends_are_fixed_and_differ():
+    a, b = sim.front_end(0), sim.front_end(0)
+    assert np.array_equal(a.element_error, b.element_error) and a.cfo == b.cfo
+    th = sim.BEAM_ANGLES_DEG[13]
+    g0 = np.abs(sim.beam_gain(sim.front_end(0), np.arange(24), th))
+    g4 = np.abs(sim.beam_gain(sim.front_end(4), np.arange(24), th))
+    # the beam steered at the receiver is strongest on both front ends; the sidelobes differ
+    assert np.argmax(g0) == np.argmax(g4) == 13
+    assert np.max(np.abs(20 * np.log10(g0 / g4))) > 3
+
+
+def test_generate_is_seeded_and_snr_spans_the_range():
+    x1, i1 = sim.generate(np.random.default_rng(1), sim.front_end(2), np.arange(24).repeat(20))
+    x2, _ = sim.generate(np.random.default_rng(1), sim.front_end(2), np.arange(24).repeat(20))
+    assert x1.dtype == np.complex64 and x1.shape == (480, sim.FRAME_LENGTH)
+    assert np.array_equal(x1, x2)
+    lo, hi = np.percentile(i1["snr"], [5, 95])
+    assert -25 < lo < -5 and 10 < hi < 25
+    with pytest.raises(ValueError, match="beams"):
+        sim.generate(np.random.default_rng(0), sim.front_end(0), [24])
+
+
+def test_beam_stream_tags_every_frame_and_keeps_beams_for_a_dwell():
+    st = sim.BeamStream(front_end_index=1, dwell=3, seed=4)
+    data, events = [], []
+    pos = 0
+    for n in (1000, 5000, 3000, 7000):
+        x, ev = st.read(n)
+        data.append(x)
+        events += [(o + pos, b, f, s) for o, b, f, s in ev]
+        pos += n
+    assert sum(len(d) for d in data) == 16000
+    offs = [e[0] for e in events]
+    assert offs == list(range(0, 16000, 1024))
+    beams = [e[1] for e in events]
+    assert all(beams[i] == beams[i - i % 3] for i in range(len(beams)))
+    assert all(e[2] == 1 for e in events)
+
+
+# ---------------------------------------------------------------- engine
+def test_prototype_math_and_distance(eng):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, eng.dim))
+    eng.add_embeddings(3, z[:3])
+    eng.add_embeddings("B03", z[3:])
+    m = z.mean(0)
+    assert np.allclose(eng.prototypes()[3], m / np.linalg.norm(m), atol=1e-6)
+    assert eng.shots()[3] == 5 and eng.calibrated_beams == 1 and not eng.calibrated
+    # replace drops the earlier shots
+    eng.add_embeddings(3, z[:1], replace=True)
+    assert eng.shots()[3] == 1
+    assert np.allclose(eng.prototypes()[3], z[0] / np.linalg.norm(z[0]), atol=1e-6)
+    # nearest prototype and its softmax confidence
+    p = eng.prototypes()
+    q = p[[3, 7, 11]] + 0.01 * rng.normal(size=(3, eng.dim))
+    r = eng.classify_embeddings(q.astype(np.float32))
+    assert r.beam.tolist() == [3, 7, 11]
+    d = ((q[:, None, :] - p[None]) ** 2).sum(-1)
+    e = np.exp(-eng.scale * (d - d.min(1, keepdims=True)))
+    assert np.allclose(r.confidence, e.max(1) / e.sum(1), atol=1e-4)
+    assert np.allclose(r.distance, d.min(1), atol=1e-4)
+
+
+def test_calibration_on_an_unseen_front_end_helps(eng):
+    """8 shots per beam from unseen front end 4 beat the training front ends' prototypes."""
+    q_beams = np.arange(24).repeat(12)
+    q = frames_of(4, q_beams, seed=11)
+    before = np.mean(eng.classify(q).beam == q_beams)
+    shots = frames_of(4, np.arange(24).repeat(8), seed=12)
+    for b in range(24):
+        eng.add_shots(b, shots[b * 8:(b + 1) * 8])
+    assert eng.calibrated
+    after = np.mean(eng.classify(q).beam == q_beams)
+    assert after > before + 0.1 and after > 0.5, (before, after)
+
+
+def test_invalid_frames_and_bad_calibration_requests(eng):
+    x = frames_of(0, [1, 2, 3])
+    x[1] = np.nan
+    r = eng.classify(x)
+    assert r.beam[1] == -1 and r.confidence[1] == 0 and r.status[1] != 0 and r.beam[0] >= 0
+    with pytest.raises(CalibrationError, match="unknown beam"):
+        eng.add_shots(24, x[:1])
+    with pytest.raises(CalibrationError, match="unknown beam"):
+        eng.add_shots("B99", x[:1])
+    with pytest.raises(CalibrationError, match="k = 0|invalid"):
+        eng.add_shots(2, x[1:2])                       # only a NaN frame
+    with pytest.raises(CalibrationError, match="k = 0"):
+        eng.add_embeddings(2, np.zeros((0, eng.dim)))
+    with pytest.raises(CalibrationError, match="1024"):
+        eng.add_shots(2, np.zeros(1000, np.complex64))
+    assert eng.calibrated_beams == 0
+
+
+def test_calibration_round_trip(eng, tmp_path):
+    rng = np.random.default_rng(1)
+    eng.add_embeddings(0, rng.normal(size=(4, eng.dim)))
+    eng.add_embeddings(23, rng.normal(size=(2, eng.dim)))
+    before = eng.prototypes().copy()
+    path = eng.save(tmp_path / "cal.json")
+    doc = json.loads(path.read_text())
+    assert doc["version"] == CAL_VERSION and len(doc["checksum"]) == 64
+    eng.reset()
+    assert not np.allclose(eng.prototypes(), before)
+    assert eng.load(path) == 2
+    assert np.array_equal(eng.prototypes(), before) and eng.shots()[23] == 2
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda t: t[: len(t) // 2], "not valid JSON"),
+    (lambda t: t.replace('"count": 4', '"count": 5'), "checksum"),
+    (lambda t: t.replace(f'"version": {CAL_VERSION}', '"version": 99'), "version"),
+    (lambda t: '{"hello": 1}', "not a ProtoBeam calibration"),
+])
+def test_corrupt_calibration_is_refused_and_state_kept(eng, tmp_path, damage, match):
+    rng = np.random.default_rng(2)
+    eng.add_embeddings(5, rng.normal(size=(4, eng.dim)))
+    good = eng.save(tmp_path / "good.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(damage(good.read_text()))
+    before = eng.prototypes().copy()
+    with pytest.raises(CalibrationError, match=match):
+        eng.load(bad)
+    assert np.array_equal(eng.prototypes(), before) and eng.shots()[5] == 4
+    with pytest.raises(CalibrationError, match="cannot read"):
+        eng.load(tmp_path / "missing.json")
+
+
+def test_foreign_model_calibration_is_refused(eng, tmp_path):
+    doc = eng.state()
+    doc.pop("checksum")
+    doc["model"] = "0" * 64
+    from greatai.protobeam.engine import _checksum
+    doc["checksum"] = _checksum(doc)
+    p = tmp_path / "foreign.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(CalibrationError, match="another encoder"):
+        eng.load(p)
+
+
+KILL_SCRIPT = r"""
+import sys, numpy as np
+from greatai.protobeam.engine import ProtoBeamEngine
+eng = ProtoBeamEngine(sys.argv[1])
+rng = np.random.default_rng(0)
+i = 0
+while True:
+    eng.add_embeddings(i % 24, rng.normal(size=(50, eng.dim)))
+    eng.save(sys.argv[2])
+    i += 1
+    if i == 3:
+        print("saving", flush=True)
+"""
+
+
+def test_kill_during_save_loses_nothing(eng, tmp_path, root):
+    """SIGKILL a process that saves in a loop: the file on disk is always a whole calibration."""
+    path = tmp_path / "cal.json"
+    model = root / "models" / "protobeam"
+    for delay in (0.05, 0.13, 0.21, 0.37):
+        p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(model), str(path)], stdout=subprocess.PIPE,
+                             text=True)
+        assert p.stdout.readline().strip() == "saving"
+        time.sleep(delay)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        assert eng.load(path) >= 3
+        leftovers = [f for f in tmp_path.iterdir() if f.name != "cal.json"]
+        assert all(not f.name.startswith("cal.json") or f.suffix != ".json" for f in leftovers)
