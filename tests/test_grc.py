@@ -122,6 +122,8 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
     assert "error" not in log.lower() and "Traceback" not in log, log[-3000:]
     if grc.stem in ("amc_headless", "amc_gui", "protobeam_headless", "protobeam_gui"):
         assert "final:" in log and "frames/s" in log
+    if grc.stem in ("forecast_headless", "forecast_gui"):
+        assert "live forecast F1 vs truth" in log, log[-3000:]
 
 
 def test_sensor_and_remote_run_together_on_loopback(tmp_path):

@@ -65,16 +65,19 @@ def test_push_from_other_threads_only_queues(app):
         amc_panel.AMCPanel(sim.CLASSES, fps=0)
 
 
-def test_live_panel_screenshot_from_a_flowgraph(tmp_path):
-    out = tmp_path / "live.png"
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "screenshot", "amc", str(out), "--seconds", "3"],
+def live_screenshot(task, out, seconds=3):
+    """`greatai screenshot TASK OUT` in a subprocess: returns the frames the panel saw."""
+    r = subprocess.run([sys.executable, "-m", "greatai.cli", "screenshot", task, str(out), "--seconds", str(seconds)],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert r.returncode == 0, r.stderr[-2000:]
-    info = json.loads(r.stdout.strip().splitlines()[-1])
-    assert info["frames"] > 500
     from PyQt5 import QtGui
     img = QtGui.QImage(str(out))
     assert img.width() > 400 and img.height() > 300
+    return json.loads(r.stdout.strip().splitlines()[-1])["frames"]
+
+
+def test_live_panel_screenshot_from_a_flowgraph(tmp_path):
+    assert live_screenshot("amc", tmp_path / "live.png") > 500
 
 
 # ---------------------------------------------------------------- ProtoBeam panel
@@ -108,11 +111,32 @@ def test_protobeam_panel_screenshot_shows_the_data(app, tmp_path):
 
 
 def test_live_protobeam_screenshot_with_live_calibration(tmp_path):
-    out = tmp_path / "live_pb.png"
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "screenshot", "protobeam", str(out), "--seconds", "3"],
-                       capture_output=True, text=True, timeout=120, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1])["frames"] > 1000
-    from PyQt5 import QtGui
-    img = QtGui.QImage(str(out))
-    assert img.width() > 400 and img.height() > 300
+    assert live_screenshot("protobeam", tmp_path / "live_pb.png") > 1000
+
+
+# ---------------------------------------------------------------- forecast panel
+def test_forecast_panel_screenshot_shows_the_data(app, tmp_path):
+    from greatai.gui import forecast_panel as fp
+    panel = fp.ForecastPanel(64, 8, history=100)
+    panel.show()
+    rng = np.random.default_rng(0)
+    rows = rng.normal(-30, 1, (100, 64)).astype(np.float32)
+    rows[:, 10:14] += 20                                   # a busy carrier
+    panel.push_spectrum(rows)
+    prob = np.zeros((8, 64), np.float32)
+    prob[:, 10:14] = 0.95
+    panel.push_forecast(prob, (30, 4, 8), "next free: 250 kHz at +0.000 MHz for 6.6 ms (8 frames)")
+    panel.refresh()
+    rgb = screenshot.grab_rgb(panel)
+    panel.grab().save(str(tmp_path / "forecast_panel.png"))
+    assert rgb.std() > 20
+    assert colour_pixels(rgb, fp.FREE_COLOUR, tol=20) > 100          # the predicted-free span
+    assert colour_pixels(rgb, fp.NOW_COLOUR, tol=3) > 300             # the now line
+    assert panel.frames == 100 and panel.forecasts == 1 and "next free" in panel.info.text()
+    panel.push_forecast(np.ones((8, 64)), None)
+    panel.refresh()
+    assert colour_pixels(screenshot.grab_rgb(panel), fp.FREE_COLOUR, tol=20) == 0   # nothing free: no box
+
+
+def test_live_forecast_screenshot(tmp_path):
+    assert live_screenshot("forecast", tmp_path / "live_fc.png") > 300

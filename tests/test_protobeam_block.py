@@ -228,7 +228,7 @@ def test_live_demo_calibrates_over_zmq_and_recovers_accuracy(tmp_path):
         ports.append(s.getsockname()[1])
         s.close()
     out = tmp_path / "demo.json"
-    r = greatai_cmd("demo", "protobeam", "--switch-after", "2", "--frames", "600", "--timeout", "40",
+    r = greatai_cmd("demo", "protobeam", "--switch-after", "4", "--frames", "600", "--timeout", "40",
                     "--json-address", f"tcp://127.0.0.1:{ports[0]}", "--control-address",
                     f"tcp://127.0.0.1:{ports[1]}", "--out", str(out), "--quiet", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -27,6 +27,18 @@ def cmd_train(a):
         meta = evaluate.attach_to_metadata(meta_p, res)
         emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
                           "threshold": meta["default_threshold"]}))
+    elif a.task == "msm":
+        from .forecast import train
+        out = Path(a.out or (_repo_models() / "forecast"))
+        meta = train.pretrain(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet)
+        emit(json.dumps({"backbone": str(out / "backbone.onnx"), "seconds": meta["training"]["seconds"],
+                         "loss_history": meta["training"]["loss_history"]}))
+    elif a.task == "forecast":
+        from .forecast import train
+        out = Path(a.out or (_repo_models() / "forecast"))
+        meta = train.finetune(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
+                              results_dir=a.results or "results/forecast")
+        _print_forecast_table(meta["evaluation"])
     elif a.task == "protobeam":
         from .protobeam import train, evaluate
         out = Path(a.out or (_repo_models() / "protobeam"))
@@ -44,6 +56,16 @@ def cmd_eval(a):
                            threads=a.threads, progress=not a.quiet)
         _print_eval_table(res)
         emit(f"\nwrote {Path(a.out) / 'eval.json'} and {Path(a.out) / 'eval.png'}")
+
+
+def _print_forecast_table(ev):
+    hs = ev["horizons"]
+    for metric in ("p_correct_occupied", "f1", "auc"):
+        emit(f"\n{metric} (%) at horizon (frames):")
+        emit(f"{'method':<34}" + "".join(f"{h:>7}" for h in hs))
+        for name, m in ev["methods"].items():
+            emit(f"{name:<34}" + "".join(f"{v:>7.1f}" for v in m[metric]))
+    emit("\ntraining seconds: " + json.dumps(ev["training_seconds"]) + "\ngoals: " + json.dumps(ev["goals"]))
 
 
 def _print_eval_table(res):
@@ -74,6 +96,9 @@ def cmd_bench(a):
     elif a.task == "protobeam":
         from .protobeam import bench
         bench.run(out=a.out or "results/protobeam/bench.json", seconds=a.seconds)
+    elif a.task == "forecast":
+        from .forecast import bench
+        bench.run(out=a.out or "results/forecast/bench.json", seconds=a.seconds)
 
 
 def cmd_classify(a):
@@ -211,6 +236,33 @@ def cmd_demo(a):
     return 0 if all(r["frames"] for r in rows) else 1
 
 
+def cmd_capture(a):
+    """Labelled SigMF from a radio, in the background with a progress bar."""
+    from . import capture
+    ann = {}
+    if a.label:
+        ann["core:label"] = a.label
+    if a.beam is not None:
+        ann["greatai:beam"] = a.beam
+        ann.setdefault("core:label", f"B{a.beam:02d}")
+    if a.snr is not None:
+        ann["greatai:snr_db"] = a.snr
+    try:
+        reader = capture.open_reader(a.device, a.address, a.freq, a.rate, a.gain, a.gain_mode, a.bandwidth, a.buffer)
+        meta, n, err = capture.capture(reader, a.out, a.rate, a.seconds, a.freq, ann,
+                                       description=f"greatai capture: {a.device} {a.address or ''}".strip(),
+                                       progress=not a.quiet)
+    except capture.CaptureError as e:
+        emit(f"greatai capture: {e}", file=sys.stderr)
+        return 2
+    emit(json.dumps({"meta": str(meta), "samples": n, "seconds": round(n / a.rate, 3),
+                     "complete": n >= int(round(a.seconds * a.rate))}))
+    if err:
+        emit(f"greatai capture: ended early: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_screenshot(a):
     from .gui import screenshot
     panel = getattr(screenshot, a.task)(a.out, seconds=a.seconds)
@@ -236,7 +288,8 @@ def main(argv=None):
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model on simulated data and export it to ONNX")
-    t.add_argument("task", choices=["amc", "protobeam"])
+    t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast"],
+                   help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm)")
     t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test)")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", help="model directory (default: models/<name>)")
@@ -258,7 +311,7 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc", "protobeam"])
+    b.add_argument("task", choices=["amc", "protobeam", "forecast"])
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
@@ -287,6 +340,25 @@ def main(argv=None):
     m.add_argument("--position", type=int, default=0, help="with --beams: receiver position 0-2")
     m.add_argument("--shots", type=int, default=8, help="with --beams: frames per beam")
     m.set_defaults(fn=cmd_simulate)
+
+    cp = sub.add_parser("capture", help="record labelled SigMF from a Pluto, a USRP or the simulated radio "
+                                        "(background, progress bar, atomic: Ctrl-C leaves a valid shorter file)")
+    cp.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    cp.add_argument("--device", default="pluto", help="pluto, usrp or sim")
+    cp.add_argument("--address", default="", help="Pluto URI (ip:192.168.2.1, usb:) or UHD device args "
+                                                  "(type=b200); sim: a schedule")
+    cp.add_argument("--freq", type=float, default=2.4e9)
+    cp.add_argument("--rate", type=float, default=2e6)
+    cp.add_argument("--gain", type=float, default=30.0)
+    cp.add_argument("--gain-mode", default="manual")
+    cp.add_argument("--bandwidth", type=float, default=0.0, help="0: the sample rate")
+    cp.add_argument("--seconds", type=float, default=5.0)
+    cp.add_argument("--buffer", type=int, default=65536, help="samples per driver read")
+    cp.add_argument("--label", help="annotation label (e.g. a modulation class)")
+    cp.add_argument("--beam", type=int, help="beam index of a calibration capture (label Bnn)")
+    cp.add_argument("--snr", type=float, help="SNR in dB, if known")
+    cp.add_argument("--quiet", action="store_true")
+    cp.set_defaults(fn=cmd_capture)
 
     k = sub.add_parser("calibrate", help="calibrate ProtoBeam from a labelled SigMF recording "
                                          "(live over ZMQ, or into a calibration file)")
@@ -317,7 +389,7 @@ def main(argv=None):
     d.set_defaults(fn=cmd_demo)
 
     g = sub.add_parser("screenshot", help="run a panel on the simulated source and save it as PNG")
-    g.add_argument("task", choices=["amc", "protobeam"])
+    g.add_argument("task", choices=["amc", "protobeam", "forecast"])
     g.add_argument("out")
     g.add_argument("--seconds", type=float, default=4.0)
     g.set_defaults(fn=cmd_screenshot)

@@ -104,13 +104,23 @@ def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), des
                 extra_global: dict | None = None) -> Path:
     """Write ``base.sigmf-data`` (cf32_le) and ``base.sigmf-meta`` atomically: the data file
     first, then the metadata, each through a temporary file and a rename.  Returns the meta path."""
-    from .runtime import atomic_write, file_digest
+    from .runtime import atomic_write
+    base = _base(base)
+    data_p = Path(str(base) + ".sigmf-data")
+    atomic_write(data_p, np.ascontiguousarray(samples, dtype=np.complex64).tobytes())
+    return write_sigmf_meta(base, data_p, samp_rate, annotations, description, extra_global)
+
+
+def _base(base) -> Path:
     base = Path(base)
-    if base.suffix in (".sigmf-meta", ".sigmf-data"):
-        base = base.with_suffix("")
-    x = np.ascontiguousarray(samples, dtype=np.complex64)
-    data_p, meta_p = Path(str(base) + ".sigmf-data"), Path(str(base) + ".sigmf-meta")
-    atomic_write(data_p, x.tobytes())
+    return base.with_suffix("") if base.suffix in (".sigmf-meta", ".sigmf-data") else base
+
+
+def write_sigmf_meta(base, data_p, samp_rate: float, annotations=(), description: str = "",
+                     extra_global: dict | None = None, freq: float = 0.0) -> Path:
+    """Write ``base.sigmf-meta`` atomically for the (complete) cf32_le data file data_p."""
+    from .runtime import atomic_write, file_digest
+    meta_p = Path(str(_base(base)) + ".sigmf-meta")
     glob = {"core:datatype": "cf32_le", "core:sample_rate": float(samp_rate), "core:version": "1.0.0",
             "core:recorder": "gr-greatai", "core:sha512": file_digest(data_p, "sha512"),
             # greatai:snr_db (annotations) and greatai:seed (global) are our extension fields
@@ -118,7 +128,9 @@ def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), des
     if description:
         glob["core:description"] = description
     glob.update(extra_global or {})
-    meta = {"global": glob, "captures": [{"core:sample_start": 0}], "annotations": list(annotations)}
+    cap = {"core:sample_start": 0}
+    if freq:
+        cap["core:frequency"] = float(freq)
+    meta = {"global": glob, "captures": [cap], "annotations": list(annotations)}
     atomic_write(meta_p, json.dumps(meta, indent=2))
     return meta_p
-

@@ -12,11 +12,13 @@ from .rx_tagger import rx_tagger
 from .sdr_source import sdr_source
 from .protobeam import protobeam
 from .protobeam_source import protobeam_source
+from .band_source import band_source
+from .spectrogram_forecaster import spectrogram_forecaster
 
 
 def __getattr__(name):
     # Qt blocks load PyQt5 only when asked for, so headless radios never import Qt
-    if name in ("amc_display", "protobeam_display"):
+    if name in ("amc_display", "protobeam_display", "forecast_display"):
         import importlib
         cls = getattr(importlib.import_module(f".{name}", __name__), name)
         globals()[name] = cls          # the submodule import set the name to the module

@@ -7,7 +7,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.amc.engine import EarlyExitEngine
 
-from .pmt_util import dict_from, has_subscribers, size_for_batches
+from .pmt_util import dict_from, has_subscribers, log_every, size_for_batches
 
 
 class amc_classifier(gr.sync_block):
@@ -76,7 +76,6 @@ class amc_classifier(gr.sync_block):
         self._status_pmt = [pmt.intern(s) for s in runtime.STATUS_NAMES]
         self._tag_base = {}      # (label, exit, status) -> PMT dict; confidence is added per frame
         self._last_metrics = time.monotonic()
-        self._last_skip_log = 0.0
 
     # ---- runtime setters / getters (GRC callbacks) ----
     def set_threshold(self, threshold):
@@ -164,11 +163,8 @@ class amc_classifier(gr.sync_block):
 
     def _skip(self, k):
         self.counts["skipped"] += k
-        now = time.monotonic()
-        if now - self._last_skip_log > 5.0:
-            self._last_skip_log = now
-            self.logger.warn(f"inference cannot keep up: {self.counts['skipped']} frames skipped so far "
-                             "(IQ still passes through); raise every_n or threads, or use overload='block'")
+        log_every(self, "skip", 5.0, f"inference cannot keep up: {self.counts['skipped']} frames skipped so far "
+                  "(IQ still passes through); raise every_n or threads, or use overload='block'")
 
     def _publish(self, done, tags=True):
         if not done:

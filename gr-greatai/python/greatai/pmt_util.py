@@ -47,3 +47,14 @@ def size_for_batches(block, frame_length: int, batch_frames: int, batches: int) 
     # work() sees at most what fits in its output buffer too: make that as large
     block.set_min_output_buffer(hist + 2 * int(frame_length) * int(batch_frames))
     return hist
+
+
+def log_every(block, key: str, seconds: float, text: str, level: str = "warn"):
+    """Log ``text`` through the block's logger at most once every ``seconds`` per ``key``
+    (for conditions that can repeat on every work() call)."""
+    import time
+    last = block.__dict__.setdefault("_log_every_last", {})
+    now = time.monotonic()
+    if now - last.get(key, -1e9) >= seconds:
+        last[key] = now
+        getattr(block.logger, level)(text)

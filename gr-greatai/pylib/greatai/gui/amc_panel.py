@@ -44,8 +44,10 @@ class AMCPanel(Panel):
         self.p_bar.setMouseEnabled(x=False, y=False)
         self.glw.nextRow()
         self.p_tl = self.glw.addPlot(title="label timeline (green: exit 1, orange: exit 2)")
-        self.sc1 = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(*EXIT1_COLOUR))
-        self.sc2 = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(*EXIT2_COLOUR))
+        # each result is a short vertical tick: one QPainterPath built by numpy per redraw, far
+        # cheaper than a scatter plot's per-point symbols (the GIL it holds is the flowgraph's)
+        self.sc1 = pg.PlotCurveItem(pen=pg.mkPen(*EXIT1_COLOUR, width=4), connect="pairs")
+        self.sc2 = pg.PlotCurveItem(pen=pg.mkPen(*EXIT2_COLOUR, width=4), connect="pairs")
         self.p_tl.addItem(self.sc1)
         self.p_tl.addItem(self.sc2)
         self.p_tl.getAxis("left").setTicks(ticks)
@@ -105,8 +107,9 @@ class AMCPanel(Panel):
             lab = np.fromiter(self.labels, float)
             ex = np.fromiter(self.exits, int)
             x = np.arange(len(lab), dtype=float)
-            self.sc1.setData(x[ex == 1], lab[ex == 1])
-            self.sc2.setData(x[ex != 1], lab[ex != 1])
+            for item, sel in ((self.sc1, ex == 1), (self.sc2, ex != 1)):
+                xs, ys = x[sel], lab[sel]
+                item.setData(np.repeat(xs, 2), (ys[:, None] + [-0.3, 0.3]).ravel())
             self.p_tl.setXRange(0, self.labels.maxlen, padding=0.01)
         if self.last is not None:
             share = 100.0 * self.exit1 / max(1, self.exit1 + self.exit2)

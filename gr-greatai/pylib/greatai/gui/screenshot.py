@@ -33,14 +33,18 @@ def _app():
 def _run(app, src, block, display, samp_rate, seconds, path, actions=()):
     """src -> throttle -> block -> null sink, block's ``batch`` port -> display; run it with
     the panel shown for ``seconds`` (actions: (at_seconds, fn)), then save the panel."""
-    from PyQt5 import QtCore
     from gnuradio import blocks, gr
     tb = gr.top_block()
     thr = blocks.throttle(gr.sizeof_gr_complex, samp_rate, True)
     snk = blocks.null_sink(gr.sizeof_gr_complex)
     tb.connect(src, thr, block, snk)
     tb.msg_connect(block, "batch", display, "in")
-    panel = display.panel
+    return _show(app, tb, display.panel, seconds, path, actions)
+
+
+def _show(app, tb, panel, seconds, path, actions=()):
+    """Run tb with the panel shown for ``seconds`` (actions: (at_seconds, fn)), save the panel."""
+    from PyQt5 import QtCore
     panel.show()
     tb.start()
     for at, fn in actions:
@@ -73,3 +77,20 @@ def protobeam(path, seconds: float = 4.0, samp_rate: float = 1e6, front_end: int
                  [(seconds / 3, calibrate)])
     panel.calibrated_beams = pb.engine.calibrated_beams
     return panel
+
+
+def forecast(path, seconds: float = 4.0, samp_rate: float = 4e6, seed: int = 1):
+    """Run band_source -> throttle -> stft -> spectrogram_forecaster with forecast_display
+    fed by both, and save the panel as PNG."""
+    from gnuradio import blocks, gr, greatai
+    app = _app()
+    tb = gr.top_block()
+    src = greatai.band_source(seed=seed)
+    thr = blocks.throttle(gr.sizeof_gr_complex, samp_rate, True)
+    st = greatai.stft(1024, 1024, "rect", 16)
+    fc = greatai.spectrogram_forecaster(samp_rate=samp_rate, every=4, bandwidth_hz=4 * samp_rate / 64)
+    disp = greatai.forecast_display(history=200)
+    tb.connect(src, thr, st, fc, blocks.null_sink(gr.sizeof_float * 8 * 64))
+    tb.connect(st, disp)
+    tb.msg_connect(fc, "forecast", disp, "forecast")
+    return _show(app, tb, disp.panel, seconds, path)

@@ -1,0 +1,1 @@
+"""Spectrogram forecasting: traffic simulator, ConvLSTM with masked spectrogram pretraining, forecaster."""

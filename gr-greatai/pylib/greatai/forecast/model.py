@@ -1,0 +1,117 @@
+"""ConvLSTM backbone, masked-spectrogram-modelling decoder and Conv3D forecasting head
+(torch; needed only for training and export).
+
+Input windows are normalised spectrograms [B, T, C] (time steps, channels): dB above
+the window's noise floor, divided by 10 (see ``engine.normalise``).
+
+* ``Backbone``: a ConvLSTM whose convolutions run along frequency (kernel 5, circular
+  padding off), ``hidden`` channels, unrolled over the T steps; returns the hidden
+  sequence [B, hidden, T, C].
+* ``MSMDecoder``: a 1x1 convolution from each step's hidden state back to the
+  spectrogram; pretraining minimises the error on masked cells only.
+* ``ForecastHead``: a Conv3D over (hidden channel, time, frequency) of the last ``k`` (8)
+  hidden states, then two convolutions along frequency to H horizons: logits [B, H, C].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class ConvLSTMCell(nn.Module):
+    def __init__(self, cin, hidden, k=5):
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv1d(cin + hidden, 4 * hidden, k, padding=k // 2)
+
+    def forward(self, x, h, c):
+        i, f, o, g = torch.chunk(self.conv(torch.cat([x, h], 1)), 4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class Backbone(nn.Module):
+    def __init__(self, hidden=16, layers=2, k=5):
+        super().__init__()
+        self.cells = nn.ModuleList([ConvLSTMCell(1 if i == 0 else hidden, hidden, k) for i in range(layers)])
+        self.hidden = hidden
+
+    def forward(self, x):                       # x [B, T, C]
+        b, t, ch = x.shape
+        hs = [x.new_zeros(b, self.hidden, ch) for _ in self.cells]
+        cs = [x.new_zeros(b, self.hidden, ch) for _ in self.cells]
+        out = []
+        for s in range(t):
+            inp = x[:, s:s + 1, :]
+            for j, cell in enumerate(self.cells):
+                hs[j], cs[j] = cell(inp, hs[j], cs[j])
+                inp = hs[j]
+            out.append(inp)
+        return torch.stack(out, 2)              # [B, hidden, T, C]
+
+
+class MSMDecoder(nn.Module):
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.proj = nn.Conv2d(hidden, 1, 1)
+
+    def forward(self, hseq):
+        return self.proj(hseq)[:, 0]            # [B, T, C]
+
+
+class ForecastHead(nn.Module):
+    """Conv3D over (hidden channel x the last k frames x 5 channels), then two convolutions
+    along frequency to H horizons."""
+
+    def __init__(self, hidden=16, horizons=8, k=8, width=48):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv3d(1, width, (hidden, k, 5), padding=(0, 0, 2))
+        self.mid = nn.Conv2d(width, width, (1, 5), padding=(0, 2))
+        self.out = nn.Conv2d(width, horizons, (1, 3), padding=(0, 1))
+
+    def forward(self, hseq):                    # [B, hidden, T, C]
+        x = hseq[:, :, -self.k:, :].unsqueeze(1)            # [B, 1, hidden, k, C]
+        y = torch.relu(self.conv(x))[:, :, 0]               # [B, width, 1, C]
+        y = torch.relu(self.mid(y))
+        return self.out(y)[:, :, 0, :]                       # [B, H, C] logits
+
+
+class Forecaster(nn.Module):
+    """Backbone + head, probabilities out (the exported inference graph)."""
+
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x):
+        return torch.sigmoid(self.head(self.backbone(x)))
+
+
+def export(module: nn.Module, path, example, input_name: str, output_name: str, opset=17):
+    """ONNX export with a dynamic batch axis (the forecaster, the backbone and the head)."""
+    import warnings
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), str(path), input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+
+
+def count_macs(model: nn.Module, steps: int, channels: int) -> int:
+    """Multiply-accumulates of one forecast window (every convolution, all unrolled steps)."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        k = 1
+        for v in mod.kernel_size:
+            k *= v
+        total[0] += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * k
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    with torch.no_grad():
+        model.eval()(torch.randn(1, steps, channels))
+    for h in hs:
+        h.remove()
+    return total[0]

@@ -1,0 +1,265 @@
+"""Masked spectrogram pretraining, fine-tuning, the from-scratch baseline, and evaluation.
+
+* ``greatai train msm``: pretrain the ConvLSTM backbone without labels (masked
+  spectrogram modelling) -> ``models/forecast/backbone.{onnx,npz,json}``.
+* ``greatai train forecast``: freeze that backbone, fine-tune the Conv3D head on
+  occupancy labels, train the same network from scratch for comparison, evaluate both
+  and the classical baselines -> ``models/forecast/{forecaster,head}.onnx, model.json``
+  and ``results/forecast/eval.{json,png}``.
+
+Masking (documented in the README): the window [T, C] is cut into patches of 4 frames x
+8 channels; a share ``mask_ratio`` (40 %) of the patches is replaced with white noise
+(Gaussian, the spread of a normalised noise-only cell), and in a share ``tail_prob``
+(50 %) of the windows the whole last patch row (the newest 4 frames, every channel) is
+masked too, so filling it in means carrying the band's dynamics forward; the loss is the
+mean squared error of the reconstruction on the masked cells only.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import runtime
+from . import engine, metrics, traffic
+
+CONFIGS = {
+    "full": dict(steps=24, horizons=8, scenes=600, frames_per_scene=256, stride=4, val_scenes=60,
+                 msm_epochs=8, epochs=8, ft_epochs=12, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 tail_prob=0.5),
+    "tiny": dict(steps=24, horizons=8, scenes=6, frames_per_scene=64, stride=8, val_scenes=3,
+                 msm_epochs=1, epochs=1, ft_epochs=1, batch=32, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 tail_prob=0.5),
+}
+NOISE_STD = 0.12      # spread of a normalised noise-only cell (16 bins x 16 averages: ~1.2 dB)
+
+
+def windows(spec, truth, steps, horizons, stride):
+    """Cut scenes [S, F, C] into inputs [N, steps, C] (normalised) and targets [N, horizons, C]."""
+    s, f, c = spec.shape
+    starts = np.arange(0, f - steps - horizons + 1, stride)
+    idx = starts[:, None] + np.arange(steps + horizons)[None, :]
+    xs = spec[:, idx].reshape(-1, steps + horizons, c)
+    ts = truth[:, idx].reshape(-1, steps + horizons, c)
+    return engine.normalise(xs[:, :steps]), ts[:, steps:].astype(np.float32), ts[:, :steps]
+
+
+def mask(x, rng, ratio, patch, tail_prob=0.0):
+    """Replace a share of (time x channel) patches with white noise, and in a share
+    ``tail_prob`` of the windows the newest patch row too; returns (masked, mask)."""
+    b, t, c = x.shape
+    pt, pc = patch
+    gt, gc = t // pt, c // pc
+    m = rng.random((b, gt, gc)) < ratio
+    m[:, -1, :] |= (rng.random(b) < tail_prob)[:, None]
+    m = np.repeat(np.repeat(m, pt, 1), pc, 2)
+    full = np.zeros((b, t, c), bool)
+    full[:, :gt * pt, :gc * pc] = m
+    noise = rng.normal(0.0, NOISE_STD, x.shape).astype(np.float32)
+    return np.where(full, noise, x).astype(np.float32), full
+
+
+def _data(cfg, seed):
+    spec, truth = traffic.dataset(seed, cfg["scenes"], cfg["frames_per_scene"])
+    return windows(spec, truth, cfg["steps"], cfg["horizons"], cfg["stride"])
+
+
+def _batches(n, batch, rng):
+    perm = rng.permutation(n)
+    return [perm[i:i + batch] for i in range(0, n, batch)]
+
+
+def pretrain(out_dir, config="full", seed=1234, threads=2, progress=True, **overrides):
+    """Masked spectrogram modelling: no labels are used."""
+    import torch
+    from tqdm import tqdm
+    from .model import Backbone, MSMDecoder, export
+    cfg = dict(CONFIGS[config], **overrides)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    x, _, _ = _data(cfg, seed)
+    bb, dec = Backbone(cfg["hidden"]), MSMDecoder(cfg["hidden"])
+    opt = torch.optim.Adam(list(bb.parameters()) + list(dec.parameters()), cfg["lr"])
+    t0 = time.time()
+    hist = []
+    steps = cfg["msm_epochs"] * len(_batches(len(x), cfg["batch"], rng))
+    bar = tqdm(total=steps, desc="msm", disable=not progress, mininterval=2)
+    for _ in range(cfg["msm_epochs"]):
+        tot = 0.0
+        for idx in _batches(len(x), cfg["batch"], rng):
+            xm, m = mask(x[idx], rng, cfg["mask_ratio"], cfg["patch"], cfg["tail_prob"])
+            rec = dec(bb(torch.from_numpy(xm)))
+            mt = torch.from_numpy(m)
+            loss = ((rec - torch.from_numpy(x[idx])) ** 2)[mt].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(idx)
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        hist.append(round(tot / len(x), 5))
+    bar.close()
+    secs = time.time() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    export(bb, out / "backbone.onnx", torch.randn(2, cfg["steps"], traffic.N_CHANNELS), "spectrogram", "hidden")
+    np.savez(out / "backbone.npz", **{k: v.numpy() for k, v in bb.state_dict().items()})
+    meta = {"name": "forecast-backbone", "task": "masked spectrogram modelling (self-supervised)",
+            "steps": cfg["steps"], "channels": traffic.N_CHANNELS, "hidden": cfg["hidden"],
+            "masking": {"patch_frames": cfg["patch"][0], "patch_channels": cfg["patch"][1],
+                        "ratio": cfg["mask_ratio"], "tail_prob": cfg["tail_prob"],
+                        "fill": f"white noise, N(0, {NOISE_STD}) in normalised units",
+                        "loss": "MSE on masked cells"},
+            "files": {"onnx": "backbone.onnx", "weights": "backbone.npz"},
+            "sha256": {"backbone.onnx": runtime.sha256(out / "backbone.onnx")},
+            "training": {"command": f"greatai train msm --seed {seed}" + ("" if config == "full" else
+                                                                          f" --config {config}"),
+                         "config": dict(cfg, name=config, seed=seed), "seconds": round(secs, 1),
+                         "loss_history": hist, "windows": int(len(x))}}
+    runtime.atomic_write(out / "backbone.json", json.dumps(meta, indent=1))
+    return meta
+
+
+def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs):
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+    opt = torch.optim.Adam(params, cfg["lr"])
+    steps = epochs * len(_batches(len(x), cfg["batch"], rng))
+    bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=2)
+    for _ in range(epochs):
+        for idx in _batches(len(x), cfg["batch"], rng):
+            loss = F.binary_cross_entropy_with_logits(forward(idx), torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    bar.close()
+
+
+def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, results_dir=None, **overrides):
+    """Frozen pretrained backbone + fine-tuned head, the from-scratch network, baselines."""
+    import torch
+    from .model import Backbone, ForecastHead, Forecaster, count_macs, export
+    cfg = dict(CONFIGS[config], **overrides)
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    bmeta = runtime.load_metadata(out / "backbone.json")
+    if bmeta["steps"] != cfg["steps"] or bmeta["hidden"] != cfg["hidden"]:
+        raise ValueError(f"backbone in {out} has steps/hidden {bmeta['steps']}/{bmeta['hidden']}, config wants "
+                         f"{cfg['steps']}/{cfg['hidden']}: run greatai train msm with the same config")
+    x, y, _ = _data(cfg, seed + 10)                         # labelled data, new scenes
+    vx, vy, _ = _data(dict(cfg, scenes=cfg["val_scenes"]), seed + 20)
+    timings = {}
+    # fine-tuned: frozen backbone; its features are computed once, then only the head trains
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    bb = Backbone(cfg["hidden"])
+    w = np.load(out / "backbone.npz")
+    bb.load_state_dict({k: torch.from_numpy(w[k]) for k in w.files})
+    bb.eval()
+    for p in bb.parameters():
+        p.requires_grad_(False)
+    head = ForecastHead(cfg["hidden"], cfg["horizons"])
+    t0 = time.time()
+    with torch.no_grad():
+        feats = torch.cat([bb(torch.from_numpy(x[i:i + 512]))[:, :, -head.k:] for i in range(0, len(x), 512)])
+    _train_bce(head.parameters(), lambda idx: head(feats[idx]), x, y, cfg, rng, "finetune", progress,
+               cfg["ft_epochs"])
+    timings["finetune"] = time.time() - t0
+    tuned = Forecaster(bb, head).eval()
+    # from scratch: the same network, every weight trained on the labels
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sb, sh = Backbone(cfg["hidden"]), ForecastHead(cfg["hidden"], cfg["horizons"])
+    t0 = time.time()
+    _train_bce(list(sb.parameters()) + list(sh.parameters()), lambda idx: sh(sb(torch.from_numpy(x[idx]))),
+               x, y, cfg, rng, "scratch", progress, cfg["epochs"])
+    timings["scratch"] = time.time() - t0
+    scratch = Forecaster(sb, sh).eval()
+    # operating thresholds (best mean F1) chosen on training windows, then evaluation on held-out scenes
+    h = cfg["horizons"]
+
+    def predict(model, data):
+        with torch.no_grad():
+            return torch.cat([model(torch.from_numpy(data[i:i + 512])) for i in range(0, len(data), 512)]).numpy()
+    tx, ty = x[:8000], y[:8000]
+    thr = {"tuned": metrics.best_threshold(ty, predict(tuned, tx)),
+           "scratch": metrics.best_threshold(ty, predict(scratch, tx)),
+           "ewma": metrics.best_threshold(ty, metrics.ewma(tx, h))}
+    p_tuned, p_scr = predict(tuned, vx), predict(scratch, vx)
+    report = {"horizons": list(range(1, h + 1)),
+              "methods": {"fine-tuned (frozen MSM backbone)": metrics.per_horizon(vy, p_tuned, thr["tuned"]),
+                          "from scratch": metrics.per_horizon(vy, p_scr, thr["scratch"]),
+                          "persistence": metrics.per_horizon(vy, metrics.persistence(vx, h)),
+                          "EWMA (alpha 0.3)": metrics.per_horizon(vy, metrics.ewma(vx, h), thr["ewma"])},
+              "training_seconds": {"msm_pretraining": bmeta["training"]["seconds"],
+                                   "finetune": round(timings["finetune"], 1), "scratch": round(timings["scratch"], 1)},
+              "windows": {"train": int(len(x)), "eval": int(len(vx))},
+              "occupancy_rate": round(float(vy.mean()), 4)}
+    m = report["methods"]
+    ft, sc, pe = m["fine-tuned (frozen MSM backbone)"], m["from scratch"], m["persistence"]
+    gain = [ft["f1"][i] - pe["f1"][i] for i in range(4, h)]
+    gap = max(sc["f1"][i] - ft["f1"][i] for i in range(h))
+    speed = timings["scratch"] / max(timings["finetune"], 1e-9)
+    report["goals"] = {
+        "beats_persistence_f1_h5plus": {"min_points": round(min(gain), 2), "goal": ">= 10", "met": min(gain) >= 10},
+        "finetuned_within_2_points_of_scratch": {"max_gap_points": round(gap, 2), "goal": "<= 2", "met": gap <= 2},
+        "finetune_speedup": {"times": round(speed, 1), "goal": ">= 5", "met": speed >= 5}}
+    # export the fine-tuned forecaster (and its head alone)
+    export(tuned, out / "forecaster.onnx", torch.randn(2, cfg["steps"], traffic.N_CHANNELS), "spectrogram",
+           "occupancy")
+    export(head, out / "head.onnx", torch.randn(2, cfg["hidden"], cfg["steps"], traffic.N_CHANNELS), "hidden", "logits")
+    meta = {"name": "forecast", "task": "spectrum occupancy forecasting (H future frames from T past)",
+            "channels": traffic.N_CHANNELS, "steps": cfg["steps"], "horizons": h, "hidden": cfg["hidden"],
+            "input": {"name": "spectrogram", "shape": ["batch", cfg["steps"], traffic.N_CHANNELS],
+                      "units": "dB above the window's noise floor (20th percentile) / 10",
+                      "pooling": "FFT bins -> channels by mean linear power"},
+            "output": {"name": "occupancy", "shape": ["batch", h, traffic.N_CHANNELS], "units": "probability"},
+            "threshold": thr["tuned"],
+            "frame": {"fft_size": 1024, "average": 16, "window": "rect (what the traffic simulator matches)"},
+            "files": {"forecaster": "forecaster.onnx", "head": "head.onnx", "backbone": "backbone.onnx"},
+            "macs_per_forecast": count_macs(tuned, cfg["steps"], traffic.N_CHANNELS),
+            "parameters": {"backbone": int(sum(p.numel() for p in bb.parameters())),
+                           "head": int(sum(p.numel() for p in head.parameters()))},
+            "sha256": {f: runtime.sha256(out / f) for f in ("forecaster.onnx", "head.onnx", "backbone.onnx")},
+            "training": {"command": f"greatai train forecast --seed {seed}" + ("" if config == "full" else
+                                                                               f" --config {config}"),
+                         "pretraining_command": bmeta["training"]["command"],
+                         "config": dict(cfg, name=config, seed=seed)},
+            "evaluation": report}
+    runtime.atomic_write(out / "model.json", json.dumps(meta, indent=1))
+    if results_dir:
+        rd = Path(results_dir)
+        rd.mkdir(parents=True, exist_ok=True)
+        runtime.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
+        plot(rd / "eval.png", vx, vy, p_tuned, cfg)
+    return meta
+
+
+def plot(path, vx, vy, prob, cfg, n=60):
+    """Spectrogram, truth and the 1- and H-frame forecasts for consecutive windows of one scene."""
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    k = slice(0, n)
+    spec = vx[k, -1, :]                 # the newest input frame of each window
+    fig, axes = plt.subplots(1, 4, figsize=(16, 5), sharey=True)
+    h = cfg["horizons"]
+    panels = [(spec * 10, "spectrogram (dB above floor)", "viridis"), (vy[k, 0], "truth, next frame", "gray_r"),
+              (prob[k, 0], "forecast, 1 frame ahead", "magma"), (prob[k, h - 1], f"forecast, {h} frames ahead", "magma")]
+    for ax, (img, title, cmap) in zip(axes, panels):
+        ax.imshow(img, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("channel")
+    axes[0].set_ylabel(f"window (stride {cfg['stride']} frames)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    runtime.atomic_write(path, buf.getvalue())

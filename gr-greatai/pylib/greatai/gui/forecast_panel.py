@@ -1,0 +1,88 @@
+"""Live display of spectrogram forecasting: a waterfall of the past spectrogram (channels
+across, time up, newest at the top) with the latest forecast stacked above it, and the
+predicted-free span for the wanted bandwidth outlined.
+
+``push_spectrum`` and ``push_forecast`` may be called from any thread; a QTimer on the
+GUI thread redraws at most ``fps`` times a second.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5 import QtCore, QtWidgets
+
+from .panel import Panel
+
+FREE_COLOUR = (40, 200, 60)        # outline of the predicted-free span
+NOW_COLOUR = (255, 255, 255)       # the line between past and forecast
+ROW = 4                            # forecast rows are drawn this many waterfall rows tall
+
+
+class ForecastPanel(Panel):
+    def __init__(self, channels: int = 64, horizons: int = 8, history: int = 200, fps: float = 30.0,
+                 title: str = "Spectrum forecast", parent=None):
+        super().__init__(history, fps, title, queue=5000, parent=parent)
+        self.channels, self.horizons = int(channels), int(horizons)
+        self.rows = collections.deque(maxlen=self.history)     # pooled dB rows
+        self.prob = None
+        self.free = None
+        self.frames = self.forecasts = 0
+        self.p = self.glw.addPlot(title="past spectrogram (dB) | forecast occupancy above the white line")
+        self.p.setLabel("bottom", "channel")
+        self.p.setLabel("left", "frames (0 = now; forecast above)")
+        self.img_past = pg.ImageItem()
+        self.img_past.setColorMap(pg.colormap.get("viridis"))
+        self.img_fc = pg.ImageItem()
+        self.img_fc.setColorMap(pg.colormap.get("magma"))
+        self.p.addItem(self.img_past)
+        self.p.addItem(self.img_fc)
+        self.now = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(*NOW_COLOUR, width=2))
+        self.p.addItem(self.now)
+        self.free_box = QtWidgets.QGraphicsRectItem()
+        self.free_box.setPen(pg.mkPen(*FREE_COLOUR, width=3))
+        self.free_box.setVisible(False)
+        self.p.addItem(self.free_box)
+        self.p.setXRange(0, self.channels, padding=0)
+        self.p.setYRange(-self.history, self.horizons * ROW, padding=0)
+        self.p.setMouseEnabled(x=False, y=False)
+        self.resize(800, 640)
+
+    def push_spectrum(self, rows_db):
+        """Queue pooled spectrogram rows [n, channels] (dB); safe from any thread."""
+        self._q.append(("s", np.asarray(rows_db, np.float32)))
+
+    def push_forecast(self, prob, free=None, text=""):
+        """Queue a forecast prob [H, channels] with its free span (start, width, frames) or None."""
+        self._q.append(("f", np.asarray(prob, np.float32).reshape(self.horizons, self.channels), free, text))
+
+    def refresh(self):
+        items = self._drain()
+        if not items:
+            return
+        text = None
+        for it in items:
+            if it[0] == "s":
+                self.rows.extend(it[1])
+                self.frames += len(it[1])
+            else:
+                _, self.prob, self.free, text = it
+                self.forecasts += 1
+        if self.rows:
+            past = np.asarray(self.rows)                         # [n, C], oldest first
+            lo, hi = np.percentile(past, [5, 99.5])
+            self.img_past.setImage(past.T, levels=(lo, max(hi, lo + 1)), autoLevels=False)
+            self.img_past.setRect(QtCore.QRectF(0, -len(past), self.channels, len(past)))
+        if self.prob is not None:
+            self.img_fc.setImage(self.prob.T, levels=(0, 1), autoLevels=False)
+            self.img_fc.setRect(QtCore.QRectF(0, 0, self.channels, self.horizons * ROW))
+            if self.free is not None:
+                start, width, frames = self.free
+                self.free_box.setRect(QtCore.QRectF(start, 0, width, frames * ROW))
+                self.free_box.setVisible(True)
+            else:
+                self.free_box.setVisible(False)
+        if text is not None or self.prob is not None:
+            self.info.setText(f"<b>{self.title}</b> &nbsp; | &nbsp; {self.frames} frames, {self.forecasts} forecasts"
+                              + (f" &nbsp; | &nbsp; {text}" if text else ""))
