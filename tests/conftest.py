@@ -1,6 +1,4 @@
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np

@@ -14,7 +14,6 @@ def greatai_cmd(*args, **kw):
 
 
 def write_sigmf(base, x, datatype="cf32_le", annotations=()):
-    from sigmf import SigMFFile
     x.astype(np.complex64).tofile(str(base) + ".sigmf-data")
     meta = {"global": {"core:datatype": datatype, "core:sample_rate": 1e6, "core:version": "1.0.0"},
             "captures": [{"core:sample_start": 0}], "annotations": list(annotations)}
@@ -74,7 +73,7 @@ def test_classify_reports_nan_frames(tmp_path, qpsk_then_wbfm):
 
 
 def test_listen_prints_published_results():
-    import threading, time, zmq
+    import time
     from greatai.results import ResultPublisher
     pub = ResultPublisher("tcp://127.0.0.1:*")
     addr = pub.address

@@ -53,7 +53,7 @@ def test_iq_synthesis_is_what_the_stft_measures():
 
 def test_traffic_stream_tags_every_frame():
     st = traffic.TrafficStream(seed=3, chunk_frames=8)
-    n, pos, ev = 0, 0, []
+    pos, ev = 0, []
     for k in (10000, 50000, 70000):
         x, e = st.read(k)
         ev += [(o + pos, occ) for o, occ in e]

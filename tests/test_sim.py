@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from greatai import sim
-from conftest import make_frames
 
 
 def test_shapes_dtype_and_determinism():

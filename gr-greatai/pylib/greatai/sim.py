@@ -15,7 +15,7 @@ Conditions (see :class:`Conditions`) follow the foundation issue:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 
 import numpy as np
 

@@ -1,4 +1,3 @@
-import numpy as np
 from gnuradio import blocks, gr
 
 from greatai import sdr
