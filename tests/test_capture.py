@@ -148,6 +148,46 @@ def test_usrp_configuration_through_uhd_types(tmp_path, monkeypatch, fake_uhd):
     assert json.loads(meta.read_text())["global"]["greatai:overflows"] == 0
 
 
+class OverflowingStreamer(FakeStreamer):
+    """Reports an overflow on every third buffer, as UHD does in the receive metadata."""
+    n = 0
+
+    def recv(self, buf, md, timeout):
+        OverflowingStreamer.n += 1
+        md.error_code = "overflow" if OverflowingStreamer.n % 3 == 0 else "none"
+        return super().recv(buf, md, timeout)
+
+
+def test_usrp_overflows_are_counted_in_the_metadata(tmp_path, monkeypatch, fake_uhd):
+    dev = FakeUSRP("type=b200")
+    monkeypatch.setattr(dev, "get_rx_stream", lambda args: OverflowingStreamer(dev))
+    monkeypatch.setitem(capture.DRIVERS, "usrp", lambda args: dev)
+    r = capture.open_reader("usrp", "type=b200", 2.45e9, 1e6, 30.0, "manual", 0.0, 1000)
+    meta, n, _ = capture.capture(r, tmp_path / "o", 1e6, 0.009, 2.45e9, progress=False)
+    assert n == 9000 and r.overflows == 3
+    assert json.loads(meta.read_text())["global"]["greatai:overflows"] == 3
+
+
+def test_hard_kill_leaves_the_earlier_recording_untouched(tmp_path):
+    """SIGKILL mid-capture: only the .part file is left; the previous recording still validates."""
+    out = tmp_path / "rec"
+    args = [sys.executable, "-m", "greatai.cli", "capture", str(out), "--device", "sim", "--address", "QPSK:1",
+            "--rate", "100e3", "--buffer", "10000", "--quiet"]
+    r = subprocess.run(args + ["--seconds", "0.3"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    before = (out.parent / "rec.sigmf-data").read_bytes()
+    p = subprocess.Popen(args + ["--seconds", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    part = out.parent / "rec.sigmf-data.part"
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size > 0):
+        time.sleep(0.1)
+    p.kill()
+    p.communicate(timeout=30)
+    assert part.exists()
+    assert (out.parent / "rec.sigmf-data").read_bytes() == before
+    assert len(validate(out.parent / "rec.sigmf-meta").samples) == 30000
+
+
 def test_out_of_range_and_missing_devices_are_clear_errors():
     with pytest.raises(ValueError, match="ADALM-Pluto centre frequency 10 MHz is out of range"):
         capture.open_reader("pluto", "usb:", 10e6, 1e6)

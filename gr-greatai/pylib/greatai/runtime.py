@@ -6,6 +6,7 @@ No GNU Radio import: blocks, CLI commands and tests all use this module directly
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -64,6 +65,22 @@ def load_metadata(path: Path) -> dict:
     if not isinstance(meta, dict):
         raise ModelError(f"model metadata {path} is not a JSON object")
     return meta
+
+
+def open_model(model, default_name: str):
+    """(metadata path, metadata dict) of a model directory / model.json, or of the shipped
+    ``default_name`` when ``model`` is empty."""
+    path = resolve_model(model, default_name)
+    return path, load_metadata(path)
+
+
+@contextlib.contextmanager
+def required_fields(meta_path):
+    """Turn a missing or mistyped metadata field read inside the block into a ModelError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"model metadata {meta_path} lacks a required field: {e}") from None
 
 
 def provider_name(provider: str) -> str:

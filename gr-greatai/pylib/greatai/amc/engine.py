@@ -46,15 +46,13 @@ class EarlyExitEngine:
     """
 
     def __init__(self, model=None, threshold=None, provider="cpu", threads=1):
-        self.meta_path = runtime.resolve_model(model, DEFAULT_MODEL)
-        self.meta = meta = runtime.load_metadata(self.meta_path)
-        try:
+        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
+        meta = self.meta
+        with runtime.required_fields(self.meta_path):
             self.classes = list(meta["classes"])
             self.frame_length = int(meta["frame_length"])
             files = meta["files"]
             s1, s2 = self.meta_path.parent / files["stage1"], self.meta_path.parent / files["stage2"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"model metadata {self.meta_path} lacks a required field: {e}") from None
         self.s1 = runtime.make_session(s1, provider, threads)
         self.s2 = runtime.make_session(s2, provider, threads)
         shape = self.s1.get_inputs()[0].shape

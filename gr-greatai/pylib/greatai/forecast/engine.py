@@ -82,16 +82,14 @@ class ForecastEngine:
     """
 
     def __init__(self, model=None, provider="cpu", threads=1):
-        self.meta_path = runtime.resolve_model(model, DEFAULT_MODEL)
-        self.meta = meta = runtime.load_metadata(self.meta_path)
-        try:
+        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
+        meta = self.meta
+        with runtime.required_fields(self.meta_path):
             self.channels = int(meta["channels"])
             self.steps = int(meta["steps"])
             self.horizons = int(meta["horizons"])
             self.threshold = float(meta.get("threshold", 0.5))     # operating point: best F1 on training data
             path = self.meta_path.parent / meta["files"]["forecaster"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"model metadata {self.meta_path} lacks a required field: {e}") from None
         self.session = runtime.make_session(path, provider, threads)
         shape = self.session.get_inputs()[0].shape
         if len(shape) != 3 or shape[1:] != [self.steps, self.channels]:

@@ -58,9 +58,9 @@ class ProtoBeamEngine:
     """
 
     def __init__(self, model=None, provider="cpu", threads=1):
-        self.meta_path = runtime.resolve_model(model, DEFAULT_MODEL)
-        self.meta = meta = runtime.load_metadata(self.meta_path)
-        try:
+        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
+        meta = self.meta
+        with runtime.required_fields(self.meta_path):
             self.classes = list(meta["classes"])
             self.frame_length = int(meta["frame_length"])
             self.dim = int(meta["embedding_dim"])
@@ -68,8 +68,6 @@ class ProtoBeamEngine:
             self.proto_norm = bool(meta.get("proto_norm", True))
             enc = self.meta_path.parent / meta["files"]["encoder"]
             default = np.asarray(meta["default_prototypes"]["vectors"], np.float64)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"model metadata {self.meta_path} lacks a required field: {e}") from None
         self.n_beams = len(self.classes)
         if default.shape != (self.n_beams, self.dim):
             raise ModelError(f"model metadata {self.meta_path}: default prototypes have shape {default.shape}, "
