@@ -144,7 +144,10 @@ class amc_classifier(gr.sync_block):
                 # inference is behind: let the IQ go on rather than block the source.  The
                 # pending frames' results still go out as messages; their tags would land
                 # behind the samples already passed, so they are dropped (counted as 'late').
-                limit = n
+                # The newest batch of samples is kept back, so work() is always called again
+                # (even after the source has finished) and publishes the last results while
+                # the flowgraph still delivers messages, not in stop().
+                limit = n - self.L * self.batch_frames
                 break
             self.worker.wait_any_done(timeout=0.5)
             self._publish(self.worker.pop_done())
