@@ -120,7 +120,7 @@ def test_result_summary_scores_against_truth(shipped_model, tmp_path):
 def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
     tb = gr.top_block()
     src = blocks.vector_source_c(stream)
-    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=16)
+    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=16, batch_rate=0)
     snk = blocks.null_sink(gr.sizeof_gr_complex)
     dbg = blocks.message_debug()
     tb.connect(src, amc, snk)

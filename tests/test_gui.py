@@ -140,3 +140,27 @@ def test_forecast_panel_screenshot_shows_the_data(app, tmp_path):
 
 def test_live_forecast_screenshot(tmp_path):
     assert live_screenshot("forecast", tmp_path / "live_fc.png") > 300
+
+
+def test_panel_keeps_to_its_cpu_budget(app):
+    """A dear redraw stretches the timer interval so the panel stays within cpu_budget of a core."""
+    import time as _time
+    panel = amc_panel.AMCPanel(sim.CLASSES, fps=30)
+    assert panel.timer.interval() == 33
+    slow = panel.refresh
+
+    def refresh():                     # a redraw that costs 10 ms of GUI-thread time
+        slow()
+        _time.sleep(0.010)
+    panel.refresh = refresh
+    for _ in range(20):
+        panel.push(result("QPSK", 1))
+        panel._tick()
+    assert panel.redraws == 20 and panel.redraw_seconds() >= 0.010
+    # 10 ms a redraw at 5 % of a core: at most 5 redraws a second
+    assert panel.timer.interval() >= 190
+    panel._tick()                      # nothing queued: no redraw
+    assert panel.redraws == 20
+    with pytest.raises(ValueError, match="cpu_budget"):
+        amc_panel.Panel(10, 30, "x", cpu_budget=0)
+    panel.close()

@@ -100,3 +100,23 @@ def test_worker_block_policy_waits_and_errors_are_contained():
     w.close()
     with pytest.raises(ValueError, match="overload policy"):
         runtime.InferenceWorker(fn, policy="drop")
+
+
+def test_sharded_session_matches_one_session(shipped_model):
+    """threads=N splits each batch between N one-thread sessions: same outputs, in order."""
+    import onnxruntime as ort
+    path = shipped_model / "stage1.onnx"
+    one = runtime.make_session(path, "cpu", 1)
+    sharded = runtime.make_session(path, "cpu", 3)
+    assert isinstance(one, ort.InferenceSession) and isinstance(sharded, runtime.ShardedSession)
+    assert len(sharded.sessions) == 3 and sharded.get_inputs()[0].name == "iq"
+    assert isinstance(runtime.make_session(path, "cpu", 3, shard=False), ort.InferenceSession)
+    rng = np.random.default_rng(0)
+    for b in (1, 2, 5, 64):            # below, at and above the minimum shard size
+        x = rng.normal(size=(b, 1024, 2)).astype(np.float32)
+        ref = one.run(None, {"iq": x})
+        got = sharded.run(None, {"iq": x})
+        assert len(got) == len(ref)
+        for r, g in zip(ref, got):
+            assert g.shape == r.shape
+            np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-3)   # GEMM blocking differs by batch size

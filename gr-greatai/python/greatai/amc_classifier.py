@@ -16,8 +16,8 @@ class amc_classifier(gr.sync_block):
     The IQ passes through unchanged.  Frames of the model's frame length, on a grid
     from the start of the stream, are batched and run on a background thread: exit 1
     for all, branch 2 only for frames whose normalised entropy exceeds T.  The first
-    sample of each classified frame gets an ``amc`` tag (dict: label, confidence, exit,
-    status), and the ``classification`` port gets a PMT dict per frame (label,
+    sample of each classified frame gets an ``amc`` tag (dict: label, confidence rounded to
+    0.001, exit, status), and the ``classification`` port gets a PMT dict per frame (label,
     confidence, exit, offset, probs, entropy, status).  ``metrics`` carries counters
     about once a second.
 
@@ -38,10 +38,15 @@ class amc_classifier(gr.sync_block):
         batch_frames: frames per inference batch.
         overload: 'skip' (live radios) or 'block' (offline: classify everything).
         max_pending: batches that may wait for inference before frames are skipped.
+        batch_rate: at most this many ``batch`` messages a second (0: one per inference
+            batch).  Batches that finish faster are merged into one message: a display
+            needs no more, and every message costs the GIL a handler thread must take.
+            The batches merged in the last 1/batch_rate s before a finite stream ends go
+            out when the block stops; use 0 where every batch must arrive before that.
     """
 
-    def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=64,
-                 overload="skip", max_pending=4):
+    def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=128,
+                 overload="skip", max_pending=4, batch_rate=30.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         if int(batch_frames) < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
@@ -64,6 +69,11 @@ class amc_classifier(gr.sync_block):
         self.message_port_register_out(pmt.intern("metrics"))
         self.message_port_register_out(pmt.intern("batch"))
         self._classes_pmt = pmt.to_pmt(list(self.engine.classes))
+        if float(batch_rate) < 0:
+            raise ValueError(f"batch_rate must be >= 0 messages/s (0 = every batch), got {batch_rate}")
+        self._feed_interval = 1.0 / float(batch_rate) if float(batch_rate) > 0 else 0.0
+        self._feed = []           # (offsets, result) of batches not yet sent on 'batch'
+        self._feed_sent = -1e9
         self._next_frame = 0
         self.counts = {"frames": 0, "submitted": 0, "classified": 0, "skipped": 0, "invalid": 0,
                        "exit1": 0, "exit2": 0, "errors": 0, "late": 0}
@@ -74,7 +84,7 @@ class amc_classifier(gr.sync_block):
         names = self.engine.classes + ["INVALID"]
         self._label_pmt = [pmt.intern(n) for n in names]
         self._status_pmt = [pmt.intern(s) for s in runtime.STATUS_NAMES]
-        self._tag_base = {}      # (label, exit, status) -> PMT dict; confidence is added per frame
+        self._tag_cache = {}     # (label, exit, status, confidence in 0.001) key -> tag PMT dict
         self._last_metrics = time.monotonic()
 
     # ---- runtime setters / getters (GRC callbacks) ----
@@ -100,6 +110,7 @@ class amc_classifier(gr.sync_block):
     # ---- scheduler ----
     def stop(self):
         self._publish(self.worker.drain(timeout=5.0), tags=False)   # no stream tags outside work()
+        self._flush_feed(force=True)
         self.worker.close()
         self._publish_metrics()
         return True
@@ -114,8 +125,9 @@ class amc_classifier(gr.sync_block):
             self.counts["frames"] += last - first
             k0 = first + (-first) % self.every_n
             sel = np.arange(k0, last, self.every_n)
-            for a in range(0, len(sel), self.batch_frames):
-                idx = sel[a:a + self.batch_frames]
+            # near-equal chunks of about batch_frames (0.67x to 1.5x): a leftover of a frame
+            # or two would otherwise make a batch of its own and pay a whole run's overhead
+            for idx in np.array_split(sel, max(1, round(len(sel) / self.batch_frames))):
                 local = idx[0] * L - r
                 if self.every_n == 1:
                     frames = inp[local:local + len(idx) * L].reshape(len(idx), L)
@@ -152,6 +164,7 @@ class amc_classifier(gr.sync_block):
             self.worker.wait_any_done(timeout=0.5)
             self._publish(self.worker.pop_done())
         out[:limit] = inp[:limit]
+        self._flush_feed()
         now = time.monotonic()
         if now - self._last_metrics >= 1.0:
             self._last_metrics = now
@@ -192,42 +205,61 @@ class amc_classifier(gr.sync_block):
                                  + ", ".join(f"offset {int(offsets[i])} ({runtime.STATUS_NAMES[res.status[i]]})"
                                              for i in bad[:4]) + (" ..." if len(bad) > 4 else ""))
             if want_batch:
-                self.message_port_pub(k["batch"], self._batch_msg(offsets, res))
-            labels = res.label.tolist()
-            conf = res.confidence.tolist()
-            exits = res.exit.tolist()
-            status = res.status.tolist()
+                self._feed.append((offsets, res))
+            if not (tags or want_msgs):
+                continue
+            # tag dicts are cached per (label, exit, status, confidence to 0.001): per frame
+            # this loop is one dict lookup and one add_item_tag
+            cq = np.rint(res.confidence * 1000).astype(np.int64)
+            keys = (((res.label + 1) * 3 + res.exit) * 3 + res.status) * 1001 + cq
+            keys, labels, exits, status, cq = (a.tolist() for a in (keys, res.label, res.exit, res.status, cq))
             offs = offsets.tolist()
-            base, k_conf, k_amc = self._tag_base, k["confidence"], k["amc"]
+            cache, k_amc = self._tag_cache, k["amc"]
             written = self.nitems_written(0)
             if tags and offs and offs[0] < written:
                 late = int(np.count_nonzero(offsets < written))
                 self.counts["late"] += late
             for i, off in enumerate(offs):
-                key3 = (labels[i], exits[i], status[i])
-                b = base.get(key3)
-                if b is None:
-                    b = base[key3] = dict_from(((k["label"], self._label_pmt[labels[i]]),
-                                                (k["exit"], pmt.from_long(exits[i])),
-                                                (k["status"], self._status_pmt[status[i]])))
-                tag = pmt.dict_add(b, k_conf, pmt.from_float(conf[i]))
+                tag = cache.get(keys[i])
+                if tag is None:
+                    if len(cache) > 100000:
+                        cache.clear()
+                    tag = cache[keys[i]] = dict_from((
+                        (k["label"], self._label_pmt[labels[i]]), (k["exit"], pmt.from_long(exits[i])),
+                        (k["status"], self._status_pmt[status[i]]), (k["confidence"], pmt.from_float(cq[i] / 1000))))
                 if tags and off >= written:
                     self.add_item_tag(0, off, k_amc, tag)
                 if want_msgs:
-                    msg = pmt.dict_add(tag, k["offset"], pmt.from_uint64(off))
+                    msg = pmt.dict_add(tag, k["confidence"], pmt.from_float(float(res.confidence[i])))
+                    msg = pmt.dict_add(msg, k["offset"], pmt.from_uint64(off))
                     msg = pmt.dict_add(msg, k["probs"], pmt.init_f32vector(len(res.probs[i]), res.probs[i]))
                     msg = pmt.dict_add(msg, k["entropy"], pmt.from_float(float(res.entropy[i])))
                     self.message_port_pub(k["classification"], msg)
+        self._flush_feed()
 
-    def _batch_msg(self, offsets, res):
-        """One PMT dict of vectors for a whole batch (for displays and other high-rate consumers)."""
-        ok = res.status == runtime.STATUS_OK
-        mean = res.probs[ok].mean(axis=0) if ok.any() else np.zeros(res.probs.shape[1], np.float32)
+    def _flush_feed(self, force=False):
+        """Send the batches waiting for the ``batch`` port as one message, at most
+        ``batch_rate`` times a second (always when ``force``)."""
+        if not self._feed:
+            return
+        now = time.monotonic()
+        if not force and now - self._feed_sent < self._feed_interval:
+            return
+        self._feed_sent = now
+        feed, self._feed = self._feed, []
+        self.message_port_pub(self._k["batch"], self._batch_msg(
+            np.concatenate([f[0] for f in feed]), *(np.concatenate([getattr(f[1], a) for f in feed])
+                                                    for a in ("label", "exit", "confidence", "probs", "status"))))
+
+    def _batch_msg(self, offsets, label, exit_, confidence, probs, status):
+        """One PMT dict of vectors for one or more batches (for displays and other high-rate consumers)."""
+        ok = status == runtime.STATUS_OK
+        mean = probs[ok].mean(axis=0) if ok.any() else np.zeros(probs.shape[1], np.float32)
         return dict_from((
             (self._k["offset"], pmt.init_u64vector(len(offsets), offsets.astype(np.uint64).tolist())),
-            (self._k["label"], pmt.init_s32vector(len(offsets), res.label.astype(np.int32).tolist())),
-            (self._k["exit"], pmt.init_u8vector(len(offsets), res.exit.tolist())),
-            (self._k["confidence"], pmt.init_f32vector(len(offsets), res.confidence.tolist())),
+            (self._k["label"], pmt.init_s32vector(len(offsets), label.astype(np.int32).tolist())),
+            (self._k["exit"], pmt.init_u8vector(len(offsets), exit_.tolist())),
+            (self._k["confidence"], pmt.init_f32vector(len(offsets), confidence.tolist())),
             (self._k["probs"], pmt.init_f32vector(len(mean), mean.astype(np.float32).tolist())),
             (self._k["classes"], self._classes_pmt)))
 

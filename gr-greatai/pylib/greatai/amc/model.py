@@ -1,7 +1,8 @@
 """Early-exit AMC network (torch; needed for training and export only).
 
-Trunk + exit 1 are cheap: a stride-8 stem over carrier-derotated I/Q features,
-then two depthwise-separable Conv1D blocks in the style of BacalhauNet.  Branch 2 is
+Trunk + exit 1 are cheap: a stride-8 stem over carrier-derotated I/Q features, then
+one stride-2 Conv1D (BacalhauNet's depthwise-separable blocks were tried first: see
+``EarlyExitAMC``).  Branch 2 is
 deeper and starts from the trunk's output, so at inference it reuses it (two ONNX
 graphs: ``stage1`` returns exit-1 probabilities and the trunk features, ``stage2``
 maps those features to exit-2 probabilities).
@@ -74,17 +75,38 @@ class PoolHead(nn.Module):
         return self.fc(torch.cat([h.mean(2), h.amax(2)], 1))
 
 
+def conv(cin, cout, k, stride=1):
+    """Plain Conv1D block, BN + ReLU.  On the CPU, ONNX Runtime runs a dense convolution as
+    one GEMM and a depthwise one as a loop of tiny ones: per MAC the dense one is several
+    times faster at these widths, so the network uses dense convolutions throughout."""
+    return nn.Sequential(nn.Conv1d(cin, cout, k, stride, padding=k // 2, bias=False),
+                         nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+
+
 class EarlyExitAMC(nn.Module):
-    def __init__(self, n_classes=11, c0=32, c1=32, c2=48, c3=96):
+    """Trunk (stride-8 stem over the features, one stride-2 conv) + exit 1; branch 2 of
+    three dense convolutions from the trunk's output + exit 2.  ``arch='dws'`` is the
+    earlier BacalhauNet-style depthwise-separable network (kept for comparison)."""
+
+    def __init__(self, n_classes=11, c0=32, c1=32, c2=48, c3=128, arch="conv"):
         super().__init__()
-        self.config = dict(n_classes=n_classes, c0=c0, c1=c1, c2=c2, c3=c3)
-        self.trunk = nn.Sequential(
-            nn.Conv1d(N_FEATURES, c0, 16, 8, padding=4, bias=False), nn.BatchNorm1d(c0), nn.ReLU(inplace=True),
-            Residual(dws(c0, c1, 9)) if c0 == c1 else dws(c0, c1, 9),
-            dws(c1, c2, 9, 2))
+        self.config = dict(n_classes=n_classes, c0=c0, c1=c1, c2=c2, c3=c3, arch=arch)
+        if arch == "dws":
+            self.trunk = nn.Sequential(
+                nn.Conv1d(N_FEATURES, c0, 16, 8, padding=4, bias=False), nn.BatchNorm1d(c0), nn.ReLU(inplace=True),
+                Residual(dws(c0, c1, 9)) if c0 == c1 else dws(c0, c1, 9),
+                dws(c1, c2, 9, 2))
+            self.branch2 = nn.Sequential(
+                dws(c2, c3, 9), dws(c3, c3, 9, 2), Residual(dws(c3, c3, 9)), Residual(dws(c3, c3, 5)))
+        elif arch == "conv":
+            # the stem's windows do not overlap (kernel = stride = 8): half the cost of k=16
+            self.trunk = nn.Sequential(
+                nn.Conv1d(N_FEATURES, c0, 8, 8, bias=False), nn.BatchNorm1d(c0), nn.ReLU(inplace=True),
+                conv(c0, c2, 5, 2))
+            self.branch2 = nn.Sequential(conv(c2, c3, 5), conv(c3, c3, 3, 2), Residual(conv(c3, c3, 3)))
+        else:
+            raise ValueError(f"arch must be 'conv' or 'dws', got {arch!r}")
         self.exit1 = PoolHead(c2, n_classes)
-        self.branch2 = nn.Sequential(
-            dws(c2, c3, 9), dws(c3, c3, 9, 2), Residual(dws(c3, c3, 9)), Residual(dws(c3, c3, 5)))
         self.exit2 = PoolHead(c3, n_classes, hidden=64)
 
     def stage1(self, iq):

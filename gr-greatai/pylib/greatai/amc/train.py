@@ -28,7 +28,7 @@ def _to_tensor(iq):
     return torch.from_numpy(np.ascontiguousarray(iq).view(np.float32).reshape(len(iq), -1, 2))
 
 
-def choose_threshold(p1, p2, labels, snr, bins, margin=0.1):
+def choose_threshold(p1, p2, labels, snr, bins, margin=0.25):
     """Largest T (normalised entropy) for which early exit stays within ``margin``
     accuracy points of full depth in every SNR bin of the validation set."""
     ent = __import__("greatai.amc.engine", fromlist=["x"]).normalised_entropy(p1)

@@ -9,8 +9,9 @@ the window's noise floor, divided by 10 (see ``engine.normalise``).
   sequence [B, hidden, T, C].
 * ``MSMDecoder``: a 1x1 convolution from each step's hidden state back to the
   spectrogram; pretraining minimises the error on masked cells only.
-* ``ForecastHead``: a Conv3D over (hidden channel, time, frequency) of the last ``k`` (8)
-  hidden states, then two convolutions along frequency to H horizons: logits [B, H, C].
+* ``ForecastHead``: a Conv3D over (hidden channel, time, frequency) of the last ``k``
+  hidden states (and, with ``skip``, of the input frames), then two convolutions along
+  frequency to H horizons: logits [B, H, C].
 """
 from __future__ import annotations
 
@@ -61,19 +62,24 @@ class MSMDecoder(nn.Module):
 
 
 class ForecastHead(nn.Module):
-    """Conv3D over (hidden channel x the last k frames x 5 channels), then two convolutions
-    along frequency to H horizons."""
+    """Conv3D over (hidden channel [+ the input spectrogram] x the last k frames x 5
+    channels), then two convolutions along frequency to H horizons.
 
-    def __init__(self, hidden=16, horizons=8, k=8, width=48):
+    ``skip`` adds the normalised input itself as one more channel beside the backbone's
+    hidden states, so the head reads the measured power directly."""
+
+    def __init__(self, hidden=16, horizons=8, k=8, width=48, skip=False):
         super().__init__()
-        self.k = k
-        self.conv = nn.Conv3d(1, width, (hidden, k, 5), padding=(0, 0, 2))
+        self.k, self.skip = k, skip
+        self.conv = nn.Conv3d(1, width, (hidden + int(skip), k, 5), padding=(0, 0, 2))
         self.mid = nn.Conv2d(width, width, (1, 5), padding=(0, 2))
         self.out = nn.Conv2d(width, horizons, (1, 3), padding=(0, 1))
 
-    def forward(self, hseq):                    # [B, hidden, T, C]
-        x = hseq[:, :, -self.k:, :].unsqueeze(1)            # [B, 1, hidden, k, C]
-        y = torch.relu(self.conv(x))[:, :, 0]               # [B, width, 1, C]
+    def forward(self, hseq, x=None):            # hseq [B, hidden, T, C]; x [B, T, C] if skip
+        h = hseq[:, :, -self.k:, :]
+        if self.skip:
+            h = torch.cat([h, x[:, None, -self.k:, :]], 1)
+        y = torch.relu(self.conv(h.unsqueeze(1)))[:, :, 0]   # [B, width, 1, C]
         y = torch.relu(self.mid(y))
         return self.out(y)[:, :, 0, :]                       # [B, H, C] logits
 
@@ -86,17 +92,20 @@ class Forecaster(nn.Module):
         self.backbone, self.head = backbone, head
 
     def forward(self, x):
-        return torch.sigmoid(self.head(self.backbone(x)))
+        return torch.sigmoid(self.head(self.backbone(x), x))
 
 
-def export(module: nn.Module, path, example, input_name: str, output_name: str, opset=17):
-    """ONNX export with a dynamic batch axis (the forecaster, the backbone and the head)."""
+def export(module: nn.Module, path, examples, input_names, output_name: str, opset=17):
+    """ONNX export with a dynamic batch axis (the forecaster, the backbone and the head).
+    ``examples``/``input_names``: one tensor and name, or tuples of them."""
     import warnings
+    if isinstance(examples, torch.Tensor):
+        examples, input_names = (examples,), (input_names,)
+    axes = {n: {0: "batch"} for n in (*input_names, output_name)}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (example,), str(path), input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(module.eval(), tuple(examples), str(path), input_names=list(input_names),
+                          output_names=[output_name], dynamic_axes=axes, opset_version=opset, dynamo=False)
 
 
 def count_macs(model: nn.Module, steps: int, channels: int) -> int:

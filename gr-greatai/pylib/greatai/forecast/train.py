@@ -27,11 +27,11 @@ from . import engine, metrics, traffic
 
 CONFIGS = {
     "full": dict(steps=24, horizons=8, scenes=600, frames_per_scene=256, stride=4, val_scenes=60,
-                 msm_epochs=8, epochs=8, ft_epochs=12, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
-                 tail_prob=0.5),
+                 msm_epochs=8, epochs=8, ft_epochs=10, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 tail_prob=0.5, head_k=24, head_skip=True),
     "tiny": dict(steps=24, horizons=8, scenes=6, frames_per_scene=64, stride=8, val_scenes=3,
                  msm_epochs=1, epochs=1, ft_epochs=1, batch=32, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
-                 tail_prob=0.5),
+                 tail_prob=0.5, head_k=24, head_skip=True),
 }
 NOISE_STD = 0.12      # spread of a normalised noise-only cell (16 bins x 16 averages: ~1.2 dB)
 
@@ -164,20 +164,23 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     bb.eval()
     for p in bb.parameters():
         p.requires_grad_(False)
-    head = ForecastHead(cfg["hidden"], cfg["horizons"])
+    def make_head():
+        return ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=cfg["head_skip"])
+    head = make_head()
+    xt = torch.from_numpy(x)
     t0 = time.time()
     with torch.no_grad():
-        feats = torch.cat([bb(torch.from_numpy(x[i:i + 512]))[:, :, -head.k:] for i in range(0, len(x), 512)])
-    _train_bce(head.parameters(), lambda idx: head(feats[idx]), x, y, cfg, rng, "finetune", progress,
+        feats = torch.cat([bb(xt[i:i + 512])[:, :, -head.k:] for i in range(0, len(x), 512)])
+    _train_bce(head.parameters(), lambda idx: head(feats[idx], xt[idx]), x, y, cfg, rng, "finetune", progress,
                cfg["ft_epochs"])
     timings["finetune"] = time.time() - t0
     tuned = Forecaster(bb, head).eval()
     # from scratch: the same network, every weight trained on the labels
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    sb, sh = Backbone(cfg["hidden"]), ForecastHead(cfg["hidden"], cfg["horizons"])
+    sb, sh = Backbone(cfg["hidden"]), make_head()
     t0 = time.time()
-    _train_bce(list(sb.parameters()) + list(sh.parameters()), lambda idx: sh(sb(torch.from_numpy(x[idx]))),
+    _train_bce(list(sb.parameters()) + list(sh.parameters()), lambda idx: sh(sb(xt[idx]), xt[idx]),
                x, y, cfg, rng, "scratch", progress, cfg["epochs"])
     timings["scratch"] = time.time() - t0
     scratch = Forecaster(sb, sh).eval()
@@ -213,7 +216,8 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     # export the fine-tuned forecaster (and its head alone)
     export(tuned, out / "forecaster.onnx", torch.randn(2, cfg["steps"], traffic.N_CHANNELS), "spectrogram",
            "occupancy")
-    export(head, out / "head.onnx", torch.randn(2, cfg["hidden"], cfg["steps"], traffic.N_CHANNELS), "hidden", "logits")
+    export(head, out / "head.onnx", (torch.randn(2, cfg["hidden"], cfg["steps"], traffic.N_CHANNELS),
+                                     torch.randn(2, cfg["steps"], traffic.N_CHANNELS)), ("hidden", "spectrogram"), "logits")
     meta = {"name": "forecast", "task": "spectrum occupancy forecasting (H future frames from T past)",
             "channels": traffic.N_CHANNELS, "steps": cfg["steps"], "horizons": h, "hidden": cfg["hidden"],
             "input": {"name": "spectrogram", "shape": ["batch", cfg["steps"], traffic.N_CHANNELS],

@@ -11,7 +11,7 @@ import collections
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5 import QtGui
+from PyQt5 import QtCore, QtGui
 
 from .panel import Panel
 
@@ -29,7 +29,8 @@ class AMCPanel(Panel):
         self.labels = collections.deque(maxlen=int(history))
         self.exits = collections.deque(maxlen=int(history))
         self.probs = np.zeros(len(self.classes))
-        self.frames = self.exit1 = self.exit2 = self.invalid = 0
+        self.frames = self.exit1 = self.exit2 = self.invalid = self.ignored = 0
+        self._pmt_keys = None
         self.last = None
         ticks = [list(enumerate(self.classes))]
         self.p_bar = self.glw.addPlot(title="class probabilities (mean since last update)")
@@ -44,15 +45,20 @@ class AMCPanel(Panel):
         self.p_bar.setMouseEnabled(x=False, y=False)
         self.glw.nextRow()
         self.p_tl = self.glw.addPlot(title="label timeline (green: exit 1, orange: exit 2)")
-        # each result is a short vertical tick: one QPainterPath built by numpy per redraw, far
-        # cheaper than a scatter plot's per-point symbols (the GIL it holds is the flowgraph's)
-        self.sc1 = pg.PlotCurveItem(pen=pg.mkPen(*EXIT1_COLOUR, width=4), connect="pairs")
-        self.sc2 = pg.PlotCurveItem(pen=pg.mkPen(*EXIT2_COLOUR, width=4), connect="pairs")
-        self.p_tl.addItem(self.sc1)
-        self.p_tl.addItem(self.sc2)
+        # one RGBA image, a column per result and a row per class: a redraw is one numpy
+        # scatter and one scaled blit (per-point symbols or pen strokes cost several ms of
+        # GUI-thread time a frame, and the GIL they hold is the flowgraph's)
+        self._img = np.full((len(self.classes), self.history, 4), 255, np.uint8)
+        self._colours = np.array([(255, 255, 255, 255), EXIT1_COLOUR + (255,), EXIT2_COLOUR + (255,)], np.uint8)
+        self.timeline = pg.ImageItem(self._img, axisOrder="row-major")
+        self.timeline.setRect(QtCore.QRectF(0, -0.5, self.history, len(self.classes)))
+        self.p_tl.addItem(self.timeline)
         self.p_tl.getAxis("left").setTicks(ticks)
+        self.p_tl.getAxis("left").setStyle(tickFont=font)      # 11 rows: every name must fit
         self.p_tl.setYRange(-0.5, len(self.classes) - 0.5, padding=0)
         self.p_tl.setLabel("bottom", "result (newest right)")
+        self.p_tl.setXRange(0, self.history, padding=0.01)
+        self.p_tl.setMouseEnabled(x=False, y=False)
         self.resize(900, 560)
 
     def push(self, result: dict):
@@ -64,9 +70,36 @@ class AMCPanel(Panel):
         probabilities); safe from any thread."""
         self._q.append(("batch", labels, exits, confidence, mean_probs))
 
+    def push_pmt(self, msg):
+        """Queue an amc_classifier message as it is (a PMT ``batch`` or ``classification``
+        dict); it is converted on the GUI thread.  Safe from any thread."""
+        self._q.append(("pmt", msg))
+
+    def _from_pmt(self, msg):
+        """amc_classifier ``batch``/``classification`` PMT dict -> a queue item (None if not one)."""
+        import pmt
+        if not pmt.is_dict(msg):
+            self.ignored += 1
+            return None
+        k = self._pmt_keys
+        if k is None:
+            k = self._pmt_keys = {n: pmt.intern(n) for n in ("label", "exit", "confidence", "probs")}
+        lab = pmt.dict_ref(msg, k["label"], pmt.PMT_NIL)
+        ex = pmt.dict_ref(msg, k["exit"], pmt.PMT_NIL)
+        conf = pmt.dict_ref(msg, k["confidence"], pmt.PMT_NIL)
+        p = pmt.dict_ref(msg, k["probs"], pmt.PMT_NIL)
+        if pmt.is_s32vector(lab):                                   # a batch
+            return ("batch", np.asarray(pmt.s32vector_elements(lab)), np.asarray(pmt.u8vector_elements(ex)),
+                    np.asarray(pmt.f32vector_elements(conf)), np.asarray(pmt.f32vector_elements(p)))
+        return {"label": pmt.symbol_to_string(lab) if pmt.is_symbol(lab) else None,
+                "exit": pmt.to_long(ex) if pmt.is_integer(ex) else 0,
+                "confidence": pmt.to_double(conf) if pmt.is_real(conf) else None,
+                "probs": pmt.f32vector_elements(p) if pmt.is_f32vector(p) else None}
+
     def refresh(self):
         """Drain queued results and redraw (GUI thread; the timer calls this)."""
-        batch = self._drain()
+        batch = [self._from_pmt(r[1]) if isinstance(r, tuple) and r[0] == "pmt" else r for r in self._drain()]
+        batch = [r for r in batch if r is not None]
         if not batch:
             return
         probs = []
@@ -104,13 +137,12 @@ class AMCPanel(Panel):
             self.probs = np.mean(np.asarray(probs, float), axis=0)
             self.bars.setOpts(height=self.probs)
         if self.labels:
-            lab = np.fromiter(self.labels, float)
-            ex = np.fromiter(self.exits, int)
-            x = np.arange(len(lab), dtype=float)
-            for item, sel in ((self.sc1, ex == 1), (self.sc2, ex != 1)):
-                xs, ys = x[sel], lab[sel]
-                item.setData(np.repeat(xs, 2), (ys[:, None] + [-0.3, 0.3]).ravel())
-            self.p_tl.setXRange(0, self.labels.maxlen, padding=0.01)
+            lab = np.fromiter(self.labels, np.intp, len(self.labels))
+            ex = np.fromiter(self.exits, np.intp, len(self.exits))
+            img = self._img
+            img[:] = 255
+            img[lab, np.arange(len(lab))] = self._colours[np.clip(ex, 0, 2)]
+            self.timeline.updateImage(img)
         if self.last is not None:
             share = 100.0 * self.exit1 / max(1, self.exit1 + self.exit2)
             conf = self.last.get("confidence")

@@ -1,34 +1,84 @@
 """Base of the live panels: a bounded queue that any thread may fill, an info line, a
-pyqtgraph layout, and a GUI-thread timer that calls ``refresh()`` at most ``fps`` times a
-second, so a display never slows the flowgraph and never touches Qt from another thread."""
+pyqtgraph layout, and a GUI-thread timer that calls ``refresh()``, so a display never
+touches Qt from another thread and never slows the flowgraph.
+
+The timer runs at most ``fps`` times a second, and less when redrawing is dear: the
+panel measures the GUI-thread time of each refresh and paint and stretches the interval
+so that the display uses at most ``cpu_budget`` of one core.  In the same process as a
+flowgraph that matters twice over: the drawing takes a core from inference, and the GIL
+it holds is the one the flowgraph's Python blocks wait for.
+"""
 from __future__ import annotations
 
 import collections
+import time
 
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
 
+class _TimedView(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that adds the time of each paint to its panel's account."""
+
+    def __init__(self, panel):
+        super().__init__()
+        self._panel = panel
+
+    def paintEvent(self, ev):
+        t0 = time.perf_counter()
+        super().paintEvent(ev)
+        self._panel._busy += time.perf_counter() - t0
+
+
 class Panel(QtWidgets.QWidget):
     def __init__(self, history: int, fps: float, title: str, antialias: bool = False, queue: int = 20000,
-                 parent=None):
+                 cpu_budget: float = 0.03, parent=None):
         super().__init__(parent)
         if int(history) < 1:
             raise ValueError(f"history must be >= 1 result, got {history}")
         if not 0 < float(fps) <= 120:
             raise ValueError(f"fps must be in (0, 120], got {fps}")
+        if not 0 < float(cpu_budget) <= 1:
+            raise ValueError(f"cpu_budget is a share of one core in (0, 1], got {cpu_budget}")
         self.history = int(history)
         self.title = title
+        self.cpu_budget = float(cpu_budget)
+        self._min_interval = 1.0 / float(fps)
         self._q = collections.deque(maxlen=queue)          # filled from any thread
+        self._busy = 0.0                                    # GUI-thread seconds since the last tick
+        self._cost = None                                   # smoothed seconds per redraw
+        self.redraws = 0
         pg.setConfigOptions(antialias=antialias, background="w", foreground="k")
         lay = QtWidgets.QVBoxLayout(self)
         self.info = QtWidgets.QLabel(f"<b>{title}</b>: waiting for results")
+        # a new text must not resize the label: that would re-lay out and repaint the plots.
+        # Two lines, wrapped, whatever the text.
+        self.info.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
+        self.info.setWordWrap(True)
+        self.info.setFixedHeight(2 * self.info.fontMetrics().lineSpacing() + 6)
         lay.addWidget(self.info)
-        self.glw = pg.GraphicsLayoutWidget()
+        self.glw = _TimedView(self)
         lay.addWidget(self.glw)
         self.timer = QtCore.QTimer(self)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(max(1, int(1000 / float(fps))))
+        self.timer.timeout.connect(self._tick)
+        self.timer.start(max(1, int(1000 * self._min_interval)))
+
+    def _tick(self):
+        t0 = time.perf_counter()
+        if not self._q:
+            return
+        self.refresh()
+        self.redraws += 1
+        # this refresh plus the paints since the last one (the previous redraw's)
+        cost = self._busy + time.perf_counter() - t0
+        self._busy = 0.0
+        self._cost = cost if self._cost is None else 0.8 * self._cost + 0.2 * cost
+        interval = max(self._min_interval, self._cost / self.cpu_budget)
+        self.timer.setInterval(max(1, int(round(1000 * interval))))
+
+    def redraw_seconds(self):
+        """Smoothed GUI-thread seconds per redraw (refresh + paint); None before the first."""
+        return self._cost
 
     def _drain(self) -> list:
         out = []
