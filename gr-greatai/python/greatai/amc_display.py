@@ -17,13 +17,14 @@ class amc_display(gr.basic_block):
         title: panel title.
         history: results shown on the timeline.
         fps: maximum redraws per second.
+        cpu_budget: share of one core the redraws may take (fewer redraws when dearer).
     """
 
-    def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0):
+    def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0, cpu_budget=0.02):
         gr.basic_block.__init__(self, name="greatai_amc_display", in_sig=None, out_sig=None)
         from greatai.gui.amc_panel import AMCPanel       # needs a QApplication (GRC's QT GUI makes one)
         classes = runtime.load_metadata(runtime.resolve_model(model, "amc_ee"))["classes"]
-        self.panel = AMCPanel(classes, history=history, fps=fps, title=title)
+        self.panel = AMCPanel(classes, history=history, fps=fps, cpu_budget=cpu_budget, title=title)
         self.widget = self.panel
         self.message_port_register_in(pmt.intern("in"))
         self.set_msg_handler(pmt.intern("in"), self._handle)

@@ -23,9 +23,11 @@ class forecast_display(gr.sync_block):
         title: panel title.
         history: past frames in the waterfall.
         fps: maximum redraws per second.
+        cpu_budget: share of one core the redraws may take (fewer redraws when dearer).
     """
 
-    def __init__(self, fft_size=1024, model="", title="Spectrum forecast", history=200, fps=30.0):
+    def __init__(self, fft_size=1024, model="", title="Spectrum forecast", history=200, fps=30.0,
+                 cpu_budget=0.02):
         meta = runtime.load_metadata(runtime.resolve_model(model, "forecast"))
         self.channels, horizons = int(meta["channels"]), int(meta["horizons"])
         if int(fft_size) % self.channels:
@@ -33,7 +35,8 @@ class forecast_display(gr.sync_block):
         gr.sync_block.__init__(self, name="greatai_forecast_display", in_sig=[(np.float32, int(fft_size))],
                                out_sig=None)
         from greatai.gui.forecast_panel import ForecastPanel    # needs a QApplication (GRC's QT GUI makes one)
-        self.panel = ForecastPanel(self.channels, horizons, history=history, fps=fps, title=title)
+        self.panel = ForecastPanel(self.channels, horizons, history=history, fps=fps, cpu_budget=cpu_budget,
+                                   title=title)
         self.message_port_register_in(pmt.intern("forecast"))
         self.set_msg_handler(pmt.intern("forecast"), self._handle)
 

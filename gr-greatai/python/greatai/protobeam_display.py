@@ -18,15 +18,16 @@ class protobeam_display(gr.basic_block):
         title: panel title.
         history: recent frames shown (fan shares and PCA points).
         fps: maximum redraws per second.
+        cpu_budget: share of one core the redraws may take (fewer redraws when dearer).
     """
 
-    def __init__(self, model="", title="ProtoBeam", history=300, fps=30.0):
+    def __init__(self, model="", title="ProtoBeam", history=300, fps=30.0, cpu_budget=0.02):
         gr.basic_block.__init__(self, name="greatai_protobeam_display", in_sig=None, out_sig=None)
         from greatai.gui.protobeam_panel import ProtoBeamPanel     # needs a QApplication (GRC's QT GUI makes one)
         from greatai.protobeam.sim import BEAM_ANGLES_DEG
         meta = runtime.load_metadata(runtime.resolve_model(model, "protobeam"))
         self.panel = ProtoBeamPanel(meta["classes"], meta.get("beam_angles_deg", BEAM_ANGLES_DEG),
-                                    history=history, fps=fps, title=title)
+                                    history=history, fps=fps, cpu_budget=cpu_budget, title=title)
         self._k = {n: pmt.intern(n) for n in ("beam", "confidence", "embedding", "dim", "shots", "prototypes")}
         self.message_port_register_in(pmt.intern("in"))
         self.set_msg_handler(pmt.intern("in"), self._handle)

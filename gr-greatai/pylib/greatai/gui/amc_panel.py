@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 
 import numpy as np
-import pyqtgraph as pg
-from PyQt5 import QtCore, QtGui
+from PyQt5 import QtCore, QtGui  # before pyqtgraph, which takes the Qt binding already imported
+import pyqtgraph as pg  # noqa: E402
 
 from .panel import Panel
 
@@ -22,8 +22,8 @@ BAR_COLOUR = (30, 120, 200)
 
 class AMCPanel(Panel):
     def __init__(self, classes, history: int = 300, fps: float = 30.0, title: str = "Early-exit AMC",
-                 parent=None):
-        super().__init__(history, fps, title, parent=parent)
+                 cpu_budget: float = 0.02, parent=None):
+        super().__init__(history, fps, title, cpu_budget=cpu_budget, parent=parent)
         self.classes = list(classes)
         self.index = {c: i for i, c in enumerate(self.classes)}
         self.labels = collections.deque(maxlen=int(history))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 
 import numpy as np
-import pyqtgraph as pg
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtWidgets  # before pyqtgraph, which takes the Qt binding already imported
+import pyqtgraph as pg  # noqa: E402
 
 from .panel import Panel
 
@@ -22,8 +22,8 @@ ROW = 4                            # forecast rows are drawn this many waterfall
 
 class ForecastPanel(Panel):
     def __init__(self, channels: int = 64, horizons: int = 8, history: int = 200, fps: float = 30.0,
-                 title: str = "Spectrum forecast", parent=None):
-        super().__init__(history, fps, title, queue=5000, parent=parent)
+                 title: str = "Spectrum forecast", cpu_budget: float = 0.02, parent=None):
+        super().__init__(history, fps, title, queue=5000, cpu_budget=cpu_budget, parent=parent)
         self.channels, self.horizons = int(channels), int(horizons)
         self.rows = collections.deque(maxlen=self.history)     # pooled dB rows
         self.prob = None

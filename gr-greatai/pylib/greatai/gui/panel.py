@@ -13,8 +13,8 @@ from __future__ import annotations
 import collections
 import time
 
-import pyqtgraph as pg
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtWidgets  # before pyqtgraph, which takes the Qt binding already imported
+import pyqtgraph as pg  # noqa: E402
 
 
 class _TimedView(pg.GraphicsLayoutWidget):
@@ -32,7 +32,7 @@ class _TimedView(pg.GraphicsLayoutWidget):
 
 class Panel(QtWidgets.QWidget):
     def __init__(self, history: int, fps: float, title: str, antialias: bool = False, queue: int = 20000,
-                 cpu_budget: float = 0.03, parent=None):
+                 cpu_budget: float = 0.02, parent=None):
         super().__init__(parent)
         if int(history) < 1:
             raise ValueError(f"history must be >= 1 result, got {history}")
@@ -63,10 +63,21 @@ class Panel(QtWidgets.QWidget):
         self.timer.timeout.connect(self._tick)
         self.timer.start(max(1, int(1000 * self._min_interval)))
 
+    def _cache_static(self):
+        """Axes and plot titles rarely change: let Qt keep each as a pixmap and blit it
+        (re-rendered only when the item changes) instead of drawing its text every paint."""
+        for item in list(self.glw.ci.items):
+            if isinstance(item, pg.PlotItem):
+                for name in ("left", "bottom", "top", "right"):
+                    item.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+                item.titleLabel.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+
     def _tick(self):
         t0 = time.perf_counter()
         if not self._q:
             return
+        if not self.redraws:
+            self._cache_static()
         self.refresh()
         self.redraws += 1
         # this refresh plus the paints since the last one (the previous redraw's)

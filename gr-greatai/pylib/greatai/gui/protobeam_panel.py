@@ -9,9 +9,9 @@ from __future__ import annotations
 import collections
 
 import numpy as np
-import pyqtgraph as pg
 
-from .panel import Panel
+from .panel import Panel  # imports PyQt5 before pyqtgraph
+import pyqtgraph as pg  # noqa: E402
 
 DECISION_COLOUR = (220, 40, 40)       # the latest decision's beam
 SHARE_COLOUR = (30, 120, 200)         # share of recent decisions per beam
@@ -21,8 +21,8 @@ DEFAULT_COLOUR = (170, 170, 170)      # beams still on the training front ends' 
 
 class ProtoBeamPanel(Panel):
     def __init__(self, classes, angles_deg, history: int = 300, fps: float = 30.0, title: str = "ProtoBeam",
-                 parent=None):
-        super().__init__(history, fps, title, antialias=True, queue=2000, parent=parent)
+                 cpu_budget: float = 0.02, parent=None):
+        super().__init__(history, fps, title, antialias=True, queue=2000, cpu_budget=cpu_budget, parent=parent)
         self.classes = list(classes)
         n = len(self.classes)
         self.angles = np.deg2rad(np.asarray(angles_deg, float))
