@@ -134,3 +134,29 @@ def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
     assert len(m["label"]) == len(m["exit"]) == len(m["confidence"]) == len(m["offset"])
     assert list(m["classes"]) == list(sim.CLASSES) and len(m["probs"]) == 11
     assert set(np.concatenate([x["exit"] for x in msgs]).tolist()) <= {1, 2}
+
+
+def test_batch_port_merges_batches_to_its_rate(stream, shipped_model):
+    """batch_rate caps the batch messages per second; merged messages keep every frame, in order."""
+    import time
+    tb = gr.top_block()
+    src = blocks.vector_source_c(stream, True)
+    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=8, batch_rate=4)
+    snk = blocks.null_sink(gr.sizeof_gr_complex)
+    dbg = blocks.message_debug()
+    tb.connect(src, amc, snk)
+    tb.msg_connect(amc, "batch", dbg, "store")
+    tb.start()
+    time.sleep(1.5)
+    tb.stop()
+    tb.wait()
+    from gnuradio.greatai.pmt_util import to_python
+    msgs = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    # at most 4 a second (+ the first one and the one flushed at stop)
+    assert 2 <= len(msgs) <= 4 * 1.5 + 2
+    assert max(len(m["offset"]) for m in msgs) > 8             # batches were merged
+    offsets = np.concatenate([m["offset"] for m in msgs])
+    assert (np.diff(offsets) == 1024).all() and offsets[0] == 0   # every frame, in order, none twice
+    assert amc.metrics()["classified"] >= len(offsets) - 8
+    with pytest.raises(ValueError, match="batch_rate"):
+        greatai.amc_classifier(model=str(shipped_model), batch_rate=-1)
