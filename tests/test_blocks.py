@@ -117,17 +117,30 @@ def test_result_summary_scores_against_truth(shipped_model, tmp_path):
     assert set(s["counts"]) <= {"QPSK", "WBFM", "NOISE"} | set(sim.CLASSES)
 
 
-def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
+def _batch_messages(stream, model, seconds=None, **kw):
+    """Run vector source -> amc_classifier -> null sink with the batch port stored; the
+    stream once (seconds=None) or looped for ``seconds``.  Returns (block, messages)."""
+    import time
+    from gnuradio.greatai.pmt_util import to_python
     tb = gr.top_block()
-    src = blocks.vector_source_c(stream)
-    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=16, batch_rate=0)
+    src = blocks.vector_source_c(stream, seconds is not None)
+    amc = greatai.amc_classifier(model=str(model), overload="block", **kw)
     snk = blocks.null_sink(gr.sizeof_gr_complex)
     dbg = blocks.message_debug()
     tb.connect(src, amc, snk)
     tb.msg_connect(amc, "batch", dbg, "store")
-    tb.run()
-    from gnuradio.greatai.pmt_util import to_python
-    msgs = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    if seconds is None:
+        tb.run()
+    else:
+        tb.start()
+        time.sleep(seconds)
+        tb.stop()
+        tb.wait()
+    return amc, [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+
+
+def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
+    _, msgs = _batch_messages(stream, shipped_model, batch_frames=16, batch_rate=0)
     offsets = np.concatenate([m["offset"] for m in msgs])
     assert offsets.tolist() == list(range(0, 60 * 1024, 1024)) and max(len(m["offset"]) for m in msgs) <= 16
     m = msgs[0]
@@ -138,20 +151,7 @@ def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
 
 def test_batch_port_merges_batches_to_its_rate(stream, shipped_model):
     """batch_rate caps the batch messages per second; merged messages keep every frame, in order."""
-    import time
-    tb = gr.top_block()
-    src = blocks.vector_source_c(stream, True)
-    amc = greatai.amc_classifier(model=str(shipped_model), overload="block", batch_frames=8, batch_rate=4)
-    snk = blocks.null_sink(gr.sizeof_gr_complex)
-    dbg = blocks.message_debug()
-    tb.connect(src, amc, snk)
-    tb.msg_connect(amc, "batch", dbg, "store")
-    tb.start()
-    time.sleep(1.5)
-    tb.stop()
-    tb.wait()
-    from gnuradio.greatai.pmt_util import to_python
-    msgs = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    amc, msgs = _batch_messages(stream, shipped_model, seconds=1.5, batch_frames=8, batch_rate=4)
     # at most 4 a second (+ the first one and the one flushed at stop)
     assert 2 <= len(msgs) <= 4 * 1.5 + 2
     assert max(len(m["offset"]) for m in msgs) > 8             # batches were merged
