@@ -34,7 +34,7 @@ class amc_classifier(gr.sync_block):
         threshold: exit threshold T on normalised entropy in [0, 1]; < 0 uses the model's default.
         every_n: classify every Nth frame (1 = all).
         provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch).
         batch_frames: frames per inference batch.
         overload: 'skip' (live radios) or 'block' (offline: classify everything).
         max_pending: batches that may wait for inference before frames are skipped.

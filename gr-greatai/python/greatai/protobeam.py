@@ -39,7 +39,7 @@ class protobeam(gr.sync_block):
         calibration: calibration file: loaded at start if it exists, and the default path
             of save/load.
         provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch).
         batch_frames: frames per inference batch (at most).
         context_keys: comma-separated stream tag keys copied into results; ``sim_label``
             appears as ``truth``.

@@ -41,7 +41,7 @@ class spectrogram_forecaster(gr.decim_block):
         threshold: probability above which a channel counts as occupied (< 0: the model's
             operating point, chosen for the best F1 on training data).
         center_freq: centre frequency of the band (Hz), added to every frequency.
-        threads: ONNX Runtime intra-op threads.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch).
         truth_key: tag key of per-frame truth (u8vector of channels); '' to disable scoring.
         report_interval: seconds between live accuracy logs.
     """

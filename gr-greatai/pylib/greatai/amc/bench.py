@@ -90,6 +90,7 @@ def display_overhead(seconds=4.0, threads=2, batch=128, model=None, repeats=6, f
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     eng = EarlyExitEngine(model, threads=threads)
     data = _iq(20.0, 8 * batch, eng.frame_length, seed=120).reshape(-1)
+    idle = _idle_redraw(app, eng.classes, fps)
     pairs, redraws, redraw_ms, budget = [], [], [], None
     for i in range(repeats):
         rates = {}
@@ -126,12 +127,56 @@ def display_overhead(seconds=4.0, threads=2, batch=128, model=None, repeats=6, f
            "with_display_msps": round(float(np.median([p[1] for p in pairs])) / 1e6, 2),
            "drop_pct": round(float(np.median(drops)), 1), "drop_pct_each_pair": [round(d, 1) for d in drops],
            "fps_limit": fps, "cpu_budget": budget,
-           "redraws_per_s": round(float(np.median(redraws)), 1), "redraw_ms": round(float(np.median(redraw_ms)), 2)}
+           "redraws_per_s": round(float(np.median(redraws)), 1), "redraw_ms": round(float(np.median(redraw_ms)), 2),
+           **idle}
     emit(f"display overhead (20 dB, early exit, every frame classified): without {res['without_display_msps']} "
           f"MS/s, with amc_display redrawing {res['with_display_msps']} MS/s (medians): drop {res['drop_pct']} % "
           f"(median of {repeats} pairs: {', '.join(f'{d:.1f}' for d in drops)}); "
           f"{res['redraws_per_s']} redraws/s of at most {fps:g}, {res['redraw_ms']} ms each")
+    emit(f"idle process: a redraw takes {idle['idle_redraw_ms']} ms; a thread waiting for the GIL meanwhile waited up "
+         f"to {idle['gil_wait_max_ms']} ms (99th percentile {idle['gil_wait_p99_ms']} ms)")
     return res
+
+
+def _idle_redraw(app, classes, fps, n=40):
+    """GUI-thread ms per AMC-panel redraw (refresh + paint) with nothing else running, and
+    how long a probe thread meanwhile waits to run Python: PyQt keeps the GIL while Qt paints."""
+    import threading
+    import time
+    from ..gui.amc_panel import AMCPanel
+    panel = AMCPanel(classes, fps=fps)
+    panel.timer.stop()
+    panel.show()
+    app.processEvents()
+    panel._cache_static()
+    rng = np.random.default_rng(0)
+    waits, stop = [], threading.Event()
+
+    def probe():
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            time.sleep(0.0002)
+            waits.append(time.perf_counter() - t0 - 0.0002)
+    th = threading.Thread(target=probe, daemon=True)
+    th.start()
+    busy = 0.0
+    for _ in range(n):
+        for _ in range(3):                  # three merged batch messages per redraw
+            panel.push_batch(rng.integers(0, len(classes), 128).astype(np.int32),
+                             rng.integers(1, 3, 128).astype(np.uint8), rng.random(128).astype(np.float32),
+                             rng.dirichlet(np.ones(len(classes))).astype(np.float32))
+        t0 = time.perf_counter()
+        panel.refresh()
+        panel.repaint()
+        app.processEvents()
+        busy += time.perf_counter() - t0
+        time.sleep(0.01)
+    stop.set()
+    th.join()
+    panel.close()
+    w = 1000 * np.asarray(waits)
+    return {"idle_redraw_ms": round(1000 * busy / n, 2), "gil_wait_max_ms": round(float(w.max()), 2),
+            "gil_wait_p99_ms": round(float(np.percentile(w, 99)), 2)}
 
 
 def run(out="results/amc/bench.json", seconds=3.0, threads=2, batch=128, model=None):

@@ -42,7 +42,7 @@ class EarlyExitEngine:
         model: model directory or its ``model.json``; empty for the shipped model.
         threshold: exit threshold T on normalised entropy (None: the model's default).
         provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
-        threads: intra-op threads for ONNX Runtime.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
     """
 
     def __init__(self, model=None, threshold=None, provider="cpu", threads=1):

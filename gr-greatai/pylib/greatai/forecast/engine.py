@@ -78,7 +78,7 @@ class ForecastEngine:
     Args:
         model: model directory or its ``model.json``; empty for the shipped model.
         provider: ONNX Runtime execution provider.
-        threads: intra-op threads for ONNX Runtime.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
     """
 
     def __init__(self, model=None, provider="cpu", threads=1):

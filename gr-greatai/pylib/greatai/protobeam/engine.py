@@ -52,7 +52,7 @@ class ProtoBeamEngine:
     Args:
         model: model directory or its ``model.json``; empty for the shipped model.
         provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
-        threads: intra-op threads for ONNX Runtime.
+        threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
 
     Thread-safe: calibration may arrive from a message thread while ``classify`` runs.
     """
