@@ -46,9 +46,13 @@ def test_passthrough_tags_and_messages(stream, shipped_model):
     assert amc.metrics()["classified"] == 60 and amc.skipped() == 0
 
 
-def test_every_nth_frame_and_setters(stream, shipped_model):
-    amc, y, tags, msgs = run_classifier(stream, model=str(shipped_model), every_n=4, overload="block")
+@pytest.mark.parametrize("batch_frames", [512, 4])     # one short batch; whole batches and a leftover
+def test_every_nth_frame_and_setters(stream, shipped_model, batch_frames):
+    amc, y, tags, msgs = run_classifier(stream, model=str(shipped_model), every_n=4, overload="block",
+                                        batch_frames=batch_frames)
+    np.testing.assert_array_equal(y, stream)
     assert [m["offset"] for m in msgs] == list(range(0, 60 * 1024, 4 * 1024))
+    assert [t.offset for t in tags if pmt.symbol_to_string(t.key) == "amc"] == list(range(0, 60 * 1024, 4 * 1024))
     amc.set_threshold(0.5)
     assert amc.threshold() == 0.5
     amc.set_threshold(-1)

@@ -73,6 +73,44 @@ def test_invalid_frames_are_reported_not_classified(engine, rng):
     assert r.label[0] == sim.CLASS_INDEX["QPSK"]
 
 
+def test_frame_check_comes_from_the_graph_and_matches_numpy(engine, rng):
+    """Stage 1's 'power' output is the numpy frame power, so both give the same status."""
+    from greatai import runtime
+    x = make_frames(rng, "QAM16", 6, 10.0) * np.float32(1e-3)
+    x[1] = 0
+    x[4, 9] = np.nan + 1j
+    power = engine.s1.run(None, {"iq": x.view(np.float32).reshape(6, 1024, 2)})[2]
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(power, runtime.frame_power(x), rtol=1e-5)
+    assert runtime.status_from_power(power).tolist() == runtime.frame_status(x).tolist() == [0, 1, 0, 0, 2, 0]
+
+
+def test_model_without_power_output_checks_frames_in_numpy(shipped_model, engine, tmp_path, rng):
+    """User models exported without 'power' still get frames checked (numpy, while stage 1
+    runs) and classify exactly like the shipped model; 'during' runs once per batch."""
+    import shutil
+    import onnx
+    shutil.copytree(shipped_model, tmp_path / "m")
+    m = onnx.load(tmp_path / "m" / "stage1.onnx")
+    keep = [o for o in m.graph.output if o.name != "power"]
+    del m.graph.output[:]
+    m.graph.output.extend(keep)
+    onnx.save(m, tmp_path / "m" / "stage1.onnx")
+    old = EarlyExitEngine(tmp_path / "m", threads=2)
+    assert old._outs[2] is None and engine._outs[2] == 2
+    x = make_frames(rng, "BPSK", 40, 15.0)
+    x[1] = 0
+    x[2, 10] = np.nan
+    x[3, 5] = np.inf
+    calls = []
+    a, b = old.classify(x, during=lambda: calls.append(1)), engine.classify(x)
+    assert calls == [1]
+    assert a.status.tolist()[:5] == b.status.tolist()[:5] == [0, 1, 2, 2, 0]
+    for f in ("label", "exit", "status"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+
+
 def test_wrong_frame_shape_is_a_clear_error(engine):
     with pytest.raises(ValueError, match=r"\[batch, 1024\]"):
         engine.classify(np.zeros((2, 512), np.complex64))

@@ -112,7 +112,7 @@ def test_sharded_session_matches_one_session(shipped_model):
     assert len(sharded.sessions) == 3 and sharded.get_inputs()[0].name == "iq"
     assert isinstance(runtime.make_session(path, "cpu", 3, shard=False), ort.InferenceSession)
     rng = np.random.default_rng(0)
-    for b in (1, 2, 5, 64):            # below, at and above the minimum shard size
+    for b in (1, 2, 5, 17, 64, 200):    # one session; two shards; chunks taken in turn by three
         x = rng.normal(size=(b, 1024, 2)).astype(np.float32)
         ref = one.run(None, {"iq": x})
         got = sharded.run(None, {"iq": x})
@@ -120,3 +120,22 @@ def test_sharded_session_matches_one_session(shipped_model):
         for r, g in zip(ref, got):
             assert g.shape == r.shape
             np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-3)   # GEMM blocking differs by batch size
+
+
+def test_run_during_overlaps_work_and_survives_its_errors(shipped_model):
+    """run_during: the caller's own work runs once, its result comes back with the outputs
+    (sharded or not); if it raises, the error reaches the caller and the session still works."""
+    path = shipped_model / "stage1.onnx"
+    x = np.random.default_rng(1).normal(size=(64, 1024, 2)).astype(np.float32)
+    ref = runtime.make_session(path, "cpu", 1).run(None, {"iq": x})
+    for sess in (runtime.make_session(path, "cpu", 1), runtime.make_session(path, "cpu", 2)):
+        calls = []
+        outs, extra = runtime.run_during(sess, None, {"iq": x}, lambda: calls.append(1) or "done")
+        assert calls == [1] and extra == "done"
+        np.testing.assert_allclose(outs[0], ref[0], rtol=1e-3, atol=1e-3)
+
+        def boom():
+            raise RuntimeError("side work failed")
+        with pytest.raises(RuntimeError, match="side work failed"):
+            runtime.run_during(sess, None, {"iq": x}, boom)
+        np.testing.assert_allclose(sess.run(None, {"iq": x})[0], ref[0], rtol=1e-3, atol=1e-3)

@@ -12,6 +12,9 @@ def test_tiny_training_exports_a_loadable_model(tiny_model):
     eng = EarlyExitEngine(tiny_model)
     r = eng.classify((np.random.default_rng(0).standard_normal((3, 1024)) * (1 + 1j)).astype(np.complex64))
     assert r.probs.shape == (3, 11) and set(r.exit.tolist()) <= {1, 2}
+    # stage 1 exports each frame's mean power, from which the engine checks frames
+    assert meta["outputs"]["stage1"] == ["probs", "features", "power"]
+    assert [o.name for o in eng.s1.get_outputs()] == ["probs", "features", "power"]
 
 
 def test_training_is_reproducible(tiny_model, tmp_path):

@@ -54,13 +54,45 @@ def flowgraph_rate(build, seconds: float = 3.0, warmup: float = 1.0) -> float:
     tb.start()
     try:
         time.sleep(warmup)
-        c0, t0 = probe.nitems_read(0), time.perf_counter()
+        c0, t0 = next_count(probe)
         time.sleep(seconds)
-        c1, t1 = probe.nitems_read(0), time.perf_counter()
+        c1, t1 = next_count(probe)
     finally:
         tb.stop()
         tb.wait()
     return (c1 - c0) / (t1 - t0)
+
+
+def paired(measure_a, measure_b, pairs: int = 3):
+    """Run two measurements ``pairs`` times, alternating which goes first, and return
+    (median of a, median of b, [a/b of each pair]).  Neighbouring runs share the machine's
+    state (other tenants, clocks), so the ratio of a pair is steadier than either rate."""
+    out = []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a = measure_a()
+            b = measure_b()
+        else:
+            b = measure_b()
+            a = measure_a()
+        out.append((a, b))
+    return (float(np.median([o[0] for o in out])), float(np.median([o[1] for o in out])),
+            [o[0] / o[1] for o in out])
+
+
+def next_count(probe, timeout: float = 1.0):
+    """(count, time) at the next change of probe.nitems_read(0).  Blocks pass samples
+    on in whole work() calls (a batched classifier: about a million samples at once), so
+    reading the count at arbitrary times would quantise a 2-second rate by up to 25 %;
+    timing from change to change does not."""
+    c = probe.nitems_read(0)
+    t_end = time.perf_counter() + timeout
+    while time.perf_counter() < t_end:
+        c1 = probe.nitems_read(0)
+        if c1 != c:
+            return c1, time.perf_counter()
+        time.sleep(0.0002)
+    return probe.nitems_read(0), time.perf_counter()
 
 
 def emit(*parts, file=None, sep=" "):

@@ -88,10 +88,10 @@ def cmd_bench(a):
     if a.task == "amc":
         from .amc import bench
         a.out = a.out or "results/amc/bench.json"
-        res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads)
+        res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads, pairs=a.pairs, batch=a.batch)
         if a.display:
             from .runtime import atomic_write
-            res["display"] = bench.display_overhead(seconds=a.seconds, threads=a.threads)
+            res["display"] = bench.display_overhead(seconds=a.seconds, threads=a.threads, batch=a.batch)
             atomic_write(a.out, json.dumps(res, indent=2))
     elif a.task == "protobeam":
         from .protobeam import bench
@@ -315,6 +315,9 @@ def main(argv=None):
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--batch", type=int, default=512, help="amc: frames per inference batch (the block's default)")
+    b.add_argument("--pairs", type=int, default=3,
+                   help="amc: alternating block/raw ONNX Runtime pairs per row (rates and overhead are medians)")
     b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
     b.set_defaults(fn=cmd_bench)
 

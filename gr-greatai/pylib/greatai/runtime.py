@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -113,20 +114,28 @@ def _one_session(onnx_path, name, threads, spin):
 
 class ShardedSession:
     """``threads`` single-threaded ONNX Runtime sessions of one model that split each batch
-    between them and run the shards at once (onnxruntime releases the GIL in ``run``).
+    between them and run at once (onnxruntime releases the GIL in ``run``).
 
     A drop-in for ``InferenceSession.run``/``get_inputs``/``get_outputs`` on models whose
     inputs and outputs all have the batch on axis 0.  Data parallelism over frames scales
     better than ONNX Runtime's intra-op threads for these small convolutional models: on
     the 2-core benchmark machine stage 1 of the AMC model runs at 39 us/frame this way
     against 51 us/frame on one session with 2 intra-op threads (each operator is too small
-    to split well).  Batches under ``2 * min_shard`` frames run on one session.
+    to split well).
+
+    The batch is cut into about ``chunks_per_session`` chunks per session (of at least
+    ``min_chunk`` frames), which the sessions' threads take in turn: a thread that another
+    thread of the process (a GNU Radio block, ``during``) preempts simply takes fewer
+    chunks, instead of holding the whole batch up while the other cores idle.  Per frame
+    these models cost no more in small batches.  Batches under ``2 * min_chunk`` frames
+    run on one session.
     """
 
-    def __init__(self, sessions, min_shard: int = 2):
+    def __init__(self, sessions, min_chunk: int = 8, chunks_per_session: int = 4):
         from concurrent.futures import ThreadPoolExecutor
         self.sessions = list(sessions)
-        self.min_shard = int(min_shard)
+        self.min_chunk = int(min_chunk)
+        self.chunks_per_session = int(chunks_per_session)
         self._pool = ThreadPoolExecutor(len(self.sessions) - 1, thread_name_prefix="greatai-ort")
 
     def get_inputs(self):
@@ -138,16 +147,48 @@ class ShardedSession:
     def get_providers(self):
         return self.sessions[0].get_providers()
 
-    def run(self, output_names, feeds):
+    def run(self, output_names, feeds, during=None):
+        """Like ``InferenceSession.run``.  ``during()``, if given, runs on the calling thread
+        while the other sessions' threads start on the batch (see :func:`run_during`)."""
+        return self.run_during(output_names, feeds, during)[0]
+
+    def run_during(self, output_names, feeds, during=None):
         b = len(next(iter(feeds.values())))
-        k = min(len(self.sessions), b // self.min_shard)
+        k = min(len(self.sessions), b // self.min_chunk)
         if k < 2:
-            return self.sessions[0].run(output_names, feeds)
-        edges = np.linspace(0, b, k + 1).astype(int)
-        shards = [{n: v[edges[i]:edges[i + 1]] for n, v in feeds.items()} for i in range(k)]
-        futs = [self._pool.submit(self.sessions[i + 1].run, output_names, shards[i + 1]) for i in range(k - 1)]
-        parts = [self.sessions[0].run(output_names, shards[0])] + [f.result() for f in futs]
-        return [np.concatenate(outs) for outs in zip(*parts)]
+            extra = during() if during is not None else None
+            return self.sessions[0].run(output_names, feeds), extra
+        m = max(k, min(k * self.chunks_per_session, b // self.min_chunk))
+        edges = np.linspace(0, b, m + 1).astype(int)
+        parts = [None] * m
+        grab = itertools.count().__next__      # atomic under the GIL
+
+        def drain(sess):
+            while True:
+                i = grab()
+                if i >= m:
+                    return
+                parts[i] = sess.run(output_names, {n: v[edges[i]:edges[i + 1]] for n, v in feeds.items()})
+        futs = [self._pool.submit(drain, s) for s in self.sessions[1:k]]
+        try:
+            extra = during() if during is not None else None
+        finally:
+            drain(self.sessions[0])
+            for f in futs:
+                f.result()
+        return [np.concatenate(outs) for outs in zip(*parts)], extra
+
+
+def run_during(session, output_names, feeds, during=None):
+    """``session.run(output_names, feeds)`` and ``during()``, overlapped where the session is
+    a :class:`ShardedSession` (``during`` runs on the calling thread while the other
+    threads start inference); one after the other otherwise.  Returns (outputs, during's
+    result).  Overlapping pays when ``during`` mostly runs outside the GIL (numpy on
+    large arrays)."""
+    if isinstance(session, ShardedSession):
+        return session.run_during(output_names, feeds, during)
+    extra = during() if during is not None else None
+    return session.run(output_names, feeds), extra
 
 
 def make_session(onnx_path: Path, provider: str = "cpu", threads: int = 1, spin: bool = False, shard: bool = True):
@@ -179,7 +220,12 @@ def frame_power(frames: np.ndarray) -> np.ndarray:
 def frame_status(frames: np.ndarray) -> np.ndarray:
     """Per-frame status: STATUS_OK, STATUS_ZERO (all-zero) or STATUS_NONFINITE."""
     with np.errstate(invalid="ignore", over="ignore"):
-        p = frame_power(frames)
+        return status_from_power(frame_power(frames))
+
+
+def status_from_power(p: np.ndarray) -> np.ndarray:
+    """Per-frame status from each frame's mean power (see :func:`frame_power`; a model
+    may compute it in-graph)."""
     st = np.full(len(p), STATUS_OK, np.uint8)
     st[p == 0] = STATUS_ZERO
     st[~np.isfinite(p)] = STATUS_NONFINITE

@@ -27,7 +27,9 @@ class amc_classifier(gr.sync_block):
     ``skipped``), and once two batches of input are waiting the IQ is let through
     without waiting; results that come back after their samples have left
     still go out as messages, but their tags are dropped (counted as ``late``).  ``overload='block'`` classifies every frame inside work()
-    and applies back-pressure instead (files, benchmarks, offline runs).
+    and applies back-pressure instead (files, benchmarks, offline runs): whole batches where
+    more than one is waiting, the IQ copied on and each batch's results published while the
+    next batch's stage 1 runs.
 
     Args:
         model: model directory or model.json ('' for the shipped amc_ee model).
@@ -35,7 +37,7 @@ class amc_classifier(gr.sync_block):
         every_n: classify every Nth frame (1 = all).
         provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch).
-        batch_frames: frames per inference batch.
+        batch_frames: the most frames per inference batch (a slow stream is classified as it arrives).
         overload: 'skip' (live radios) or 'block' (offline: classify everything).
         max_pending: batches that may wait for inference before frames are skipped.
         batch_rate: at most this many ``batch`` messages a second (0: one per inference
@@ -45,7 +47,7 @@ class amc_classifier(gr.sync_block):
             out when the block stops; use 0 where every batch must arrive before that.
     """
 
-    def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=128,
+    def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
                  overload="skip", max_pending=4, batch_rate=30.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         if int(batch_frames) < 1:
@@ -60,8 +62,10 @@ class amc_classifier(gr.sync_block):
         # the GIL and GNU Radio's thread-per-block scheduler already overlaps the neighbours)
         self.sync = overload == "block"
         # In 'skip' mode the buffer must outlast the pending queue: if it filled first, the
-        # held-back output would block the source instead of frames being skipped.
-        self._hist = size_for_batches(self, self.L, self.batch_frames, 2 if self.sync else int(max_pending) + 2)
+        # held-back output would block the source instead of frames being skipped.  In
+        # 'block' mode four batches let the source refill while a batch is classified (with
+        # two, work() waited for it after each batch: 2-4 % of the throughput).
+        self._hist = size_for_batches(self, self.L, self.batch_frames, 4 if self.sync else int(max_pending) + 2)
         # past two batches of waiting input (inference at least a batch behind) the IQ is
         # released without waiting for results
         self._release_backlog = 2 * self.L * self.batch_frames
@@ -121,13 +125,35 @@ class amc_classifier(gr.sync_block):
         r = self.nitems_read(0)
         first = max(self._next_frame, -(-r // L))
         last = (r + n) // L
+        # Back-pressure mode passes all n samples and classifies batch after batch here:
+        # the copy and the previous batch's results are published while the next batch's
+        # stage 1 runs (on the other cores where the session is sharded).
+        copied, todo = [], []
+
+        def side_work():
+            if not copied:
+                out[:n] = inp[:n]
+                copied.append(True)
+            while todo:
+                self._publish([todo.pop(0)])
         if last > first:
-            self.counts["frames"] += last - first
             k0 = first + (-first) % self.every_n
             sel = np.arange(k0, last, self.every_n)
-            # near-equal chunks of about batch_frames (0.67x to 1.5x): a leftover of a frame
-            # or two would otherwise make a batch of its own and pay a whole run's overhead
-            for idx in np.array_split(sel, max(1, round(len(sel) / self.batch_frames))):
+            B = self.batch_frames
+            if self.sync and len(sel) > B:
+                # back-pressure mode: whole batches; the frames left over wait for the next
+                # call with more input (a last short batch still goes when the stream ends)
+                sel = sel[:len(sel) // B * B]
+                last = int(sel[-1]) + 1
+                n = last * L - r
+                chunks = np.split(sel, len(sel) // B)
+            else:
+                # live mode, or less than a batch: near-equal chunks of about batch_frames
+                # (0.67x to 1.5x): a leftover of a frame or two would otherwise make a batch
+                # of its own and pay a whole run's overhead
+                chunks = np.array_split(sel, max(1, round(len(sel) / B)))
+            self.counts["frames"] += last - first
+            for idx in chunks:
                 local = idx[0] * L - r
                 if self.every_n == 1:
                     frames = inp[local:local + len(idx) * L].reshape(len(idx), L)
@@ -137,12 +163,16 @@ class amc_classifier(gr.sync_block):
                     frames = inp[(idx * L - r)[:, None] + np.arange(L)]
                 if self.sync:           # back-pressure mode: classify right here, in order
                     self.counts["submitted"] += len(idx)
-                    self._publish([self._run_sync(int(idx[0]) * L, idx * L, frames)])
+                    done = self._run_sync(int(idx[0]) * L, idx * L, frames, side_work)
+                    side_work()     # no-op unless the batch failed before stage 1 ran
+                    todo.append(done)
                 elif self.worker.submit(int(idx[0]) * L, idx * L, frames):
                     self.counts["submitted"] += len(idx)
                 else:
                     self._skip(len(idx))
             self._next_frame = last
+            if self.sync:
+                side_work()         # the last batch's results
         self._publish(self.worker.pop_done())
         limit = n
         while True:
@@ -163,7 +193,8 @@ class amc_classifier(gr.sync_block):
                 break
             self.worker.wait_any_done(timeout=0.5)
             self._publish(self.worker.pop_done())
-        out[:limit] = inp[:limit]
+        if not copied:
+            out[:limit] = inp[:limit]
         self._flush_feed()
         now = time.monotonic()
         if now - self._last_metrics >= 1.0:
@@ -171,9 +202,9 @@ class amc_classifier(gr.sync_block):
             self._publish_metrics()
         return limit
 
-    def _run_sync(self, key, offsets, frames):
+    def _run_sync(self, key, offsets, frames, during=None):
         try:
-            return key, offsets, self.engine.classify(frames), None
+            return key, offsets, self.engine.classify(frames, during=during), None
         except Exception as e:
             return key, offsets, None, e
 
@@ -199,11 +230,11 @@ class amc_classifier(gr.sync_block):
             self.counts["invalid"] += len(ok) - n_ok
             self.counts["exit1"] += int(np.count_nonzero(res.exit == 1))
             self.counts["exit2"] += int(np.count_nonzero(res.exit == 2))
-            if n_ok < len(ok):
+            if n_ok < len(ok):      # at most one line per 5 s: a silent receiver sends zeros for ever
                 bad = np.nonzero(~ok)[0]
-                self.logger.warn(f"{len(bad)} frame(s) not classified: "
-                                 + ", ".join(f"offset {int(offsets[i])} ({runtime.STATUS_NAMES[res.status[i]]})"
-                                             for i in bad[:4]) + (" ..." if len(bad) > 4 else ""))
+                log_every(self, "invalid", 5.0, f"{self.counts['invalid']} frame(s) not classified so far; latest: "
+                          + ", ".join(f"offset {int(offsets[i])} ({runtime.STATUS_NAMES[res.status[i]]})"
+                                      for i in bad[:4]) + (" ..." if len(bad) > 4 else ""))
             if want_batch:
                 self._feed.append((offsets, res))
             if not (tags or want_msgs):

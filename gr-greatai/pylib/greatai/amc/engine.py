@@ -62,6 +62,12 @@ class EarlyExitEngine:
         n_out = self.s1.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.classes):
             raise ModelError(f"model {s1} has {n_out} outputs but its metadata lists {len(self.classes)} classes")
+        # stage 1 may return each frame's mean power ('power'); then the frame check costs
+        # nothing extra (older models: numpy works it out while stage 1 runs)
+        names = [o.name for o in self.s1.get_outputs()]
+        self._outs = (names.index("probs") if "probs" in names else 0,
+                      names.index("features") if "features" in names else 1,
+                      names.index("power") if "power" in names else None)
         self.threshold = float(meta.get("default_threshold", 0.3)) if threshold is None else float(threshold)
         self.set_threshold(self.threshold)
         self.provider = provider
@@ -73,11 +79,13 @@ class EarlyExitEngine:
             raise ValueError(f"exit threshold T is a normalised entropy and must be in [0, 1], got {t}")
         self.threshold = t
 
-    def classify(self, frames: np.ndarray, mode: str = "early") -> AMCResult:
+    def classify(self, frames: np.ndarray, mode: str = "early", during=None) -> AMCResult:
         """Classify frames [B, frame_length] complex64 (any amplitude).
 
         mode: "early" (exit 1, then stage 2 for frames above T), "exit1" or "exit2".
-        Frames with NaN/Inf or all zeros are reported through ``status`` and not run.
+        Frames with NaN/Inf or all zeros are reported through ``status`` and not
+        classified.  ``during()``, if given, is called while stage 1 runs (a caller's own
+        work on large arrays, overlapped with inference where the session is sharded).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -86,40 +94,52 @@ class EarlyExitEngine:
             raise ValueError(f"frames must be [batch, {self.frame_length}] complex64, got shape {frames.shape}")
         if frames.dtype != np.complex64:
             frames = frames.astype(np.complex64)
-        b, c = frames.shape[0], len(self.classes)
-        status = runtime.frame_status(frames)
-        ok = np.nonzero(status == STATUS_OK)[0]
-        probs = np.zeros((b, c), np.float32)
-        ext = np.zeros(b, np.uint8)
-        ent = np.ones(b, np.float32)
-        if len(ok):
-            x = frames if len(ok) == b else frames[ok]
-            x = np.ascontiguousarray(x).view(np.float32).reshape(len(ok), self.frame_length, 2)
-            p1, feat = self.s1.run(None, {"iq": x})
+        b = frames.shape[0]
+        x = np.ascontiguousarray(frames).view(np.float32).reshape(b, self.frame_length, 2)
+
+        i_p, i_f, i_pow = self._outs
+
+        def check():                # frame validity from numpy, worked out while stage 1 runs
+            status = runtime.frame_status(frames) if i_pow is None else None
+            if during is not None:
+                during()
+            return status
+        # invalid frames go through stage 1 too (their outputs are discarded): one batch,
+        # no gather, and the check comes from the graph or overlaps the inference
+        with np.errstate(invalid="ignore", over="ignore"):
+            outs, status = runtime.run_during(self.s1, None, {"iq": x}, check)
+            p1, feat = outs[i_p], outs[i_f]
+            if i_pow is not None:
+                status = runtime.status_from_power(outs[i_pow])
+            ok = status == STATUS_OK
+            all_ok = bool(ok.all())
             e1 = normalised_entropy(p1)
-            ent[ok] = e1
-            if mode == "exit1":
-                go2 = np.zeros(len(ok), bool)
-            elif mode == "exit2":
-                go2 = np.ones(len(ok), bool)
-            else:
-                go2 = e1 > self.threshold
-            p = p1
-            if go2.any():
-                idx = np.nonzero(go2)[0]
-                f2 = feat if len(idx) == len(ok) else feat[idx]
-                p = p1.copy()
-                p[idx] = self.s2.run(None, {"features": f2})[0]
-            probs[ok] = p
-            ext[ok] = np.where(go2, 2, 1)
-        label = np.where(status == STATUS_OK, probs.argmax(1), -1)
+        if mode == "exit1":
+            go2 = np.zeros(b, bool)
+        elif mode == "exit2":
+            go2 = ok.copy()
+        else:
+            go2 = (e1 > self.threshold) & ok
+        probs = p1
+        idx = np.nonzero(go2)[0]
+        if len(idx):
+            probs = p1.copy()
+            probs[idx] = self.s2.run(None, {"features": feat if len(idx) == b else feat[idx]})[0]
+        ext = np.where(go2, 2, 1).astype(np.uint8)
+        if not all_ok:
+            probs = np.where(ok[:, None], probs, np.float32(0))
+            ext[~ok] = 0
+            e1 = np.where(ok, e1, np.float32(1))
+        label = probs.argmax(1) if all_ok else np.where(ok, probs.argmax(1), -1)
         conf = probs.max(1)
+        n2 = len(idx)
         st = self.stats
         st["frames"] += b
-        st["exit1"] += int(np.count_nonzero(ext == 1))
-        st["exit2"] += int(np.count_nonzero(ext == 2))
-        st["invalid"] += b - len(ok)
-        return AMCResult(label, conf, probs, ext, status, ent)
+        st["exit2"] += n2
+        n_ok = b if all_ok else int(np.count_nonzero(ok))
+        st["exit1"] += n_ok - n2
+        st["invalid"] += b - n_ok
+        return AMCResult(label, conf, probs, ext, status, e1.astype(np.float32, copy=False))
 
     def label_names(self, label: np.ndarray) -> list:
         names = self.classes + ["INVALID"]

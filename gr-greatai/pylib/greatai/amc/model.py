@@ -33,8 +33,10 @@ class Residual(nn.Module):
 N_FEATURES = 7
 
 
-def features(iq: torch.Tensor) -> torch.Tensor:
-    """[B, L, 2] raw I/Q -> [B, 7, L] features, all inside the exported graph.
+def features(iq: torch.Tensor, with_power: bool = False):
+    """[B, L, 2] raw I/Q -> [B, 7, L] features, all inside the exported graph (and, with
+    ``with_power``, each frame's mean power [B] before normalisation: 0 for an all-zero
+    frame, NaN/Inf where the frame holds NaN/Inf, so the engine checks frames from it).
 
     1. RMS-normalise each frame (any receiver gain works).
     2. d[n] = x[n] conj(x[n-1]): instantaneous frequency (FSK/FM) without phase.
@@ -58,7 +60,8 @@ def features(iq: torch.Tensor) -> torch.Tensor:
     y2i, y2q = yi * yi - yq * yq, 2 * yi * yq
     y4i, y4q = y2i * y2i - y2q * y2q, 2 * y2i * y2q
     sc = torch.rsqrt(a * a * a + 1e-12)
-    return torch.cat([yi, yq, di, dq, a - 1, y4i * sc, y4q * sc], 1)
+    f = torch.cat([yi, yq, di, dq, a - 1, y4i * sc, y4q * sc], 1)
+    return (f, p.reshape(-1)) if with_power else f
 
 
 class PoolHead(nn.Module):
@@ -109,9 +112,10 @@ class EarlyExitAMC(nn.Module):
         self.exit1 = PoolHead(c2, n_classes)
         self.exit2 = PoolHead(c3, n_classes, hidden=64)
 
-    def stage1(self, iq):
-        h = self.trunk(features(iq))
-        return self.exit1(h), h
+    def stage1(self, iq, with_power=False):
+        f, p = features(iq, with_power=True)
+        h = self.trunk(f)
+        return (self.exit1(h), h, p) if with_power else (self.exit1(h), h)
 
     def stage2(self, h):
         return self.exit2(self.branch2(h))
@@ -128,8 +132,8 @@ class Stage1(nn.Module):
         self.m = m
 
     def forward(self, iq):
-        z1, h = self.m.stage1(iq)
-        return torch.softmax(z1, 1), h
+        z1, h, p = self.m.stage1(iq, with_power=True)
+        return torch.softmax(z1, 1), h, p
 
 
 class Stage2(nn.Module):
@@ -142,14 +146,16 @@ class Stage2(nn.Module):
 
 
 def export_onnx(model: EarlyExitAMC, frame_length: int, path1: str, path2: str, opset: int = 17):
-    """Export stage1 (iq -> probs1, features) and stage2 (features -> probs2)."""
+    """Export stage1 (iq -> probs1, features, power) and stage2 (features -> probs2)."""
     import warnings
     model = model.eval()
     x = torch.randn(2, frame_length, 2)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Stage1(model).eval(), (x,), path1, input_names=["iq"], output_names=["probs", "features"],
-                          dynamic_axes={"iq": {0: "batch"}, "probs": {0: "batch"}, "features": {0: "batch"}},
+        torch.onnx.export(Stage1(model).eval(), (x,), path1, input_names=["iq"],
+                          output_names=["probs", "features", "power"],
+                          dynamic_axes={"iq": {0: "batch"}, "probs": {0: "batch"}, "features": {0: "batch"},
+                                        "power": {0: "batch"}},
                           opset_version=opset, dynamo=False)
         h = model.stage1(x)[1]
         torch.onnx.export(Stage2(model).eval(), (h,), path2, input_names=["features"], output_names=["probs"],

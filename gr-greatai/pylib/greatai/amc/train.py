@@ -114,11 +114,12 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
             "stage2": {"name": "features", "shape": ["batch", model.config["c2"], L // 16], "dtype": "float32",
                        "note": "the trunk output that stage1 returns; exit 2 reuses it"},
         },
-        "outputs": {"stage1": ["probs", "features"], "stage2": ["probs"]},
+        "outputs": {"stage1": ["probs", "features", "power"], "stage2": ["probs"]},
         "features": "in-graph: RMS-normalised, carrier-derotated I/Q (offset from the lag-1 autocorrelation), "
                     "x[n]conj(x[n-1]), |y|^2-1, y^4/|y|^3 (see greatai.amc.model.features)",
         "normalisation": "per-frame RMS to unit power, inside the ONNX graph (feed raw IQ at any amplitude); "
-                         "frames with NaN/Inf or all zeros are rejected by the engine before inference",
+                         "stage1 also returns each frame's mean power before it (0: all-zero frame, "
+                         "NaN/Inf: the frame holds NaN/Inf), from which the engine marks such frames invalid",
         "exit_rule": "leave at exit 1 when normalised entropy (H / ln C) <= T",
         "architecture": model.config,
         "macs_per_frame": macs,
