@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pmt
 import pytest
@@ -61,6 +63,29 @@ def test_every_nth_frame_and_setters(stream, shipped_model, batch_frames):
         amc.set_every_n(0)
 
 
+@pytest.mark.parametrize("overload", ["block", "skip"])
+def test_a_failing_work_call_passes_the_iq_and_ends(stream, shipped_model, overload):
+    """A bug inside work() must not end the block's thread (GNU Radio would then wait for the
+    flowgraph for ever): the IQ passes on unclassified and the frames are counted as errors."""
+    tb = gr.top_block()
+    src = blocks.vector_source_c(stream)
+    amc = greatai.amc_classifier(model=str(shipped_model), overload=overload, batch_frames=8)
+
+    def broken(*a, **k):
+        raise RuntimeError("publishing broke")
+    amc._publish = broken
+    snk = blocks.vector_sink_c()
+    tb.connect(src, amc, snk)
+    tb.start()
+    deadline = time.monotonic() + 20
+    while len(snk.data()) < len(stream) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
+    np.testing.assert_array_equal(np.array(snk.data(), np.complex64), stream)
+    assert amc.metrics()["errors"] > 0
+
+
 def test_invalid_iq_is_reported_and_stream_continues(stream, shipped_model):
     x = stream.copy()
     x[2048:3072] = 0
@@ -119,6 +144,18 @@ def test_result_summary_scores_against_truth(shipped_model, tmp_path):
     assert s["frames"] == 120 and s["scored"] == 120
     assert s["accuracy"] > 0.85
     assert set(s["counts"]) <= {"QPSK", "WBFM", "NOISE"} | set(sim.CLASSES)
+
+
+def test_a_failing_stop_is_logged_not_fatal(tmp_path):
+    """An exception out of stop() would abort the process: a summary that cannot be
+    written (its folder is a file) is logged, and the flowgraph ends normally."""
+    (tmp_path / "not_a_dir").write_text("x")
+    tb = gr.top_block()
+    src = blocks.vector_source_c(np.ones(4096, np.complex64))
+    summ = greatai.result_summary(json_path=str(tmp_path / "not_a_dir" / "s.json"), interval=100)
+    tb.connect(src, summ)
+    tb.run()
+    assert summ.summary()["frames"] == 0 and not (tmp_path / "not_a_dir").is_dir()
 
 
 def _batch_messages(stream, model, seconds=None, **kw):

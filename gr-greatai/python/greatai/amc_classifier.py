@@ -1,4 +1,5 @@
 import time
+import traceback
 
 import numpy as np
 import pmt
@@ -7,7 +8,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.amc.engine import EarlyExitEngine
 
-from .pmt_util import dict_from, has_subscribers, log_every, size_for_batches
+from .pmt_util import dict_from, has_subscribers, log_every, size_for_batches, stop_steps
 
 
 class amc_classifier(gr.sync_block):
@@ -113,13 +114,26 @@ class amc_classifier(gr.sync_block):
 
     # ---- scheduler ----
     def stop(self):
-        self._publish(self.worker.drain(timeout=5.0), tags=False)   # no stream tags outside work()
-        self._flush_feed(force=True)
-        self.worker.close()
-        self._publish_metrics()
-        return True
+        return stop_steps(self, lambda: self._publish(self.worker.drain(timeout=5.0), tags=False),  # no tags here
+                          lambda: self._flush_feed(force=True), self.worker.close, self._publish_metrics)
 
     def work(self, input_items, output_items):
+        r, n = self.nitems_read(0), len(output_items[0])
+        first = max(self._next_frame, -(-r // self.L))
+        try:
+            return self._work(input_items, output_items)
+        except Exception:
+            # A bug here must not stop the IQ or hang the flowgraph (an exception ends the
+            # block's thread, and the flowgraph would wait for it for ever): pass the
+            # samples on, count the call's frames as errors and say why.
+            output_items[0][:] = input_items[0][self._hist:self._hist + n]
+            self._next_frame = max(self._next_frame, (r + n) // self.L)
+            self.counts["errors"] += max(0, (r + n) // self.L - first)
+            log_every(self, "work", 5.0, f"work() failed; {self.counts['errors']} frames in error so far, the IQ "
+                      f"passes on:\n{traceback.format_exc()}", level="error")
+            return n
+
+    def _work(self, input_items, output_items):
         inp, out = input_items[0][self._hist:], output_items[0]
         n, L = len(out), self.L
         r = self.nitems_read(0)
@@ -151,7 +165,7 @@ class amc_classifier(gr.sync_block):
                 # live mode, or less than a batch: near-equal chunks of about batch_frames
                 # (0.67x to 1.5x): a leftover of a frame or two would otherwise make a batch
                 # of its own and pay a whole run's overhead
-                chunks = np.array_split(sel, max(1, round(len(sel) / B)))
+                chunks = np.array_split(sel, max(1, round(len(sel) / B))) if len(sel) else []
             self.counts["frames"] += last - first
             for idx in chunks:
                 local = idx[0] * L - r

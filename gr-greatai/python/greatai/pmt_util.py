@@ -58,3 +58,16 @@ def log_every(block, key: str, seconds: float, text: str, level: str = "warn"):
     if now - last.get(key, -1e9) >= seconds:
         last[key] = now
         getattr(block.logger, level)(text)
+
+
+def stop_steps(block, *steps):
+    """Run a block's stop() steps, each even if an earlier one failed, logging failures.
+    An exception out of stop() would abort the whole process (GNU Radio's thread calls
+    std::terminate), taking every other block and a half-written file with it."""
+    import traceback
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            block.logger.error(f"stop: {getattr(step, '__name__', 'step')} failed:\n{traceback.format_exc()}")
+    return True

@@ -8,7 +8,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.protobeam.engine import CalibrationError, ProtoBeamEngine
 
-from .pmt_util import dict_from, has_subscribers, size_for_batches, to_python
+from .pmt_util import dict_from, has_subscribers, size_for_batches, stop_steps, to_python
 
 
 class protobeam(gr.sync_block):
@@ -282,5 +282,4 @@ class protobeam(gr.sync_block):
                     (k["calibrated_beams"], pmt.from_long(nc)), (k["status"], self._status_pmt[s])] + ctx))
 
     def stop(self):
-        self.message_port_pub(pmt.intern("metrics"), pmt.to_pmt(self.metrics()))
-        return True
+        return stop_steps(self, lambda: self.message_port_pub(pmt.intern("metrics"), pmt.to_pmt(self.metrics())))

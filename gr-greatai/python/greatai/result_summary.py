@@ -8,6 +8,8 @@ from gnuradio import gr
 from greatai.runtime import atomic_write
 from greatai.summary import Scoreboard
 
+from .pmt_util import stop_steps
+
 
 class result_summary(gr.sync_block):
     """Console summary of results carried as stream tags, scored against ground truth.
@@ -71,8 +73,10 @@ class result_summary(gr.sync_block):
         return self.board.summary(time.monotonic() - (self._t0 or time.monotonic()))
 
     def stop(self):
+        return stop_steps(self, self._final)
+
+    def _final(self):
         s = self.summary()
         self.logger.info("final: " + self.board.line(s["seconds"]))
         if self.json_path:
             atomic_write(self.json_path, json.dumps(s, indent=2))
-        return True

@@ -6,7 +6,7 @@ from gnuradio import gr
 
 from greatai.forecast import engine as feng
 
-from .pmt_util import dict_from, has_subscribers, log_every
+from .pmt_util import dict_from, has_subscribers, log_every, stop_steps
 
 
 class spectrogram_forecaster(gr.decim_block):
@@ -197,7 +197,9 @@ class spectrogram_forecaster(gr.decim_block):
             self.message_port_pub(pmt.intern("forecast"), dict_from(items))
 
     def stop(self):
+        return stop_steps(self, self._final)
+
+    def _final(self):
         if self.truth_key and self._conf[0].sum():
             self._log("final live forecast F1 vs truth")
         self.message_port_pub(pmt.intern("metrics"), pmt.to_pmt(self.metrics()))
-        return True
