@@ -236,3 +236,27 @@ def test_live_demo_calibrates_over_zmq_and_recovers_accuracy(tmp_path):
     before, after, recalibrated = (p["accuracy"] for p in res["phases"])
     assert res["front_end"] == {"start": 0, "after": 4} and res["acks"] == 48
     assert before > after + 20 and recalibrated > after + 20, res
+
+
+def test_a_failing_work_call_passes_the_iq_and_ends():
+    """A bug inside work() must not end the block's thread (the flowgraph would wait for
+    ever): the IQ passes on, the failure is counted and the flowgraph ends."""
+    import time
+    x = np.asarray(frames_of(0, [1, 2, 3, 4] * 4), np.complex64).ravel()
+    tb = gr.top_block()
+    src = blocks.vector_source_c(x)
+    pb = greatai.protobeam(batch_frames=4)
+
+    def broken(*a, **k):
+        raise RuntimeError("embedding broke")
+    pb.engine.embed = broken
+    snk = blocks.vector_sink_c()
+    tb.connect(src, pb, snk)
+    tb.start()
+    deadline = time.monotonic() + 20
+    while len(snk.data()) < len(x) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
+    np.testing.assert_array_equal(np.array(snk.data(), np.complex64), x)
+    assert pb.metrics()["errors"] >= 1

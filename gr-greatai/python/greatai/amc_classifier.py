@@ -1,5 +1,4 @@
 import time
-import traceback
 
 import numpy as np
 import pmt
@@ -8,7 +7,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.amc.engine import EarlyExitEngine
 
-from .pmt_util import dict_from, has_subscribers, log_every, size_for_batches, stop_steps
+from .pmt_util import dict_from, guarded_passthrough, has_subscribers, log_every, size_for_batches, stop_steps
 
 
 class amc_classifier(gr.sync_block):
@@ -118,20 +117,14 @@ class amc_classifier(gr.sync_block):
                           lambda: self._flush_feed(force=True), self.worker.close, self._publish_metrics)
 
     def work(self, input_items, output_items):
-        r, n = self.nitems_read(0), len(output_items[0])
+        r = self.nitems_read(0)
         first = max(self._next_frame, -(-r // self.L))
-        try:
-            return self._work(input_items, output_items)
-        except Exception:
-            # A bug here must not stop the IQ or hang the flowgraph (an exception ends the
-            # block's thread, and the flowgraph would wait for it for ever): pass the
-            # samples on, count the call's frames as errors and say why.
-            output_items[0][:] = input_items[0][self._hist:self._hist + n]
+
+        def failed(n):              # the call's frames count as errors
             self._next_frame = max(self._next_frame, (r + n) // self.L)
             self.counts["errors"] += max(0, (r + n) // self.L - first)
-            log_every(self, "work", 5.0, f"work() failed; {self.counts['errors']} frames in error so far, the IQ "
-                      f"passes on:\n{traceback.format_exc()}", level="error")
-            return n
+            return f"{self.counts['errors']} frames in error so far"
+        return guarded_passthrough(self, self._work, input_items, output_items, self._hist, failed)
 
     def _work(self, input_items, output_items):
         inp, out = input_items[0][self._hist:], output_items[0]

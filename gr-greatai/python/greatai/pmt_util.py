@@ -71,3 +71,20 @@ def stop_steps(block, *steps):
         except Exception:
             block.logger.error(f"stop: {getattr(step, '__name__', 'step')} failed:\n{traceback.format_exc()}")
     return True
+
+
+def guarded_passthrough(block, work, input_items, output_items, hist: int, on_error):
+    """``work(input_items, output_items)`` for an inline block whose output is its input.
+    If it raises (a bug), the IQ still passes on, ``on_error(n)`` does the block's
+    bookkeeping and returns a few words for the log, and the traceback is logged (at most
+    every 5 s): an exception out of work() would end the block's thread, and the flowgraph
+    would wait for it for ever."""
+    import traceback
+    try:
+        return work(input_items, output_items)
+    except Exception:
+        n = len(output_items[0])
+        output_items[0][:] = input_items[0][hist:hist + n]
+        log_every(block, "work", 5.0, f"work() failed ({on_error(n)}); the IQ passes on:\n{traceback.format_exc()}",
+                  level="error")
+        return n

@@ -8,7 +8,7 @@ from gnuradio import gr
 from greatai import runtime
 from greatai.protobeam.engine import CalibrationError, ProtoBeamEngine
 
-from .pmt_util import dict_from, has_subscribers, size_for_batches, stop_steps, to_python
+from .pmt_util import dict_from, guarded_passthrough, has_subscribers, size_for_batches, stop_steps, to_python
 
 
 class protobeam(gr.sync_block):
@@ -180,6 +180,12 @@ class protobeam(gr.sync_block):
 
     # ---- stream ----
     def work(self, input_items, output_items):
+        def failed(n):
+            self.counts["errors"] += 1
+            return f"{self.counts['errors']} errors so far"
+        return guarded_passthrough(self, self._work, input_items, output_items, self._hist, failed)
+
+    def _work(self, input_items, output_items):
         inp, out = input_items[0][self._hist:], output_items[0]
         n = len(out)
         out[:] = inp[:n]
