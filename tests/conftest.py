@@ -39,3 +39,25 @@ def make_frames(rng, cls, n, snr, length=1024):
     from greatai import sim
     x, _ = sim.generate(rng, np.full(n, sim.CLASS_INDEX[cls]), length, snr_db=snr)
     return x
+
+
+def passthrough_with_broken_step(block, attr, x, obj=None, timeout=20.0):
+    """vector source -> block -> vector sink with ``(obj or block).attr`` replaced by a
+    function that raises; returns what reached the sink.  The flowgraph is stopped after
+    ``timeout`` s at the latest, so a block whose thread died cannot hang the test."""
+    import time
+    from gnuradio import blocks, gr
+
+    def broken(*a, **k):
+        raise RuntimeError(f"{attr} broke")
+    setattr(obj if obj is not None else block, attr, broken)
+    tb = gr.top_block()
+    src, snk = blocks.vector_source_c(x), blocks.vector_sink_c()
+    tb.connect(src, block, snk)
+    tb.start()
+    deadline = time.monotonic() + timeout
+    while len(snk.data()) < len(x) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tb.stop()
+    tb.wait()
+    return np.array(snk.data(), np.complex64)

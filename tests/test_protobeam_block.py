@@ -241,22 +241,9 @@ def test_live_demo_calibrates_over_zmq_and_recovers_accuracy(tmp_path):
 def test_a_failing_work_call_passes_the_iq_and_ends():
     """A bug inside work() must not end the block's thread (the flowgraph would wait for
     ever): the IQ passes on, the failure is counted and the flowgraph ends."""
-    import time
+    from conftest import passthrough_with_broken_step
     x = np.asarray(frames_of(0, [1, 2, 3, 4] * 4), np.complex64).ravel()
-    tb = gr.top_block()
-    src = blocks.vector_source_c(x)
     pb = greatai.protobeam(batch_frames=4)
-
-    def broken(*a, **k):
-        raise RuntimeError("embedding broke")
-    pb.engine.embed = broken
-    snk = blocks.vector_sink_c()
-    tb.connect(src, pb, snk)
-    tb.start()
-    deadline = time.monotonic() + 20
-    while len(snk.data()) < len(x) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    tb.stop()
-    tb.wait()
-    np.testing.assert_array_equal(np.array(snk.data(), np.complex64), x)
+    y = passthrough_with_broken_step(pb, "embed", x, obj=pb.engine)
+    np.testing.assert_array_equal(y, x)
     assert pb.metrics()["errors"] >= 1
