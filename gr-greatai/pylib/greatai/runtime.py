@@ -147,12 +147,13 @@ class ShardedSession:
     def get_providers(self):
         return self.sessions[0].get_providers()
 
-    def run(self, output_names, feeds, during=None):
-        """Like ``InferenceSession.run``.  ``during()``, if given, runs on the calling thread
-        while the other sessions' threads start on the batch (see :func:`run_during`)."""
-        return self.run_during(output_names, feeds, during)[0]
+    def run(self, output_names, feeds):
+        """Like ``InferenceSession.run``."""
+        return self.run_during(output_names, feeds)[0]
 
     def run_during(self, output_names, feeds, during=None):
+        """(outputs, during's result): ``during()``, if given, runs on the calling thread
+        while the other sessions' threads start on the batch (see :func:`run_during`)."""
         b = len(next(iter(feeds.values())))
         k = min(len(self.sessions), b // self.min_chunk)
         if k < 2:
