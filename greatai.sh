@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_PKGS="gnuradio python3-venv python3-libiio python3-uhd python3-matplotlib python3-zmq python3-pyqtgraph python3-scipy cmake xvfb"
+APT_PKGS="gnuradio g++ python3-venv python3-libiio python3-uhd python3-matplotlib python3-zmq python3-pyqtgraph python3-scipy cmake xvfb"
 PY=/usr/bin/python3
 
 log() { echo "[greatai] $*" >&2; }
@@ -34,11 +34,13 @@ setup() {
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[train,test]"
     echo "$stamp" > .venv/.greatai-stamp
   fi
-  # 4. the OOT module, installed into a local prefix
-  cmake -S . -B build -DCMAKE_INSTALL_PREFIX="$ROOT/.prefix" -DGREATAI_INSTALL_CORE=OFF >/dev/null
+  # 4. the OOT module, installed into a local prefix (GNU Radio's CMake package says where
+  #    Python modules go for Debian's interpreter: build/gr_python_dir.txt)
+  cmake -S . -B build -DCMAKE_INSTALL_PREFIX="$ROOT/.prefix" -DPYTHON_EXECUTABLE="$PY" \
+        -DGREATAI_INSTALL_CORE=OFF >/dev/null
   cmake --install build >/dev/null
   export PATH="$ROOT/.venv/bin:$PATH"
-  export PYTHONPATH="$ROOT/.prefix/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
+  export PYTHONPATH="$ROOT/.prefix/$(cat build/gr_python_dir.txt)${PYTHONPATH:+:$PYTHONPATH}"
   export GRC_BLOCKS_PATH="$ROOT/.prefix/share/gnuradio/grc/blocks${GRC_BLOCKS_PATH:+:$GRC_BLOCKS_PATH}"
   export PYTHONUNBUFFERED=1
 }
@@ -48,16 +50,21 @@ shift || true
 setup
 case "$cmd" in
   demo)
-    mkdir -p build/flowgraphs
-    grcc -o build/flowgraphs flowgraphs/amc_headless.grc >/dev/null
-    exec python build/flowgraphs/amc_headless.py --duration "${1:-20}"
+    exec greatai demo amc "${1:-20}"
     ;;
   test)
     export QT_QPA_PLATFORM=offscreen
     # pyqtgraph's exit cleanup touches torch's deprecated reduce_op after pytest's summary
     # line (pytest's own filters are gone by then): keep the summary the last line
     export PYTHONWARNINGS="ignore::FutureWarning"
-    exec python -m pytest -q "$@"
+    if [ "$#" -gt 0 ]; then exec python -m pytest -q "$@"; fi
+    # three tiers, each its own interpreter: unit (GNU Radio made unimportable), blocks, end to end
+    rc=0
+    for tier in unit blocks e2e; do
+      log "test tier: $tier"
+      python -m pytest -q "tests/$tier" || rc=1
+    done
+    exit $rc
     ;;
   env)
     exec "$@"

@@ -80,31 +80,46 @@ def _open_sigmf(path: Path) -> Recording:
 
 def frames(samples: np.ndarray, frame_length: int, batch: int = 256):
     """Yield (offsets [K], frames [K, frame_length]) over whole frames of samples."""
-    n = len(samples) // frame_length
-    for a in range(0, n, batch):
-        b = min(n, a + batch)
-        blk = np.asarray(samples[a * frame_length:b * frame_length]).reshape(b - a, frame_length)
-        yield np.arange(a, b) * frame_length, blk
+    from .frames import FrameGrid
+    return FrameGrid(frame_length).batches(samples, batch)
+
+
+def _labelled(annotations: list) -> list:
+    """The annotations with a label and a start, sorted by start."""
+    return sorted((a for a in annotations if a.get("core:label") is not None and "core:sample_start" in a),
+                  key=lambda a: int(a["core:sample_start"]))
 
 
 def annotation_truth(annotations: list) -> list:
     """(sample_start, label, snr_db or None) for each annotation with a label, sorted.
     Labels come from ``core:label``; SNR from ``greatai:snr_db`` when present."""
+    return [(int(a["core:sample_start"]), str(a["core:label"]),
+             None if a.get("greatai:snr_db") is None else float(a["greatai:snr_db"])) for a in _labelled(annotations)]
+
+
+def labelled_frames(path, frame_length: int) -> list:
+    """(label, frames [k, frame_length]) per labelled annotation of a recording (whole
+    frames; an annotation without ``core:sample_count`` runs to the next one)."""
+    rec = open_recording(path)
+    anns = _labelled(rec.annotations)
+    if not anns:
+        raise RecordingError(f"{path} has no labelled annotations (core:label) to calibrate from")
     out = []
-    for a in annotations:
-        lab = a.get("core:label")
-        if lab is None or "core:sample_start" not in a:
-            continue
-        snr = a.get("greatai:snr_db")
-        out.append((int(a["core:sample_start"]), str(lab), None if snr is None else float(snr)))
-    return sorted(out, key=lambda t: t[0])
+    for i, x in enumerate(anns):
+        start = int(x["core:sample_start"])
+        nxt = int(anns[i + 1]["core:sample_start"]) if i + 1 < len(anns) else len(rec.samples)
+        k = int(x.get("core:sample_count", nxt - start)) // frame_length
+        if k:
+            out.append((str(x["core:label"]), np.asarray(rec.samples[start:start + k * frame_length])
+                        .reshape(k, frame_length)))
+    return out
 
 
 def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), description: str = "",
                 extra_global: dict | None = None) -> Path:
     """Write ``base.sigmf-data`` (cf32_le) and ``base.sigmf-meta`` atomically: the data file
     first, then the metadata, each through a temporary file and a rename.  Returns the meta path."""
-    from .runtime import atomic_write
+    from .fileio import atomic_write
     base = _base(base)
     data_p = Path(str(base) + ".sigmf-data")
     atomic_write(data_p, np.ascontiguousarray(samples, dtype=np.complex64).tobytes())
@@ -119,7 +134,7 @@ def _base(base) -> Path:
 def write_sigmf_meta(base, data_p, samp_rate: float, annotations=(), description: str = "",
                      extra_global: dict | None = None, freq: float = 0.0) -> Path:
     """Write ``base.sigmf-meta`` atomically for the (complete) cf32_le data file data_p."""
-    from .runtime import atomic_write, file_digest
+    from .fileio import atomic_write, file_digest
     meta_p = Path(str(_base(base)) + ".sigmf-meta")
     glob = {"core:datatype": "cf32_le", "core:sample_rate": float(samp_rate), "core:version": "1.0.0",
             "core:recorder": "gr-greatai", "core:sha512": file_digest(data_p, "sha512"),

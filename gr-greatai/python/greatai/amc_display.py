@@ -1,7 +1,9 @@
 import pmt
 from gnuradio import gr
 
-from greatai import runtime
+from greatai import contract, records
+
+from . import codec
 
 
 class amc_display(gr.basic_block):
@@ -13,7 +15,8 @@ class amc_display(gr.basic_block):
     most ``fps`` times a second, so it never slows the flowgraph.
 
     Args:
-        model: model whose class list labels the axes ('' = the shipped amc_ee).
+        model: model whose class list labels the axes ('' = the shipped amc_ee).  Its classes
+            must be those of the classifier's model.
         title: panel title.
         history: results shown on the timeline.
         fps: maximum redraws per second.
@@ -23,8 +26,9 @@ class amc_display(gr.basic_block):
     def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0, cpu_budget=0.02):
         gr.basic_block.__init__(self, name="greatai_amc_display", in_sig=None, out_sig=None)
         from greatai.gui.amc_panel import AMCPanel       # needs a QApplication (GRC's QT GUI makes one)
-        classes = runtime.load_metadata(runtime.resolve_model(model, "amc_ee"))["classes"]
+        classes = contract.load(model, "amc", verify=False).classes
         self.panel = AMCPanel(classes, history=history, fps=fps, cpu_budget=cpu_budget, title=title)
+        self.panel.decoder = lambda msg: records.amc_display_item(codec.to_python(msg), classes)
         self.widget = self.panel
         self.message_port_register_in(pmt.intern("in"))
         self.set_msg_handler(pmt.intern("in"), self._handle)
@@ -34,7 +38,7 @@ class amc_display(gr.basic_block):
         rate) or its per-frame ``classification`` dicts.  The message is only queued here:
         the GUI thread converts it when it redraws, so this thread holds the GIL (which the
         classifier's work thread needs) for as short a time as possible."""
-        self.panel.push_pmt(msg)
+        self.panel.push_raw(msg)
 
     def qwidget(self):
         return self.panel

@@ -2,10 +2,11 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from greatai import runtime
+from greatai import contract, records
 from greatai.forecast.engine import pool
+from greatai.forecast.live import BandGeometry
 
-from .pmt_util import to_python
+from . import codec
 
 
 class forecast_display(gr.sync_block):
@@ -28,8 +29,8 @@ class forecast_display(gr.sync_block):
 
     def __init__(self, fft_size=1024, model="", title="Spectrum forecast", history=200, fps=30.0,
                  cpu_budget=0.02):
-        meta = runtime.load_metadata(runtime.resolve_model(model, "forecast"))
-        self.channels, horizons = int(meta["channels"]), int(meta["horizons"])
+        m = contract.load(model, "forecast", verify=False)
+        self.channels, horizons = m.field("channels", int), m.field("horizons", int)
         if int(fft_size) % self.channels:
             raise ValueError(f"fft_size {fft_size} is not a multiple of the model's {self.channels} channels")
         gr.sync_block.__init__(self, name="greatai_forecast_display", in_sig=[(np.float32, int(fft_size))],
@@ -37,6 +38,8 @@ class forecast_display(gr.sync_block):
         from greatai.gui.forecast_panel import ForecastPanel    # needs a QApplication (GRC's QT GUI makes one)
         self.panel = ForecastPanel(self.channels, horizons, history=history, fps=fps, cpu_budget=cpu_budget,
                                    title=title)
+        # the geometry comes with each message (its band_low_hz and channel_hz)
+        self.panel.decoder = lambda msg: self._decode(codec.to_python(msg))
         self.message_port_register_in(pmt.intern("forecast"))
         self.set_msg_handler(pmt.intern("forecast"), self._handle)
 
@@ -46,21 +49,14 @@ class forecast_display(gr.sync_block):
         return len(x)
 
     def _handle(self, msg):
-        if not pmt.is_dict(msg):
-            self.logger.warn("forecast_display expects spectrogram_forecaster's forecast dicts; message ignored")
-            return
-        m = to_python(msg)
-        if m.get("status") != "ok" or "probabilities" not in m:
-            return
-        free, text = None, ""
-        nf = m.get("next_free")
-        if isinstance(nf, dict) and "band_low_hz" in m:
-            ch = float(m["channel_hz"])
-            start = int(round((nf["center_hz"] - nf["bandwidth_hz"] / 2 - m["band_low_hz"]) / ch))
-            free = (start, int(round(nf["bandwidth_hz"] / ch)), int(nf["free_frames"]))
-            text = (f"next free: {nf['bandwidth_hz'] / 1e3:.0f} kHz at {nf['center_hz'] / 1e6:+.3f} MHz for "
-                    f"{1e3 * nf['free_seconds']:.1f} ms ({nf['free_frames']} frames)")
-        self.panel.push_forecast(m["probabilities"], free, text)
+        """Queued as it is; decoded on the GUI thread (``records.forecast_display_item``)."""
+        self.panel.push_raw(msg)
+
+    def _decode(self, d):
+        if not isinstance(d, dict) or "channel_hz" not in d:
+            return None
+        item = records.forecast_display_item(d, BandGeometry.from_message(d, self.channels))
+        return None if item is None else ("f",) + (item[0].reshape(-1, self.channels),) + item[1:]
 
     def qwidget(self):
         return self.panel

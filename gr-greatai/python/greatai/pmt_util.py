@@ -1,31 +1,7 @@
-"""PMT and buffer helpers shared by the gr-greatai blocks (not a block)."""
-import numpy as np
+"""Scheduler helpers shared by the gr-greatai blocks (not a block): buffer sizing,
+subscriber checks, throttled logging, guarded work() and stop().  PMT conversion is in
+:mod:`codec`."""
 import pmt
-
-
-def to_python(msg):
-    """PMT (dict, pair, vector, scalar) -> plain Python/numpy for JSON."""
-    if pmt.is_dict(msg):
-        out = {}
-        items = pmt.dict_items(msg)
-        for i in range(pmt.length(items)):
-            kv = pmt.nth(i, items)
-            out[str(to_python(pmt.car(kv)))] = to_python(pmt.cdr(kv))
-        return out
-    for kind in ("u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "c32", "c64"):
-        if getattr(pmt, f"is_{kind}vector")(msg):
-            return np.asarray(getattr(pmt, f"{kind}vector_elements")(msg))
-    if pmt.is_vector(msg):
-        return [to_python(pmt.vector_ref(msg, i)) for i in range(pmt.length(msg))]
-    return pmt.to_python(msg)
-
-
-def dict_from(items):
-    """Build a PMT dict from (pmt_key, pmt_value) pairs."""
-    d = pmt.make_dict()
-    for k, v in items:
-        d = pmt.dict_add(d, k, v)
-    return d
 
 
 def has_subscribers(block, port: str) -> bool:
@@ -88,3 +64,14 @@ def guarded_passthrough(block, work, input_items, output_items, hist: int, on_er
         log_every(block, "work", 5.0, f"work() failed ({on_error(n)}); the IQ passes on:\n{traceback.format_exc()}",
                   level="error")
         return n
+
+
+def logger_fn(block):
+    """``log(level, text)`` through the block's logger, for the pure layers' callbacks."""
+    return lambda level, text: getattr(block.logger, level)(text)
+
+
+def every(seconds: float):
+    """A throttle for periodic work (metrics about once a second)."""
+    from greatai.inline import Throttle
+    return Throttle(seconds)

@@ -5,7 +5,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from greatai.runtime import atomic_write
+from greatai.fileio import atomic_write
 from greatai.summary import Scoreboard
 
 from .pmt_util import stop_steps

@@ -3,7 +3,7 @@ from gnuradio import gr
 
 from greatai.results import ResultPublisher, DEFAULT_ADDRESS
 
-from .pmt_util import to_python
+from .codec import to_python
 
 
 class zmq_result_sink(gr.basic_block):

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import runtime
-from ..runtime import ModelError, STATUS_OK
+from .. import frames as framing, records, runtime
+from ..contract import ModelError
+from ..frames import STATUS_OK
 
 DEFAULT_MODEL = "amc_ee"
 MODES = ("early", "exit1", "exit2")
@@ -24,8 +25,14 @@ class AMCResult:
     confidence: np.ndarray   # float32 max probability (0 for invalid frames)
     probs: np.ndarray        # float32 [B, C] (zeros for invalid frames)
     exit: np.ndarray         # uint8: 1 or 2, 0 = not classified
-    status: np.ndarray       # uint8: runtime.STATUS_*
+    status: np.ndarray       # uint8: frames.STATUS_*
     entropy: np.ndarray      # float32 normalised entropy of exit 1
+
+    def tally(self) -> dict:
+        """Counter increments for this batch (see inline.InlineRunner)."""
+        n_ok = int(np.count_nonzero(self.status == STATUS_OK))
+        return {"classified": n_ok, "invalid": len(self.status) - n_ok,
+                "exit1": int(np.count_nonzero(self.exit == 1)), "exit2": int(np.count_nonzero(self.exit == 2))}
 
 
 def normalised_entropy(p: np.ndarray) -> np.ndarray:
@@ -35,46 +42,42 @@ def normalised_entropy(p: np.ndarray) -> np.ndarray:
     return (h / np.log(p.shape[1])).astype(np.float32)
 
 
-class EarlyExitEngine:
+class EarlyExitEngine(runtime.ModelEngine):
     """Load a shipped or user model and classify batches of complex64 frames.
 
     Args:
         model: model directory or its ``model.json``; empty for the shipped model.
-        threshold: exit threshold T on normalised entropy (None: the model's default).
         provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
+        threshold: exit threshold T on normalised entropy (None: the model's operating point).
     """
+    task = "amc"
 
-    def __init__(self, model=None, threshold=None, provider="cpu", threads=1):
-        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
-        meta = self.meta
-        with runtime.required_fields(self.meta_path):
-            self.classes = list(meta["classes"])
-            self.frame_length = int(meta["frame_length"])
-            files = meta["files"]
-            s1, s2 = self.meta_path.parent / files["stage1"], self.meta_path.parent / files["stage2"]
-        self.s1 = runtime.make_session(s1, provider, threads)
-        self.s2 = runtime.make_session(s2, provider, threads)
-        shape = self.s1.get_inputs()[0].shape
-        if len(shape) != 3 or shape[2] != 2 or (isinstance(shape[1], int) and shape[1] != self.frame_length):
-            raise ModelError(f"model {s1} takes input shape {shape}, but its metadata says frames of "
-                             f"{self.frame_length} samples ([batch, {self.frame_length}, 2] expected)")
+    def __init__(self, model=None, provider="cpu", threads=1, threshold=None):
+        super().__init__(model, provider, threads)
+        m = self.model
+        self.classes = m.classes
+        self.frame_length = m.field("frame_length", int)
+        self.s1 = self.open_session("stage1")
+        self.s2 = self.open_session("stage2")
+        self.check_frame_input(self.s1, "stage1", self.frame_length)
         n_out = self.s1.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.classes):
-            raise ModelError(f"model {s1} has {n_out} outputs but its metadata lists {len(self.classes)} classes")
+            raise ModelError(f"model {m.file('stage1')} has {n_out} outputs but its metadata lists "
+                             f"{len(self.classes)} classes")
         # stage 1 may return each frame's mean power ('power'); then the frame check costs
         # nothing extra (older models: numpy works it out while stage 1 runs)
         names = [o.name for o in self.s1.get_outputs()]
         self._outs = (names.index("probs") if "probs" in names else 0,
                       names.index("features") if "features" in names else 1,
                       names.index("power") if "power" in names else None)
-        self.threshold = float(meta.get("default_threshold", 0.3)) if threshold is None else float(threshold)
-        self.set_threshold(self.threshold)
-        self.provider = provider
+        self.default_threshold = m.threshold("exit", 0.3)
+        self.set_threshold(self.default_threshold if threshold is None else threshold)
         self.stats = {"frames": 0, "exit1": 0, "exit2": 0, "invalid": 0}
 
     def set_threshold(self, t):
-        t = float(t)
+        """T in [0, 1]; None or < 0: the model's operating point."""
+        t = self.default_threshold if t is None or float(t) < 0 else float(t)
         if not 0.0 <= t <= 1.0:
             raise ValueError(f"exit threshold T is a normalised entropy and must be in [0, 1], got {t}")
         self.threshold = t
@@ -100,7 +103,7 @@ class EarlyExitEngine:
         i_p, i_f, i_pow = self._outs
 
         def check():                # frame validity from numpy, worked out while stage 1 runs
-            status = runtime.frame_status(frames) if i_pow is None else None
+            status = framing.frame_status(frames) if i_pow is None else None
             if during is not None:
                 during()
             return status
@@ -110,7 +113,7 @@ class EarlyExitEngine:
             outs, status = runtime.run_during(self.s1, None, {"iq": x}, check)
             p1, feat = outs[i_p], outs[i_f]
             if i_pow is not None:
-                status = runtime.status_from_power(outs[i_pow])
+                status = framing.status_from_power(outs[i_pow])
             ok = status == STATUS_OK
             all_ok = bool(ok.all())
             e1 = normalised_entropy(p1)
@@ -142,5 +145,5 @@ class EarlyExitEngine:
         return AMCResult(label, conf, probs, ext, status, e1.astype(np.float32, copy=False))
 
     def label_names(self, label: np.ndarray) -> list:
-        names = self.classes + ["INVALID"]
+        names = records.label_names(self.classes)
         return [names[i] for i in label]

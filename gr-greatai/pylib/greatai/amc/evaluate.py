@@ -19,7 +19,7 @@ def evaluate(model=None, seed=777, n_per_class_per_snr=100, snrs=tuple(range(-20
     """Accuracy per SNR for exit 1 only, exit 2 only and early exit at T; confusion matrix
     at SNR >= 10 dB; NOISE recognition; share leaving at exit 1 per SNR."""
     from tqdm import tqdm
-    eng = EarlyExitEngine(model, threshold=threshold, threads=threads)
+    eng = EarlyExitEngine(model, threads=threads, threshold=threshold)
     C = len(eng.classes)
     rng = np.random.default_rng(seed)
     res = {"model": str(eng.meta_path), "threshold": eng.threshold, "seed": seed,
@@ -82,7 +82,7 @@ def plot(res, path):
 
 
 def run(model=None, out_dir="results/amc", **kw):
-    from ..runtime import atomic_write
+    from ..fileio import atomic_write
     res = evaluate(model, **kw)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,10 +93,10 @@ def run(model=None, out_dir="results/amc", **kw):
 
 def attach_to_metadata(meta_path, res):
     """Record measured accuracy (from data the model never saw) in the model's metadata."""
-    from ..runtime import atomic_write
-    meta = json.loads(Path(meta_path).read_text())
+    from .. import contract
+    meta = contract.read_json(Path(meta_path))
     meta["evaluation"] = {k: res[k] for k in ("seed", "frames_per_class_per_snr", "snr_db", "accuracy",
                                               "exit1_share", "accuracy_snr_ge_10", "max_gap_early_vs_full",
                                               "noise_recognised", "threshold")}
-    atomic_write(meta_path, json.dumps(meta, indent=2))
-    return meta
+    contract.write(meta_path, meta)
+    return contract.migrate(meta)

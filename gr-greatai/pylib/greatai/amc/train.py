@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime, sim
+from .. import contract, sim
 
 CONFIGS = {
     # the shipped model
@@ -104,17 +104,18 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
     macs = count_macs(model, L)
     meta = {
         "name": "amc_ee",
-        "task": "early-exit automatic modulation classification",
+        "task": "amc", "version": "1",
+        "description": "early-exit automatic modulation classification",
         "classes": list(sim.CLASSES),
         "frame_length": L,
-        "files": {"stage1": s1.name, "stage2": s2.name},
+        "files": {"stage1": contract.file_entry(s1), "stage2": contract.file_entry(s2)},
         "inputs": {
             "stage1": {"name": "iq", "shape": ["batch", L, 2], "dtype": "float32",
                        "layout": "interleaved I/Q: a zero-copy view of complex64 frames"},
             "stage2": {"name": "features", "shape": ["batch", model.config["c2"], L // 16], "dtype": "float32",
                        "note": "the trunk output that stage1 returns; exit 2 reuses it"},
         },
-        "outputs": {"stage1": ["probs", "features", "power"], "stage2": ["probs"]},
+        "outputs": {"stage1": {"names": ["probs", "features", "power"]}, "stage2": {"names": ["probs"]}},
         "features": "in-graph: RMS-normalised, carrier-derotated I/Q (offset from the lag-1 autocorrelation), "
                     "x[n]conj(x[n-1]), |y|^2-1, y^4/|y|^3 (see greatai.amc.model.features)",
         "normalisation": "per-frame RMS to unit power, inside the ONNX graph (feed raw IQ at any amplitude); "
@@ -136,9 +137,8 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
     # threshold from the validation set, never from the evaluation set
     p1, p2 = _torch_probs(model, viq)
     bins = evaluate.snr_bins(-20, 30, 5)
-    meta["default_threshold"] = choose_threshold(p1, p2, vy, vsnr, bins)
-    meta["checksums"] = {f.name: runtime.sha256(f) for f in (s1, s2)}
-    runtime.atomic_write(out / "model.json", json.dumps(meta, indent=2))
+    meta["thresholds"] = {"exit": choose_threshold(p1, p2, vy, vsnr, bins)}
+    contract.write(out / "model.json", meta)
     return out / "model.json"
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import runtime
-from ..runtime import ModelError
+from ..contract import ModelError
+from ..frames import STATUS_NONFINITE, STATUS_OK
 
 DEFAULT_MODEL = "forecast"
 FLOOR_PERCENTILE = 20
@@ -36,6 +37,17 @@ def normalise(x_db):
     """[B, T, C] dB -> dB above each window's noise floor, / 10."""
     floor = np.percentile(x_db.reshape(len(x_db), -1), FLOOR_PERCENTILE, axis=1)
     return ((x_db - floor[:, None, None]) / 10.0).astype(np.float32)
+
+
+@dataclass
+class ForecastResult:
+    """Per-window forecasts of one batch."""
+    prob: np.ndarray         # float32 [B, H, C] occupancy probabilities (0 where not forecast)
+    status: np.ndarray       # uint8 frames.STATUS_*: NONFINITE where the window held NaN/Inf
+
+    def tally(self) -> dict:
+        ok = int(np.count_nonzero(self.status == STATUS_OK))
+        return {"forecasts": ok, "skipped": len(self.status) - ok, "invalid": len(self.status) - ok}
 
 
 @dataclass
@@ -72,28 +84,27 @@ def occupied_ranges(mask):
     return np.stack([starts, ends], 1) if len(starts) else np.zeros((0, 2), int)
 
 
-class ForecastEngine:
+class ForecastEngine(runtime.ModelEngine):
     """Load the forecaster and forecast batches of spectrogram windows.
 
     Args:
         model: model directory or its ``model.json``; empty for the shipped model.
-        provider: ONNX Runtime execution provider.
+        provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
     """
+    task = "forecast"
 
     def __init__(self, model=None, provider="cpu", threads=1):
-        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
-        meta = self.meta
-        with runtime.required_fields(self.meta_path):
-            self.channels = int(meta["channels"])
-            self.steps = int(meta["steps"])
-            self.horizons = int(meta["horizons"])
-            self.threshold = float(meta.get("threshold", 0.5))     # operating point: best F1 on training data
-            path = self.meta_path.parent / meta["files"]["forecaster"]
-        self.session = runtime.make_session(path, provider, threads)
+        super().__init__(model, provider, threads)
+        m = self.model
+        self.channels = m.field("channels", int)
+        self.steps = m.field("steps", int)
+        self.horizons = m.field("horizons", int)
+        self.threshold = m.threshold("occupied", 0.5)     # operating point: best F1 on training data
+        self.session = self.open_session("forecaster")
         shape = self.session.get_inputs()[0].shape
         if len(shape) != 3 or shape[1:] != [self.steps, self.channels]:
-            raise ModelError(f"model {path} takes input shape {shape}, but its metadata says "
+            raise ModelError(f"model {m.file('forecaster')} takes input shape {shape}, but its metadata says "
                              f"[batch, {self.steps}, {self.channels}]")
 
     def forecast(self, windows_db):
@@ -109,3 +120,8 @@ class ForecastEngine:
             xs = x if ok.all() else x[ok]
             prob[ok] = self.session.run(None, {"spectrogram": normalise(xs)})[0]
         return prob, ok
+
+    def run(self, windows_db) -> ForecastResult:
+        """:meth:`forecast` as a result record (for the inline layer)."""
+        prob, ok = self.forecast(windows_db)
+        return ForecastResult(prob, np.where(ok, STATUS_OK, STATUS_NONFINITE).astype(np.uint8))

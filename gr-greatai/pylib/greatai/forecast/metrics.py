@@ -17,13 +17,20 @@ def p_correct_occupied(truth, prob, thr=0.5):
     return float(np.mean(np.asarray(prob)[t] >= thr)) if t.any() else float("nan")
 
 
-def f1(truth, prob, thr=0.5):
-    t = np.asarray(truth, bool).ravel()
-    p = np.asarray(prob).ravel() >= thr
-    tp = np.count_nonzero(t & p)
-    fp = np.count_nonzero(~t & p)
-    fn = np.count_nonzero(t & ~p)
+def confusion(truth, pred) -> np.ndarray:
+    """(tp, fp, fn) of bool predictions against bool truth, over the last axis's cells and
+    every leading axis but the first: [..., 3] counts for truth/pred of shape [N, ...]."""
+    t, p = np.asarray(truth, bool), np.asarray(pred, bool)
+    return np.stack([np.count_nonzero(t & p), np.count_nonzero(~t & p), np.count_nonzero(t & ~p)])
+
+
+def f1_from(tp, fp, fn) -> float:
+    """F1 of the occupied class from its counts (1 when there is nothing to find)."""
     return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 1.0
+
+
+def f1(truth, prob, thr=0.5):
+    return f1_from(*confusion(truth, np.asarray(prob) >= thr))
 
 
 def auc(truth, score):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime
+from .. import contract, fileio
 from . import engine, metrics, traffic
 
 CONFIGS = {
@@ -107,19 +107,20 @@ def pretrain(out_dir, config="full", seed=1234, threads=2, progress=True, **over
     out.mkdir(parents=True, exist_ok=True)
     export(bb, out / "backbone.onnx", torch.randn(2, cfg["steps"], traffic.N_CHANNELS), "spectrogram", "hidden")
     np.savez(out / "backbone.npz", **{k: v.numpy() for k, v in bb.state_dict().items()})
-    meta = {"name": "forecast-backbone", "task": "masked spectrogram modelling (self-supervised)",
+    meta = {"name": "forecast-backbone", "task": "msm-backbone", "version": "1",
+            "description": "masked spectrogram modelling (self-supervised)",
             "steps": cfg["steps"], "channels": traffic.N_CHANNELS, "hidden": cfg["hidden"],
             "masking": {"patch_frames": cfg["patch"][0], "patch_channels": cfg["patch"][1],
                         "ratio": cfg["mask_ratio"], "tail_prob": cfg["tail_prob"],
                         "fill": f"white noise, N(0, {NOISE_STD}) in normalised units",
                         "loss": "MSE on masked cells"},
-            "files": {"onnx": "backbone.onnx", "weights": "backbone.npz"},
-            "sha256": {"backbone.onnx": runtime.sha256(out / "backbone.onnx")},
+            "files": {"onnx": contract.file_entry(out / "backbone.onnx"),
+                      "weights": contract.file_entry(out / "backbone.npz")},
             "training": {"command": f"greatai train msm --seed {seed}" + ("" if config == "full" else
                                                                           f" --config {config}"),
                          "config": dict(cfg, name=config, seed=seed), "seconds": round(secs, 1),
                          "loss_history": hist, "windows": int(len(x))}}
-    runtime.atomic_write(out / "backbone.json", json.dumps(meta, indent=1))
+    contract.write(out / "backbone.json", meta)
     return meta
 
 
@@ -148,7 +149,7 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     cfg = dict(CONFIGS[config], **overrides)
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    bmeta = runtime.load_metadata(out / "backbone.json")
+    bmeta = contract.load(out / "backbone.json", "msm-backbone").meta
     if bmeta["steps"] != cfg["steps"] or bmeta["hidden"] != cfg["hidden"]:
         raise ValueError(f"backbone in {out} has steps/hidden {bmeta['steps']}/{bmeta['hidden']}, config wants "
                          f"{cfg['steps']}/{cfg['hidden']}: run greatai train msm with the same config")
@@ -218,29 +219,30 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
            "occupancy")
     export(head, out / "head.onnx", (torch.randn(2, cfg["hidden"], cfg["steps"], traffic.N_CHANNELS),
                                      torch.randn(2, cfg["steps"], traffic.N_CHANNELS)), ("hidden", "spectrogram"), "logits")
-    meta = {"name": "forecast", "task": "spectrum occupancy forecasting (H future frames from T past)",
+    meta = {"name": "forecast", "task": "forecast", "version": "1",
+            "description": "spectrum occupancy forecasting (H future frames from T past)",
             "channels": traffic.N_CHANNELS, "steps": cfg["steps"], "horizons": h, "hidden": cfg["hidden"],
-            "input": {"name": "spectrogram", "shape": ["batch", cfg["steps"], traffic.N_CHANNELS],
-                      "units": "dB above the window's noise floor (20th percentile) / 10",
-                      "pooling": "FFT bins -> channels by mean linear power"},
-            "output": {"name": "occupancy", "shape": ["batch", h, traffic.N_CHANNELS], "units": "probability"},
-            "threshold": thr["tuned"],
+            "inputs": {"forecaster": {"name": "spectrogram", "shape": ["batch", cfg["steps"], traffic.N_CHANNELS],
+                                      "units": "dB above the window's noise floor (20th percentile) / 10",
+                                      "pooling": "FFT bins -> channels by mean linear power"}},
+            "outputs": {"forecaster": {"name": "occupancy", "shape": ["batch", h, traffic.N_CHANNELS],
+                                       "units": "probability"}},
+            "thresholds": {"occupied": thr["tuned"]},
             "frame": {"fft_size": 1024, "average": 16, "window": "rect (what the traffic simulator matches)"},
-            "files": {"forecaster": "forecaster.onnx", "head": "head.onnx", "backbone": "backbone.onnx"},
+            "files": {f[:-5]: contract.file_entry(out / f) for f in ("forecaster.onnx", "head.onnx", "backbone.onnx")},
             "macs_per_forecast": count_macs(tuned, cfg["steps"], traffic.N_CHANNELS),
             "parameters": {"backbone": int(sum(p.numel() for p in bb.parameters())),
                            "head": int(sum(p.numel() for p in head.parameters()))},
-            "sha256": {f: runtime.sha256(out / f) for f in ("forecaster.onnx", "head.onnx", "backbone.onnx")},
             "training": {"command": f"greatai train forecast --seed {seed}" + ("" if config == "full" else
                                                                                f" --config {config}"),
                          "pretraining_command": bmeta["training"]["command"],
                          "config": dict(cfg, name=config, seed=seed)},
             "evaluation": report}
-    runtime.atomic_write(out / "model.json", json.dumps(meta, indent=1))
+    contract.write(out / "model.json", meta)
     if results_dir:
         rd = Path(results_dir)
         rd.mkdir(parents=True, exist_ok=True)
-        runtime.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
+        fileio.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
         plot(rd / "eval.png", vx, vy, p_tuned, cfg)
     return meta
 
@@ -266,4 +268,4 @@ def plot(path, vx, vy, prob, cfg, n=60):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    runtime.atomic_write(path, buf.getvalue())
+    fileio.atomic_write(path, buf.getvalue())

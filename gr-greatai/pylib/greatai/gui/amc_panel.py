@@ -29,8 +29,7 @@ class AMCPanel(Panel):
         self.labels = collections.deque(maxlen=int(history))
         self.exits = collections.deque(maxlen=int(history))
         self.probs = np.zeros(len(self.classes))
-        self.frames = self.exit1 = self.exit2 = self.invalid = self.ignored = 0
-        self._pmt_keys = None
+        self.frames = self.exit1 = self.exit2 = self.invalid = 0
         self.last = None
         ticks = [list(enumerate(self.classes))]
         self.p_bar = self.glw.addPlot(title="class probabilities (mean since last update)")
@@ -62,77 +61,36 @@ class AMCPanel(Panel):
         self.resize(900, 560)
 
     def push(self, result: dict):
-        """Queue one result dict (label, exit, probs, ...); safe from any thread."""
-        self._q.append(result)
+        """Queue one result dict (label name, exit, confidence, probs); safe from any thread."""
+        from .. import records
+        item = records.amc_display_item(result, self.classes)
+        if item is not None:
+            self._q.append(item)
 
     def push_batch(self, labels, exits, confidence, mean_probs):
         """Queue a whole batch (label indices, -1 = invalid; exits; confidences; mean
         probabilities); safe from any thread."""
-        self._q.append(("batch", labels, exits, confidence, mean_probs))
-
-    def push_pmt(self, msg):
-        """Queue an amc_classifier message as it is (a PMT ``batch`` or ``classification``
-        dict); it is converted on the GUI thread.  Safe from any thread."""
-        self._q.append(("pmt", msg))
-
-    def _from_pmt(self, msg):
-        """amc_classifier ``batch``/``classification`` PMT dict -> a queue item (None if not one)."""
-        import pmt
-        if not pmt.is_dict(msg):
-            self.ignored += 1
-            return None
-        k = self._pmt_keys
-        if k is None:
-            k = self._pmt_keys = {n: pmt.intern(n) for n in ("label", "exit", "confidence", "probs")}
-        lab = pmt.dict_ref(msg, k["label"], pmt.PMT_NIL)
-        ex = pmt.dict_ref(msg, k["exit"], pmt.PMT_NIL)
-        conf = pmt.dict_ref(msg, k["confidence"], pmt.PMT_NIL)
-        p = pmt.dict_ref(msg, k["probs"], pmt.PMT_NIL)
-        if pmt.is_s32vector(lab):                                   # a batch
-            return ("batch", np.asarray(pmt.s32vector_elements(lab)), np.asarray(pmt.u8vector_elements(ex)),
-                    np.asarray(pmt.f32vector_elements(conf)), np.asarray(pmt.f32vector_elements(p)))
-        return {"label": pmt.symbol_to_string(lab) if pmt.is_symbol(lab) else None,
-                "exit": pmt.to_long(ex) if pmt.is_integer(ex) else 0,
-                "confidence": pmt.to_double(conf) if pmt.is_real(conf) else None,
-                "probs": pmt.f32vector_elements(p) if pmt.is_f32vector(p) else None}
+        self._q.append((np.asarray(labels), np.asarray(exits), np.asarray(confidence), np.asarray(mean_probs)))
 
     def refresh(self):
         """Drain queued results and redraw (GUI thread; the timer calls this)."""
-        batch = [self._from_pmt(r[1]) if isinstance(r, tuple) and r[0] == "pmt" else r for r in self._drain()]
-        batch = [r for r in batch if r is not None]
+        batch = self._drain()
         if not batch:
             return
         probs = []
-        for r in batch:
-            if isinstance(r, tuple):                       # a whole batch, vectorised
-                _, lab, ex, conf, mp = r
-                ok = lab >= 0
-                self.invalid += int(np.count_nonzero(~ok))
-                self.frames += int(ok.sum())
-                self.exit1 += int(np.count_nonzero(ex == 1))
-                self.exit2 += int(np.count_nonzero(ex == 2))
-                self.labels.extend(lab[ok].tolist())
-                self.exits.extend(ex[ok].tolist())
-                if len(mp) == len(self.classes) and ok.any():
-                    probs.append(mp)
-                if ok.any():
-                    j = np.nonzero(ok)[0][-1]
-                    self.last = {"label": self.classes[lab[j]], "exit": int(ex[j]), "confidence": float(conf[j])}
-                continue
-            i = self.index.get(r.get("label"))
-            if i is None:
-                self.invalid += 1
-                continue
-            self.frames += 1
-            e = int(r.get("exit", 0) or 0)
-            self.exit1 += e == 1
-            self.exit2 += e == 2
-            self.labels.append(i)
-            self.exits.append(e)
-            p = r.get("probs")
-            if p is not None and len(p) == len(self.classes):
-                probs.append(p)
-            self.last = r
+        for lab, ex, conf, mp in batch:                      # vectorised per batch
+            ok = lab >= 0
+            self.invalid += int(np.count_nonzero(~ok))
+            self.frames += int(ok.sum())
+            self.exit1 += int(np.count_nonzero(ex[ok] == 1))
+            self.exit2 += int(np.count_nonzero(ex[ok] == 2))
+            self.labels.extend(lab[ok].tolist())
+            self.exits.extend(ex[ok].tolist())
+            if len(mp) == len(self.classes) and ok.any():
+                probs.append(mp)
+            if ok.any():
+                j = np.nonzero(ok)[0][-1]
+                self.last = {"label": self.classes[lab[j]], "exit": int(ex[j]), "confidence": float(conf[j])}
         if probs:
             self.probs = np.mean(np.asarray(probs, float), axis=0)
             self.bars.setOpts(height=self.probs)

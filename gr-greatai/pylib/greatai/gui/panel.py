@@ -30,6 +30,13 @@ class _TimedView(pg.GraphicsLayoutWidget):
         self._panel._busy += time.perf_counter() - t0
 
 
+class _Raw:
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
+
+
 class Panel(QtWidgets.QWidget):
     def __init__(self, history: int, fps: float, title: str, antialias: bool = False, queue: int = 20000,
                  cpu_budget: float = 0.02, parent=None):
@@ -48,6 +55,7 @@ class Panel(QtWidgets.QWidget):
         self._busy = 0.0                                    # GUI-thread seconds since the last tick
         self._cost = None                                   # smoothed seconds per redraw
         self.redraws = 0
+        self.ignored = 0                                    # raw messages the decoder refused
         pg.setConfigOptions(antialias=antialias, background="w", foreground="k")
         lay = QtWidgets.QVBoxLayout(self)
         self.info = QtWidgets.QLabel(f"<b>{title}</b>: waiting for results")
@@ -91,10 +99,24 @@ class Panel(QtWidgets.QWidget):
         """Smoothed GUI-thread seconds per redraw (refresh + paint); None before the first."""
         return self._cost
 
+    decoder = None          # decoder(raw) -> queue item or None, on the GUI thread (see push_raw)
+
+    def push_raw(self, raw):
+        """Queue a message as it came (e.g. a PMT): ``decoder`` converts it on the GUI
+        thread when it redraws, so the caller's thread holds the GIL as briefly as
+        possible.  Safe from any thread."""
+        self._q.append(_Raw(raw))
+
     def _drain(self) -> list:
         out = []
         while self._q:
-            out.append(self._q.popleft())
+            it = self._q.popleft()
+            if isinstance(it, _Raw):
+                it = self.decoder(it.raw) if self.decoder is not None else None
+                if it is None:
+                    self.ignored += 1
+                    continue
+            out.append(it)
         return out
 
     def refresh(self):

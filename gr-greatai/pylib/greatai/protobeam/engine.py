@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime
-from ..runtime import ModelError, STATUS_OK
+from .. import fileio, frames as framing, runtime
+from ..contract import ModelError
+from ..frames import STATUS_NONFINITE, STATUS_OK
 
 DEFAULT_MODEL = "protobeam"
 CAL_FORMAT = "greatai-protobeam-calibration"
@@ -37,16 +38,16 @@ class BeamResult:
     beam: np.ndarray          # int64 beam index, -1 for invalid frames
     confidence: np.ndarray    # float32 softmax probability of the chosen beam
     distance: np.ndarray      # float32 squared distance to the chosen prototype
-    status: np.ndarray        # uint8 runtime.STATUS_*
-    calibrated: bool          # every prototype comes from this front end's shots
-    calibrated_beams: int     # how many beams have shots from this front end
+    status: np.ndarray        # uint8 frames.STATUS_*
+    calibrated: np.ndarray    # bool per frame: every prototype came from this front end's shots
+    calibrated_beams: np.ndarray  # int per frame: beams with shots from this front end
 
 
 def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-class ProtoBeamEngine:
+class ProtoBeamEngine(runtime.ModelEngine):
     """Embed, hold prototypes, classify, calibrate.
 
     Args:
@@ -56,28 +57,24 @@ class ProtoBeamEngine:
 
     Thread-safe: calibration may arrive from a message thread while ``classify`` runs.
     """
+    task = "protobeam"
 
     def __init__(self, model=None, provider="cpu", threads=1):
-        self.meta_path, self.meta = runtime.open_model(model, DEFAULT_MODEL)
-        meta = self.meta
-        with runtime.required_fields(self.meta_path):
-            self.classes = list(meta["classes"])
-            self.frame_length = int(meta["frame_length"])
-            self.dim = int(meta["embedding_dim"])
-            self.scale = float(meta.get("scale", 1.0))
-            self.proto_norm = bool(meta.get("proto_norm", True))
-            enc = self.meta_path.parent / meta["files"]["encoder"]
-            default = np.asarray(meta["default_prototypes"]["vectors"], np.float64)
+        super().__init__(model, provider, threads)
+        m = self.model
+        self.classes = m.classes
+        self.frame_length = m.field("frame_length", int)
+        self.dim = m.field("embedding_dim", int)
+        self.scale = float(m.meta.get("scale", 1.0))
+        self.proto_norm = bool(m.meta.get("proto_norm", True))
+        default = np.asarray(m.field("default_prototypes", lambda d: d["vectors"]), np.float64)
         self.n_beams = len(self.classes)
         if default.shape != (self.n_beams, self.dim):
             raise ModelError(f"model metadata {self.meta_path}: default prototypes have shape {default.shape}, "
                              f"expected ({self.n_beams}, {self.dim})")
-        self.session = runtime.make_session(enc, provider, threads)
-        shape = self.session.get_inputs()[0].shape
-        if len(shape) != 3 or shape[2] != 2 or (isinstance(shape[1], int) and shape[1] != self.frame_length):
-            raise ModelError(f"model {enc} takes input shape {shape}, but its metadata says frames of "
-                             f"{self.frame_length} samples ([batch, {self.frame_length}, 2] expected)")
-        self.model_id = meta.get("sha256", {}).get(enc.name) or runtime.sha256(enc)
+        self.session = self.open_session("encoder")
+        self.check_frame_input(self.session, "encoder", self.frame_length)
+        self.model_id = m.sha256("encoder")
         self.default = default
         self._lock = threading.RLock()
         self._sum = np.zeros((self.n_beams, self.dim))
@@ -99,7 +96,7 @@ class ProtoBeamEngine:
     def embed(self, frames):
         """(embeddings [B, dim] float32 with NaN rows for invalid frames, status [B])."""
         frames = self._check_frames(frames)
-        status = runtime.frame_status(frames)
+        status = framing.frame_status(frames)
         z = np.full((len(frames), self.dim), np.nan, np.float32)
         ok = np.nonzero(status == STATUS_OK)[0]
         if len(ok):
@@ -196,7 +193,7 @@ class ProtoBeamEngine:
         protos = self.prototypes()
         ok = np.all(np.isfinite(z), axis=1)
         if status is None:
-            status = np.where(ok, STATUS_OK, runtime.STATUS_NONFINITE).astype(np.uint8)
+            status = np.where(ok, STATUS_OK, STATUS_NONFINITE).astype(np.uint8)
         zz = np.where(ok[:, None], z, 0.0)
         d = (zz * zz).sum(1)[:, None] - 2 * zz @ protos.T + (protos * protos).sum(1)[None, :]
         d = np.maximum(d, 0.0)
@@ -207,7 +204,9 @@ class ProtoBeamEngine:
         p /= p.sum(1, keepdims=True)
         conf = np.where(ok, p[np.arange(len(z)), beam], 0.0).astype(np.float32)
         dist = np.where(ok, d[np.arange(len(z)), beam], np.nan).astype(np.float32)
-        return BeamResult(np.where(ok, beam, -1), conf, dist, status, self.calibrated, self.calibrated_beams)
+        n = len(z)
+        return BeamResult(np.where(ok, beam, -1), conf, dist, status, np.full(n, self.calibrated),
+                          np.full(n, self.calibrated_beams, np.int64))
 
     def classify(self, frames) -> BeamResult:
         z, status = self.embed(frames)
@@ -225,7 +224,7 @@ class ProtoBeamEngine:
     def save(self, path) -> Path:
         """Write the calibration atomically (a kill mid-save leaves the old file intact)."""
         path = Path(path)
-        runtime.atomic_write(path, json.dumps(self.state()))
+        fileio.atomic_write(path, json.dumps(self.state()))
         return path
 
     def parse(self, text, source="calibration") -> tuple:

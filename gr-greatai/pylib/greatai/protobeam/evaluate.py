@@ -5,6 +5,13 @@ import numpy as np
 
 from . import sim
 
+VARIANTS = (
+    ("plain", "ProtoBeam, no normalisation", False, False, False),
+    ("dnorm", "+ data normalisation", True, False, False),
+    ("dnorm_aug", "+ augmentation", True, True, False),
+    ("full", "+ prototype normalisation", True, True, True),
+)
+
 SHOTS = (1, 2, 4, 8, 16, 32)
 
 
@@ -57,7 +64,6 @@ def kshot_accuracy(z, y, sc, front_ends, shots, repeats, seed, proto_norm):
 
 def table(embeddings, scales, baselines, y, sc, snr, repeats=20, seed=0, shots=SHOTS):
     """Table I: rows = baselines then ProtoBeam variants; columns = same / unseen front end x k."""
-    from .train import VARIANTS
     fe = sim.scenario_front_end(sc)
     same, unseen = tuple(np.unique(fe[np.isin(fe, sim.TRAIN_FRONT_ENDS)])), sim.UNSEEN_FRONT_ENDS
     rows = []
@@ -130,7 +136,7 @@ def plot_pca(z, y, sc, path, front_ends=(sim.TRAIN_FRONT_ENDS[0], sim.UNSEEN_FRO
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ..runtime import atomic_write
+    from ..fileio import atomic_write
     import io
     fig, axes = plt.subplots(1, len(front_ends), figsize=(6 * len(front_ends), 5), sharex=True, sharey=True)
     sel = np.isin(fe, front_ends)

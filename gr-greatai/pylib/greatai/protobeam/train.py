@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime
-from . import sim
+from .. import contract, fileio
+from . import evaluate, sim
+from .evaluate import VARIANTS
 
 CONFIGS = {
     "full": dict(n_train_per_beam=100, n_eval_per_beam=80, episodes=4000, n_way=24, k_shot=4, n_query=4,
@@ -24,12 +25,6 @@ CONFIGS = {
 }
 
 # rows of Table I: (key, title, data_norm, augment, proto_norm)
-VARIANTS = (
-    ("plain", "ProtoBeam, no normalisation", False, False, False),
-    ("dnorm", "+ data normalisation", True, False, False),
-    ("dnorm_aug", "+ augmentation", True, True, False),
-    ("full", "+ prototype normalisation", True, True, True),
-)
 BEAM_NAMES = [f"B{b:02d}" for b in range(sim.N_BEAMS)]
 
 
@@ -150,7 +145,6 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
     """Train every Table I row, evaluate, export the full ProtoBeam encoder to out_dir."""
     import torch
     from .model import export_onnx, count_macs
-    from . import evaluate
     cfg = dict(CONFIGS[config], **overrides)
     torch.set_num_threads(threads)
     out = Path(out_dir)
@@ -188,21 +182,21 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
     default = evaluate.prototypes_from(z_train, y, sim.N_BEAMS)     # all training scenarios
     meta = {
         "name": "protobeam",
-        "task": "transmit-beam inference from IQ (prototypical network)",
+        "task": "protobeam", "version": "1",
+        "description": "transmit-beam inference from IQ (prototypical network)",
         "classes": BEAM_NAMES,
         "beam_angles_deg": [round(float(a), 4) for a in sim.BEAM_ANGLES_DEG],
         "frame_length": sim.FRAME_LENGTH,
         "embedding_dim": int(z_train.shape[1]),
-        "input": {"name": "iq", "shape": ["batch", sim.FRAME_LENGTH, 2], "dtype": "float32",
-                  "layout": "interleaved I/Q, any amplitude (the graph normalises each frame)"},
-        "output": {"name": "embedding", "shape": ["batch", int(z_train.shape[1])]},
+        "inputs": {"encoder": {"name": "iq", "shape": ["batch", sim.FRAME_LENGTH, 2], "dtype": "float32",
+                               "layout": "interleaved I/Q, any amplitude (the graph normalises each frame)"}},
+        "outputs": {"encoder": {"name": "embedding", "shape": ["batch", int(z_train.shape[1])]}},
         "normalisation": {"data": "per-frame power-delay profile / its mean, log10 (in the graph)",
                           "prototype": "embeddings and prototypes L2-normalised"},
         "proto_norm": True,
         "distance": "squared euclidean x scale",
         "scale": round(scales["full"], 4),
-        "files": {"encoder": onnx_path.name},
-        "sha256": {onnx_path.name: runtime.sha256(onnx_path)},
+        "files": {"encoder": contract.file_entry(onnx_path)},
         "default_prototypes": {"front_ends": list(sim.TRAIN_FRONT_ENDS),
                                "vectors": np.round(default, 6).tolist()},
         "macs_per_frame": count_macs(m),
@@ -213,11 +207,11 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
                      "front_ends": list(sim.TRAIN_FRONT_ENDS), "unseen_front_ends": list(sim.UNSEEN_FRONT_ENDS)},
         "evaluation": report,
     }
-    runtime.atomic_write(out / "model.json", json.dumps(meta, indent=1))
+    contract.write(out / "model.json", meta)
     if results_dir:
         rd = Path(results_dir)
         rd.mkdir(parents=True, exist_ok=True)
-        runtime.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
+        fileio.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
         evaluate.plot_pca(embeddings["full"], ey, esc, rd / "pca.png", snr=esnr)
     report["total_seconds"] = round(time.time() - t0, 1)
     return meta

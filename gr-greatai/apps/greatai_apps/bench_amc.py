@@ -16,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import benchutil, sim
-from ..benchutil import emit
-from ..runtime import atomic_write, make_session
-from .engine import EarlyExitEngine, normalised_entropy
+from greatai import sim
+from greatai.amc.engine import EarlyExitEngine, normalised_entropy
+from greatai.fileio import atomic_write
+from greatai.runtime import make_session
+
+from . import benchutil
+from .benchutil import emit
 
 
 def _iq(snr, n_frames, L, seed):
@@ -30,8 +33,8 @@ def _iq(snr, n_frames, L, seed):
 
 def _raw_ort(eng, frames, threshold, batch, threads, seconds):
     """Samples/s of bare ONNX Runtime calls doing exactly the block's work per batch."""
-    s1 = make_session(eng.meta_path.parent / eng.meta["files"]["stage1"], "cpu", threads)
-    s2 = make_session(eng.meta_path.parent / eng.meta["files"]["stage2"], "cpu", threads)
+    s1 = make_session(eng.model.file("stage1"), "cpu", threads)
+    s2 = make_session(eng.model.file("stage2"), "cpu", threads)
     L = eng.frame_length
     xs = [np.ascontiguousarray(frames[a:a + batch]).view(np.float32).reshape(-1, L, 2)
           for a in range(0, len(frames), batch)]
@@ -148,7 +151,7 @@ def _idle_redraw(app, classes, fps, n=40):
     how long a probe thread meanwhile waits to run Python: PyQt keeps the GIL while Qt paints."""
     import threading
     import time
-    from ..gui.amc_panel import AMCPanel
+    from greatai.gui.amc_panel import AMCPanel
     panel = AMCPanel(classes, fps=fps)
     panel.timer.stop()
     panel.show()

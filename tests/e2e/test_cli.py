@@ -9,7 +9,7 @@ from greatai import sim
 
 
 def greatai_cmd(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "greatai.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "greatai_apps.cli", *args], capture_output=True, text=True,
                           timeout=120, **kw)
 
 
@@ -77,7 +77,7 @@ def test_listen_prints_published_results():
     from greatai.results import ResultPublisher
     pub = ResultPublisher("tcp://127.0.0.1:*")
     addr = pub.address
-    proc = subprocess.Popen([sys.executable, "-m", "greatai.cli", "listen", addr, "--count", "3", "--timeout", "10"],
+    proc = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "listen", addr, "--count", "3", "--timeout", "10"],
                             stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 15
     while proc.poll() is None and time.time() < deadline:

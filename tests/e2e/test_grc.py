@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 YMLS = sorted((ROOT / "gr-greatai" / "grc").glob("*.block.yml"))
 FLOWGRAPHS = sorted((ROOT / "flowgraphs").glob("*.grc"))
 HARDWARE = {"amc_pluto": ("usb:", "no ADALM-Pluto found at URI 'usb:'"),

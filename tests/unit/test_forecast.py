@@ -1,17 +1,13 @@
-"""Spectrogram forecasting: traffic simulator, metrics on hand-made cases, engine, block."""
+"""Spectrogram forecasting: traffic simulator, metrics on hand-made cases, engine, training."""
 import json
 
 import numpy as np
-import pmt
 import pytest
-from gnuradio import blocks, gr
 
-from gnuradio import greatai
 from greatai import spectrum
 from greatai.forecast import engine as feng
 from greatai.forecast import metrics, traffic
 from greatai.forecast import train as ftrain
-from greatai.runtime import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +111,7 @@ def test_masking_covers_the_ratio_in_patches():
 
 
 # ---------------------------------------------------------------- engine and block
-def stft_vectors(seed, frames, nan_frames=()):
-    rng = np.random.default_rng(seed)
-    snr, occ = traffic.scene(rng, frames)
-    db = spectrum.power_db(traffic.iq(rng, snr), 1024, 1024, spectrum.window("rect", 1024), 16)
-    db[list(nan_frames)] = np.nan
-    return db, occ
+from helpers import stft_vectors
 
 
 def test_engine_beats_persistence_on_fresh_band(model):
@@ -137,59 +128,6 @@ def test_engine_beats_persistence_on_fresh_band(model):
     assert f_model > f_pers, (f_model, f_pers)
 
 
-def run_forecaster(db, tags=(), **kw):
-    tb = gr.top_block()
-    src = blocks.vector_source_f(db.ravel().tolist(), False, 1024, list(tags))
-    fc = greatai.spectrogram_forecaster(samp_rate=4e6, **kw)
-    snk = blocks.vector_sink_f(8 * 64)
-    dbg = blocks.message_debug()
-    tb.connect(src, fc, snk)
-    tb.msg_connect(fc, "forecast", dbg, "store")
-    tb.run()
-    from gnuradio.greatai.pmt_util import to_python
-    return fc, np.array(snk.data()).reshape(-1, 8, 64), [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
-
-
-def occupancy_tags(occ):
-    out = []
-    for i, o in enumerate(occ):
-        t = gr.tag_t()
-        t.offset, t.key, t.value = i, pmt.intern("sim_occupancy"), pmt.init_u8vector(64, o.astype(np.uint8))
-        out.append(t)
-    return out
-
-
-def test_block_forecasts_messages_and_live_score(model):
-    db, occ = stft_vectors(6, 200)
-    fc, out, msgs = run_forecaster(db, occupancy_tags(occ), every=8, bandwidth_hz=250e3)
-    assert out.shape == (200 // 8, 8, 64) and np.all((out >= 0) & (out <= 1))
-    assert len(msgs) == len([j for j in range(25) if (j + 1) * 8 - 1 >= 23])    # after the 24-frame warm-up
-    m = msgs[-1]
-    assert m["offset"] == 199 and m["horizon"] == 8 and m["status"] == "ok"
-    assert m["channel_hz"] == pytest.approx(4e6 / 64) and len(m["probabilities"]) == 8 * 64
-    assert np.allclose(np.asarray(m["probabilities"]).reshape(8, 64), out[-1])
-    assert len(m["occupied"]) == 8 and all(lo < hi for lo, hi in m["occupied"][0])
-    nf = m["next_free"]
-    assert nf["bandwidth_hz"] == pytest.approx(4 * 62500) and -2e6 <= nf["center_hz"] <= 2e6
-    live = fc.metrics()
-    assert live["scored"] > 10 and live["live_f1"][0] > 50
-
-
-def test_block_bad_input(model, tmp_path):
-    db, _ = stft_vectors(7, 80, nan_frames=[40])
-    fc, out, msgs = run_forecaster(db, every=4)
-    assert len(out) == 20                                        # the stream kept flowing
-    bad = [m for m in msgs if m["status"] != "ok"]
-    assert bad and all(39 <= m["offset"] <= 40 + 23 for m in bad)
-    assert fc.metrics()["skipped"] == len(bad) and np.all(out[[m["offset"] // 4 for m in bad]] == 0)
-    with pytest.raises(ValueError, match="does not match the model"):
-        greatai.spectrogram_forecaster(fft_size=1000)
-    with pytest.raises(ModelError, match="not found|no model"):
-        greatai.spectrogram_forecaster(model=str(tmp_path / "nothing"))
-    with pytest.raises(ValueError, match="bandwidth"):
-        greatai.spectrogram_forecaster(bandwidth_hz=0)
-
-
 def test_tiny_msm_pretraining_and_finetuning(tmp_path):
     meta = ftrain.pretrain(tmp_path, "tiny", seed=2, progress=False)
     assert meta["masking"]["ratio"] == 0.4 and (tmp_path / "backbone.npz").is_file()
@@ -201,4 +139,4 @@ def test_tiny_msm_pretraining_and_finetuning(tmp_path):
     eng = feng.ForecastEngine(tmp_path)
     prob, ok = eng.forecast(np.zeros((2, 24, 64), np.float32))
     assert prob.shape == (2, 8, 64) and ok.all()
-    assert json.loads((tmp_path / "model.json").read_text())["files"]["forecaster"] == "forecaster.onnx"
+    assert json.loads((tmp_path / "model.json").read_text())["files"]["forecaster"]["path"] == "forecaster.onnx"

@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from greatai import runtime
+from greatai import fileio, frames, inline, runtime
+from greatai.contract import ModelError
+from helpers import reseal
 from greatai.amc.engine import EarlyExitEngine, normalised_entropy
 
 
@@ -16,7 +18,7 @@ def test_frame_status():
     x[1] = 0
     x[2, 3] = np.nan
     x[3, 0] = np.inf
-    assert runtime.frame_status(x).tolist() == [0, 1, 2, 2]
+    assert frames.frame_status(x).tolist() == [0, 1, 2, 2]
 
 
 def test_normalised_entropy_bounds():
@@ -32,15 +34,18 @@ def test_unknown_provider_is_a_clear_error(shipped_model):
 
 
 def test_missing_and_corrupt_models(tmp_path, shipped_model):
-    with pytest.raises(runtime.ModelError, match="not found"):
+    with pytest.raises(ModelError, match="not found"):
         EarlyExitEngine(tmp_path / "nope")
     bad = tmp_path / "bad"
     shutil.copytree(shipped_model, bad)
     (bad / "stage1.onnx").write_bytes(b"this is not onnx")
-    with pytest.raises(runtime.ModelError, match="cannot load ONNX model .*stage1.onnx"):
+    with pytest.raises(ModelError, match="stage1.onnx fails its SHA-256 check"):
+        EarlyExitEngine(bad)
+    reseal(bad)                                      # past the checksum: ONNX Runtime refuses it
+    with pytest.raises(ModelError, match="cannot load ONNX model .*stage1.onnx"):
         EarlyExitEngine(bad)
     (bad / "model.json").write_text("{not json")
-    with pytest.raises(runtime.ModelError, match="not JSON"):
+    with pytest.raises(ModelError, match="not JSON"):
         EarlyExitEngine(bad)
 
 
@@ -50,19 +55,19 @@ def test_model_shape_must_match_frame_length(tmp_path, shipped_model):
     meta = json.loads((bad / "model.json").read_text())
     meta["frame_length"] = 512
     (bad / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(runtime.ModelError, match=r"input shape .*1024.*frames of 512 samples"):
+    with pytest.raises(ModelError, match=r"input shape .*1024.*frames of 512 samples"):
         EarlyExitEngine(bad)
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     p = tmp_path / "state.json"
-    runtime.atomic_write(p, "old")
+    fileio.atomic_write(p, "old")
 
     def boom(*a):
         raise OSError("disk full")
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        runtime.atomic_write(p, "new")
+        fileio.atomic_write(p, "new")
     assert p.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["state.json"]
 
@@ -73,7 +78,7 @@ def test_worker_keeps_order_and_skips_when_full():
     def slow(x):
         gate.wait(5)
         return x * 2
-    w = runtime.InferenceWorker(slow, max_pending=2, policy="skip")
+    w = inline.InferenceWorker(slow, max_pending=2, policy="skip")
     assert w.submit(0, "a", 1) and w.submit(10, "b", 2)
     assert not w.submit(20, "c", 3)          # full: refused, caller counts a skip
     assert w.oldest_pending_key() == 0
@@ -90,7 +95,7 @@ def test_worker_block_policy_waits_and_errors_are_contained():
             raise RuntimeError("bad batch")
         time.sleep(0.01)
         return x
-    w = runtime.InferenceWorker(fn, max_pending=1, policy="block")
+    w = inline.InferenceWorker(fn, max_pending=1, policy="block")
     for i in range(6):
         assert w.submit(i, None, i, timeout=5)
     done = w.drain(timeout=5)
@@ -99,7 +104,7 @@ def test_worker_block_policy_waits_and_errors_are_contained():
     assert w.errors == 1
     w.close()
     with pytest.raises(ValueError, match="overload policy"):
-        runtime.InferenceWorker(fn, policy="drop")
+        inline.InferenceWorker(fn, policy="drop")
 
 
 def test_sharded_session_matches_one_session(shipped_model):

@@ -64,7 +64,7 @@ def protobeam(path, seconds: float = 4.0, samp_rate: float = 1e6, front_end: int
     import pmt
     from gnuradio import greatai
     from gnuradio.greatai import control
-    from ..protobeam import demo
+    from greatai.protobeam import demo
     app = _app()
     src = greatai.protobeam_source(samp_rate=samp_rate, front_end=front_end, dwell=8, seed=seed)
     pb = greatai.protobeam()

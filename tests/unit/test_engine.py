@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from greatai import sim
+from greatai import frames, sim
 from greatai.amc.engine import EarlyExitEngine
-from conftest import make_frames
+from helpers import make_frames, reseal
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +13,8 @@ def engine(shipped_model):
 
 def test_metadata_is_complete(engine):
     m = engine.meta
-    for key in ("classes", "frame_length", "normalisation", "default_threshold", "training", "evaluation",
-                "macs_per_frame", "checksums"):
+    for key in ("schema", "name", "task", "version", "files", "inputs", "outputs", "classes", "frame_length",
+                "normalisation", "thresholds", "training", "evaluation", "macs_per_frame"):
         assert key in m, key
     assert m["classes"] == list(sim.CLASSES)
     assert "greatai train amc" in m["training"]["command"] and m["training"]["seed"] == 1234
@@ -47,7 +47,7 @@ def test_threshold_controls_the_exit(engine, rng):
     assert (engine.classify(x).exit == 2).all()
     r1, r2 = engine.classify(x, mode="exit1"), engine.classify(x, mode="exit2")
     assert (r1.exit == 1).all() and (r2.exit == 2).all()
-    engine.set_threshold(engine.meta["default_threshold"])
+    engine.set_threshold(engine.meta["thresholds"]["exit"])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         engine.set_threshold(1.5)
 
@@ -59,7 +59,7 @@ def test_early_exit_reuses_trunk_output(engine, rng):
     early = engine.classify(x)
     full = engine.classify(x, mode="exit2")
     np.testing.assert_allclose(early.probs, full.probs, atol=1e-6)
-    engine.set_threshold(engine.meta["default_threshold"])
+    engine.set_threshold(engine.meta["thresholds"]["exit"])
 
 
 def test_invalid_frames_are_reported_not_classified(engine, rng):
@@ -81,8 +81,8 @@ def test_frame_check_comes_from_the_graph_and_matches_numpy(engine, rng):
     x[4, 9] = np.nan + 1j
     power = engine.s1.run(None, {"iq": x.view(np.float32).reshape(6, 1024, 2)})[2]
     with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(power, runtime.frame_power(x), rtol=1e-5)
-    assert runtime.status_from_power(power).tolist() == runtime.frame_status(x).tolist() == [0, 1, 0, 0, 2, 0]
+        np.testing.assert_allclose(power, frames.frame_power(x), rtol=1e-5)
+    assert frames.status_from_power(power).tolist() == frames.frame_status(x).tolist() == [0, 1, 0, 0, 2, 0]
 
 
 def test_model_without_power_output_checks_frames_in_numpy(shipped_model, engine, tmp_path, rng):
@@ -96,6 +96,7 @@ def test_model_without_power_output_checks_frames_in_numpy(shipped_model, engine
     del m.graph.output[:]
     m.graph.output.extend(keep)
     onnx.save(m, tmp_path / "m" / "stage1.onnx")
+    reseal(tmp_path / "m")
     old = EarlyExitEngine(tmp_path / "m", threads=2)
     assert old._outs[2] is None and engine._outs[2] == 2
     x = make_frames(rng, "BPSK", 40, 15.0)

@@ -12,7 +12,8 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from PyQt5 import QtWidgets  # noqa: E402
 
 from greatai import sim  # noqa: E402
-from greatai.gui import amc_panel, screenshot  # noqa: E402
+from greatai.gui import amc_panel  # noqa: E402
+from greatai_apps import screenshot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_push_from_other_threads_only_queues(app):
 
 def live_screenshot(task, out, seconds=3):
     """`greatai screenshot TASK OUT` in a subprocess: returns the frames the panel saw."""
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "screenshot", task, str(out), "--seconds", str(seconds)],
+    r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "screenshot", task, str(out), "--seconds", str(seconds)],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert r.returncode == 0, r.stderr[-2000:]
     from PyQt5 import QtGui

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import benchutil, spectrum
-from ..benchutil import emit
-from ..runtime import atomic_write
-from . import traffic
-from .engine import ForecastEngine
+from greatai import spectrum
+from greatai.fileio import atomic_write
+from greatai.forecast import traffic
+from greatai.forecast.engine import ForecastEngine
+
+from . import benchutil
+from .benchutil import emit
 
 RATE = 20e6
 FFT, AVG = 1024, 16

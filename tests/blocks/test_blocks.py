@@ -5,7 +5,7 @@ from gnuradio import blocks, gr
 
 from gnuradio import greatai
 from greatai import sim
-from conftest import passthrough_with_broken_step
+from helpers import passthrough_with_broken_step
 
 
 def run_classifier(x, **kw):
@@ -57,7 +57,7 @@ def test_every_nth_frame_and_setters(stream, shipped_model, batch_frames):
     amc.set_threshold(0.5)
     assert amc.threshold() == 0.5
     amc.set_threshold(-1)
-    assert amc.threshold() == amc.engine.meta["default_threshold"]
+    assert amc.threshold() == amc.engine.meta["thresholds"]["exit"]
     with pytest.raises(ValueError, match="every_n"):
         amc.set_every_n(0)
 
@@ -148,7 +148,7 @@ def _batch_messages(stream, model, seconds=None, **kw):
     """Run vector source -> amc_classifier -> null sink with the batch port stored; the
     stream once (seconds=None) or looped for ``seconds``.  Returns (block, messages)."""
     import time
-    from gnuradio.greatai.pmt_util import to_python
+    from gnuradio.greatai.codec import to_python
     tb = gr.top_block()
     src = blocks.vector_source_c(stream, seconds is not None)
     amc = greatai.amc_classifier(model=str(model), overload="block", **kw)

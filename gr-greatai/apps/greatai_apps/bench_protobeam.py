@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import benchutil
-from ..benchutil import emit
-from ..runtime import atomic_write
-from . import sim
-from .engine import ProtoBeamEngine
+from greatai.fileio import atomic_write
+from greatai.protobeam import sim
+from greatai.protobeam.engine import ProtoBeamEngine
+
+from . import benchutil
+from .benchutil import emit
 
 
 def _frames(n, seed=3):

@@ -42,7 +42,7 @@ def run(x, messages=(), **kw):
     for m in messages:
         pb.to_basic_block()._post(pmt.intern("calibrate"), m)
     tb.run()
-    from gnuradio.greatai.pmt_util import to_python
+    from gnuradio.greatai.codec import to_python
     beams = [to_python(beam.get_message(i)) for i in range(beam.num_messages())]
     cals = [to_python(cal.get_message(i)) for i in range(cal.num_messages())]
     return pb, np.array(snk.data(), np.complex64), snk.tags(), beams, cals
@@ -136,7 +136,7 @@ def test_context_tags_reach_results_and_summary(tmp_path):
     tb.connect(src, head, pb, summ)
     tb.msg_connect(pb, "beam", dbg, "store")
     tb.run()
-    from gnuradio.greatai.pmt_util import to_python
+    from gnuradio.greatai.codec import to_python
     m = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
     assert len(m) == 40 and m[0]["sim_front_end"] == 1 and m[0]["truth"].startswith("B")
     s = json.loads((tmp_path / "s.json").read_text())
@@ -162,7 +162,7 @@ def test_source_switches_front_end_and_validates():
 def greatai_cmd(*args, timeout=120):
     import subprocess
     import sys
-    return subprocess.run([sys.executable, "-m", "greatai.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "greatai_apps.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -241,7 +241,7 @@ def test_live_demo_calibrates_over_zmq_and_recovers_accuracy(tmp_path):
 def test_a_failing_work_call_passes_the_iq_and_ends():
     """A bug inside work() must not end the block's thread (the flowgraph would wait for
     ever): the IQ passes on, the failure is counted and the flowgraph ends."""
-    from conftest import passthrough_with_broken_step
+    from helpers import passthrough_with_broken_step
     x = np.asarray(frames_of(0, [1, 2, 3, 4] * 4), np.complex64).ravel()
     pb = greatai.protobeam(batch_frames=4)
     y = passthrough_with_broken_step(pb, "embed", x, obj=pb.engine)

@@ -8,12 +8,12 @@ from greatai.amc.engine import EarlyExitEngine
 def test_tiny_training_exports_a_loadable_model(tiny_model):
     meta = json.loads((tiny_model / "model.json").read_text())
     assert meta["training"]["config"]["epochs"] == 1
-    assert 0.0 <= meta["default_threshold"] <= 1.0
+    assert 0.0 <= meta["thresholds"]["exit"] <= 1.0
     eng = EarlyExitEngine(tiny_model)
     r = eng.classify((np.random.default_rng(0).standard_normal((3, 1024)) * (1 + 1j)).astype(np.complex64))
     assert r.probs.shape == (3, 11) and set(r.exit.tolist()) <= {1, 2}
     # stage 1 exports each frame's mean power, from which the engine checks frames
-    assert meta["outputs"]["stage1"] == ["probs", "features", "power"]
+    assert meta["outputs"]["stage1"]["names"] == ["probs", "features", "power"]
     assert [o.name for o in eng.s1.get_outputs()] == ["probs", "features", "power"]
 
 

@@ -171,7 +171,7 @@ def test_usrp_overflows_are_counted_in_the_metadata(tmp_path, monkeypatch, fake_
 def test_hard_kill_leaves_the_earlier_recording_untouched(tmp_path):
     """SIGKILL mid-capture: only the .part file is left; the previous recording still validates."""
     out = tmp_path / "rec"
-    args = [sys.executable, "-m", "greatai.cli", "capture", str(out), "--device", "sim", "--address", "QPSK:1",
+    args = [sys.executable, "-m", "greatai_apps.cli", "capture", str(out), "--device", "sim", "--address", "QPSK:1",
             "--rate", "100e3", "--buffer", "10000", "--quiet"]
     r = subprocess.run(args + ["--seconds", "0.3"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -231,7 +231,7 @@ def test_stopped_capture_leaves_a_valid_shorter_recording(tmp_path):
 
 def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
     out = tmp_path / "live"
-    p = subprocess.Popen([sys.executable, "-m", "greatai.cli", "capture", str(out), "--device", "sim",
+    p = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "capture", str(out), "--device", "sim",
                           "--address", "QPSK:1,NOISE:1", "--rate", "200e3", "--seconds", "600", "--label", "QPSK",
                           "--buffer", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
@@ -246,9 +246,9 @@ def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
 
 
 def test_cli_errors_exit_2_with_the_reason(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "capture", str(tmp_path / "x"), "--device", "pluto",
+    r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "capture", str(tmp_path / "x"), "--device", "pluto",
                         "--freq", "9e9"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "centre frequency 9 GHz is out of range" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "capture", str(tmp_path / "x"), "--device", "usrp",
+    r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "capture", str(tmp_path / "x"), "--device", "usrp",
                         "--address", "type=b200"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no USRP found with device args 'type=b200'" in r.stderr

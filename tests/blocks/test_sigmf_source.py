@@ -14,7 +14,7 @@ from greatai import recording
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory):
     base = tmp_path_factory.mktemp("rec") / "sim"
-    r = subprocess.run([sys.executable, "-m", "greatai.cli", "simulate", str(base), "--schedule",
+    r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "simulate", str(base), "--schedule",
                         "QPSK:0.004,WBFM:0.004", "--seconds", "0.02", "--rate", "1e6", "--snr-min", "25",
                         "--snr-max", "25"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -1,0 +1,160 @@
+"""The ``greatai`` command: train, evaluate, benchmark, classify recordings, run demos,
+capture, calibrate, listen to results.  Argument parsing only: each command lives in
+``commands_models`` (train, eval, bench, classify), ``commands_radio`` (simulate, capture,
+calibrate, listen) or ``commands_demo`` (demo, screenshot)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .benchutil import emit
+from .commands_demo import cmd_demo, cmd_screenshot
+from .commands_models import cmd_bench, cmd_classify, cmd_eval, cmd_train
+from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_simulate
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="greatai", description="gr-greatai: train, evaluate and benchmark the models, "
+                                "run the demos, capture, calibrate and listen to results")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model on simulated data and export it to ONNX")
+    t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast"],
+                   help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm)")
+    t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test)")
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--out", help="model directory (default: models/<name>)")
+    t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>)")
+    t.add_argument("--eval-n", type=int, default=200, help="frames per class per SNR in the evaluation")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
+    e.add_argument("task", choices=["amc"])
+    e.add_argument("--model", default=None)
+    e.add_argument("--out", default="results/amc")
+    e.add_argument("--n", type=int, default=200, help="frames per class per SNR")
+    e.add_argument("--seed", type=int, default=777)
+    e.add_argument("--threshold", type=float, default=None)
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+
+    b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
+    b.add_argument("task", choices=["amc", "protobeam", "forecast"])
+    b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
+    b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--batch", type=int, default=512, help="amc: frames per inference batch (the block's default)")
+    b.add_argument("--pairs", type=int, default=3,
+                   help="amc: alternating block/raw ONNX Runtime pairs per row (rates and overhead are medians)")
+    b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
+    b.set_defaults(fn=cmd_bench)
+
+    c = sub.add_parser("classify", help="classify a SigMF (cf32_le) or raw cf32 recording: JSON lines on stdout")
+    c.add_argument("file")
+    c.add_argument("--model", default=None)
+    c.add_argument("--threshold", type=float, default=None)
+    c.add_argument("--threads", type=int, default=2)
+    c.set_defaults(fn=cmd_classify)
+
+    m = sub.add_parser("simulate", help="record the simulated radio as labelled SigMF (cf32_le)")
+    m.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    m.add_argument("--schedule", default="BPSK:0.1,QPSK:0.1,8PSK:0.1,QAM16:0.1,QAM64:0.1,PAM4:0.1,GFSK:0.1,"
+                                             "CPFSK:0.1,WBFM:0.1,AM-DSB:0.1,NOISE:0.1")
+    m.add_argument("--rate", type=float, default=1e6, help="sample rate (S/s)")
+    m.add_argument("--seconds", type=float, default=1.1)
+    m.add_argument("--snr-min", type=float, default=10.0)
+    m.add_argument("--snr-max", type=float, default=20.0)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--shuffle", action="store_true")
+    m.add_argument("--beams", action="store_true", help="a ProtoBeam calibration sweep instead (labels B00..B23)")
+    m.add_argument("--front-end", type=int, default=4, help="with --beams: front end 0-5")
+    m.add_argument("--position", type=int, default=0, help="with --beams: receiver position 0-2")
+    m.add_argument("--shots", type=int, default=8, help="with --beams: frames per beam")
+    m.set_defaults(fn=cmd_simulate)
+
+    cp = sub.add_parser("capture", help="record labelled SigMF from a Pluto, a USRP or the simulated radio "
+                                        "(background, progress bar, atomic: Ctrl-C leaves a valid shorter file)")
+    cp.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    cp.add_argument("--device", default="pluto", help="pluto, usrp or sim")
+    cp.add_argument("--address", default="", help="Pluto URI (ip:192.168.2.1, usb:) or UHD device args "
+                                                  "(type=b200); sim: a schedule")
+    cp.add_argument("--freq", type=float, default=2.4e9)
+    cp.add_argument("--rate", type=float, default=2e6)
+    cp.add_argument("--gain", type=float, default=30.0)
+    cp.add_argument("--gain-mode", default="manual")
+    cp.add_argument("--bandwidth", type=float, default=0.0, help="0: the sample rate")
+    cp.add_argument("--seconds", type=float, default=5.0)
+    cp.add_argument("--buffer", type=int, default=65536, help="samples per driver read")
+    cp.add_argument("--label", help="annotation label (e.g. a modulation class)")
+    cp.add_argument("--beam", type=int, help="beam index of a calibration capture (label Bnn)")
+    cp.add_argument("--snr", type=float, help="SNR in dB, if known")
+    cp.add_argument("--quiet", action="store_true")
+    cp.set_defaults(fn=cmd_capture)
+
+    k = sub.add_parser("calibrate", help="calibrate ProtoBeam from a labelled SigMF recording "
+                                         "(live over ZMQ, or into a calibration file)")
+    k.add_argument("recording")
+    dest = k.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--address", help="ZMQ address of the flowgraph's calibration PULL source")
+    dest.add_argument("--out", help="write a calibration file instead")
+    k.add_argument("--base", help="with --out: start from this calibration file")
+    k.add_argument("--replace", action="store_true", help="replace the beams' earlier shots")
+    k.add_argument("--reset", action="store_true", help="with --address: reset the calibration first")
+    k.add_argument("--save", help="with --address: then ask the block to save to this path")
+    k.add_argument("--model", default=None)
+    k.add_argument("--threads", type=int, default=2)
+    k.set_defaults(fn=cmd_calibrate)
+
+    d = sub.add_parser("demo", help="run a shipped headless radio: early-exit AMC on the simulated source "
+                                    "(`greatai demo [amc] [SECONDS]`, 0 = until Ctrl-C), or the ProtoBeam "
+                                    "live-calibration demo (`greatai demo protobeam`)")
+    d.add_argument("task", nargs="?", default="amc", help="amc (default) or protobeam")
+    d.add_argument("seconds", nargs="?", type=float, default=20.0, help="amc: seconds to run (0: until Ctrl-C)")
+    d.add_argument("--front-end", type=int, default=0)
+    d.add_argument("--switch-to", type=int, default=4)
+    d.add_argument("--switch-after", type=float, default=6.0)
+    d.add_argument("--shots", type=int, default=8)
+    d.add_argument("--frames", type=int, default=1500, help="frames scored per phase")
+    d.add_argument("--timeout", type=float, default=60.0)
+    d.add_argument("--json-address", default="tcp://127.0.0.1:5556")
+    d.add_argument("--control-address", default="tcp://127.0.0.1:5560")
+    d.add_argument("--out", default="results/protobeam/demo.json")
+    d.add_argument("--quiet", action="store_true", help="hide the flowgraph's own log")
+    d.set_defaults(fn=cmd_demo)
+
+    g = sub.add_parser("screenshot", help="run a panel on the simulated source and save it as PNG")
+    g.add_argument("task", choices=["amc", "protobeam", "forecast"])
+    g.add_argument("out")
+    g.add_argument("--seconds", type=float, default=4.0)
+    g.set_defaults(fn=cmd_screenshot)
+
+    s = sub.add_parser("listen", help="subscribe to a ZMQ result sink and print its JSON results")
+    s.add_argument("address", nargs="?", default="tcp://127.0.0.1:5556")
+    s.add_argument("--count", type=int, default=None, help="stop after this many results")
+    s.add_argument("--timeout", type=float, default=None, help="stop after this many seconds without a result")
+    s.set_defaults(fn=cmd_listen)
+
+    a = p.parse_args(argv)
+    if a.cmd == "demo":
+        if a.task not in ("amc", "protobeam"):
+            try:                                    # `greatai demo 3`: the AMC radio for 3 s
+                a.task, a.seconds = "amc", float(a.task)
+            except ValueError:
+                p.error(f"demo: unknown task {a.task!r} (amc or protobeam)")
+    try:
+        rc = a.fn(a)
+    except (ValueError, OSError) as ex:   # ModelError, RecordingError, bad addresses ...
+        emit(f"greatai {a.cmd}: {ex}", file=sys.stderr)
+        return 2
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

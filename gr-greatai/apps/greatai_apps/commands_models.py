@@ -1,0 +1,98 @@
+"""`greatai` commands about models: train, eval, bench, classify."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import tables
+from .benchutil import emit
+
+
+def _repo_models():
+    from greatai.contract import models_dirs
+    return models_dirs()[0] if Path(models_dirs()[0]).is_dir() else Path("models")
+
+
+def cmd_train(a):
+    if a.task == "amc":
+        from greatai.amc import evaluate, train
+        out = Path(a.out or (_repo_models() / "amc_ee"))
+        meta_p = train.train(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet)
+        # measured accuracy goes into the metadata, from data the model never saw
+        res = evaluate.run(out, a.results or "results/amc", n_per_class_per_snr=a.eval_n, threads=a.threads,
+                           progress=not a.quiet)
+        meta = evaluate.attach_to_metadata(meta_p, res)
+        emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
+                          "threshold": meta["default_threshold"]}))
+    elif a.task == "msm":
+        from greatai.forecast import train
+        out = Path(a.out or (_repo_models() / "forecast"))
+        meta = train.pretrain(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet)
+        emit(json.dumps({"backbone": str(out / "backbone.onnx"), "seconds": meta["training"]["seconds"],
+                         "loss_history": meta["training"]["loss_history"]}))
+    elif a.task == "forecast":
+        from greatai.forecast import train
+        out = Path(a.out or (_repo_models() / "forecast"))
+        meta = train.finetune(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
+                              results_dir=a.results or "results/forecast")
+        tables.forecast(meta["evaluation"])
+    elif a.task == "protobeam":
+        from greatai.protobeam import evaluate, train
+        out = Path(a.out or (_repo_models() / "protobeam"))
+        meta = train.train_all(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
+                               results_dir=a.results or "results/protobeam")
+        emit(evaluate.format_table(meta["evaluation"]))
+        emit(json.dumps({"model": str(out / "model.json"), "goals": meta["evaluation"]["goals"],
+                         "training_seconds": meta["training"]["seconds"]}))
+
+
+def cmd_eval(a):
+    if a.task == "amc":
+        from greatai.amc import evaluate
+        res = evaluate.run(a.model, a.out, n_per_class_per_snr=a.n, seed=a.seed, threshold=a.threshold,
+                           threads=a.threads, progress=not a.quiet)
+        tables.amc_eval(res)
+        emit(f"\nwrote {Path(a.out) / 'eval.json'} and {Path(a.out) / 'eval.png'}")
+
+
+def cmd_bench(a):
+    if a.task == "amc":
+        from . import bench_amc as bench
+        a.out = a.out or "results/amc/bench.json"
+        res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads, pairs=a.pairs, batch=a.batch)
+        if a.display:
+            from greatai.fileio import atomic_write
+            res["display"] = bench.display_overhead(seconds=a.seconds, threads=a.threads, batch=a.batch)
+            atomic_write(a.out, json.dumps(res, indent=2))
+    elif a.task == "protobeam":
+        from . import bench_protobeam as bench
+        bench.run(out=a.out or "results/protobeam/bench.json", seconds=a.seconds)
+    elif a.task == "forecast":
+        from . import bench_forecast as bench
+        bench.run(out=a.out or "results/forecast/bench.json", seconds=a.seconds)
+
+
+def cmd_classify(a):
+    from greatai import recording, records
+    from greatai.amc.engine import EarlyExitEngine
+    from greatai.frames import STATUS_NAMES
+    from greatai.results import dumps
+    try:
+        rec = recording.open_recording(a.file)
+    except recording.RecordingError as e:
+        emit(f"greatai classify: {e}", file=sys.stderr)
+        return 2
+    eng = EarlyExitEngine(a.model, threads=a.threads, threshold=a.threshold)
+    names = records.label_names(eng.classes)
+    out = sys.stdout
+    for offs, fr in recording.frames(rec.samples, eng.frame_length):
+        r = eng.classify(fr)
+        for off, lab, c, e, st in zip(offs.tolist(), r.label.tolist(), r.confidence.tolist(), r.exit.tolist(),
+                                      r.status.tolist()):
+            d = {"offset": off, "label": names[lab], "confidence": round(c, 5), "exit": e}
+            if st:
+                d["status"] = STATUS_NAMES[st]
+            out.write(dumps(d) + "\n")
+    out.flush()
+    return 0

@@ -1,0 +1,107 @@
+"""`greatai` commands about radios and recordings: simulate, capture, calibrate, listen."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from .benchutil import emit
+
+
+def cmd_simulate(a):
+    from greatai import recording, sim
+    if a.beams:
+        return _simulate_beams(a)
+    x, ann = sim.record(a.schedule, a.rate, a.seconds, (a.snr_min, a.snr_max), seed=a.seed, shuffle=a.shuffle)
+    meta = recording.write_sigmf(a.out, x, a.rate, ann, description=f"greatai simulated radio: {a.schedule}",
+                                 extra_global={"greatai:seed": a.seed})
+    emit(json.dumps({"meta": str(meta), "samples": len(x), "annotations": len(ann)}))
+
+
+def _simulate_beams(a):
+    """A labelled ProtoBeam calibration sweep: SHOTS frames of every beam, one annotation each."""
+    from greatai import recording
+    from greatai.protobeam import demo, sim as bsim
+    parts, ann, off = [], [], 0
+    for b, iq in demo.calibration_shots(a.front_end, a.position, a.shots, seed=a.seed):
+        parts.append(iq.ravel())
+        ann.append({"core:sample_start": off, "core:sample_count": iq.size, "core:label": f"B{b:02d}"})
+        off += iq.size
+    meta = recording.write_sigmf(a.out, np.concatenate(parts), a.rate, ann,
+                                 description=f"greatai ProtoBeam calibration sweep: front end {a.front_end}, "
+                                             f"position {a.position}, {a.shots} frames per beam",
+                                 extra_global={"greatai:seed": a.seed, "greatai:front_end": a.front_end,
+                                               "greatai:position": a.position, "greatai:frame_length": bsim.FRAME_LENGTH})
+    emit(json.dumps({"meta": str(meta), "samples": off, "annotations": len(ann)}))
+
+
+def cmd_calibrate(a):
+    """Calibrate ProtoBeam from a labelled recording: live over ZMQ, or into a file."""
+    from greatai.protobeam.engine import ProtoBeamEngine
+    from greatai.recording import labelled_frames
+    eng = ProtoBeamEngine(a.model, threads=a.threads)
+    parts = labelled_frames(a.recording, eng.frame_length)
+    for label, _ in parts:
+        eng.beam_index(label)                    # unknown labels fail before anything is sent
+    if a.address:
+        from gnuradio.greatai.control import CalibrationClient
+        cli = CalibrationClient(a.address)
+        if a.reset:
+            cli.request("reset")
+        for label, fr in parts:
+            cli.shots(label, fr, replace=a.replace)
+        if a.save:
+            cli.request("save", path=a.save)
+        cli.close()
+        emit(json.dumps({"sent": len(parts), "frames": int(sum(len(f) for _, f in parts)), "address": a.address}))
+    else:
+        if a.base:
+            eng.load(a.base)
+        for label, fr in parts:
+            eng.add_shots(label, fr, replace=a.replace)
+        out = eng.save(a.out)
+        emit(json.dumps({"calibration": str(out), "calibrated_beams": eng.calibrated_beams,
+                         "shots": eng.shots().tolist()}))
+    return 0
+
+
+def cmd_capture(a):
+    """Labelled SigMF from a radio, in the background with a progress bar."""
+    from greatai import capture
+    ann = {}
+    if a.label:
+        ann["core:label"] = a.label
+    if a.beam is not None:
+        ann["greatai:beam"] = a.beam
+        ann.setdefault("core:label", f"B{a.beam:02d}")
+    if a.snr is not None:
+        ann["greatai:snr_db"] = a.snr
+    try:
+        reader = capture.open_reader(a.device, a.address, a.freq, a.rate, a.gain, a.gain_mode, a.bandwidth, a.buffer)
+        meta, n, err = capture.capture(reader, a.out, a.rate, a.seconds, a.freq, ann,
+                                       description=f"greatai capture: {a.device} {a.address or ''}".strip(),
+                                       progress=not a.quiet)
+    except capture.CaptureError as e:
+        emit(f"greatai capture: {e}", file=sys.stderr)
+        return 2
+    emit(json.dumps({"meta": str(meta), "samples": n, "seconds": round(n / a.rate, 3),
+                     "complete": n >= int(round(a.seconds * a.rate))}))
+    if err:
+        emit(f"greatai capture: ended early: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_listen(a):
+    from greatai.results import dumps, subscribe
+    try:
+        for obj in subscribe(a.address, timeout=a.timeout, count=a.count):
+            sys.stdout.write(dumps(obj) + "\n")
+            sys.stdout.flush()
+    except ValueError as e:
+        emit(f"greatai listen: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

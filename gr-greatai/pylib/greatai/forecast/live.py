@@ -1,0 +1,125 @@
+"""What the forecasting block does besides running the model, without GNU Radio: the
+window grid over spectrogram vectors, the band's Hz geometry (both ways), and live
+scoring of forecasts against truth tags as they arrive.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..frames import FrameGrid
+from . import metrics
+from .engine import free_span, occupied_ranges
+
+
+def window_grid(steps: int, every: int) -> FrameGrid:
+    """Windows of ``steps`` vectors ending at vectors every-1, 2*every-1, ... (the first
+    ones reach into the zeros before the stream: not warm, see :func:`warm`)."""
+    return FrameGrid(steps, hop=every, origin=every - steps)
+
+
+def warm(grid: FrameGrid, k) -> np.ndarray:
+    """Windows that lie wholly inside the stream."""
+    return grid.start(k) >= 0
+
+
+class BandGeometry:
+    """Channels of a band in Hz: ``channels`` equal channels across ``samp_rate`` around
+    ``center_freq``."""
+
+    def __init__(self, samp_rate: float, channels: int, center_freq: float = 0.0):
+        self.samp_rate, self.channels = float(samp_rate), int(channels)
+        self.channel_hz = self.samp_rate / self.channels
+        self.set_center(center_freq)
+
+    @classmethod
+    def from_message(cls, d: dict, channels: int):
+        """The geometry a ``forecast`` message states (its channel_hz and band_low_hz)."""
+        g = cls(float(d["channel_hz"]) * channels, channels)
+        g.set_center(float(d.get("band_low_hz", -g.samp_rate / 2)) + g.samp_rate / 2)
+        return g
+
+    def set_center(self, center_freq: float):
+        self.center_freq = float(center_freq)
+        self.low_hz = self.center_freq - self.samp_rate / 2
+
+    def width_for(self, bandwidth_hz: float) -> int:
+        """Channels needed for ``bandwidth_hz`` (1..channels)."""
+        bw = float(bandwidth_hz)
+        if bw <= 0 or bw > self.samp_rate:
+            raise ValueError(f"bandwidth_hz must be in (0, {self.samp_rate:g}], got {bandwidth_hz}")
+        return int(min(self.channels, max(1, np.ceil(bw / self.channel_hz - 1e-9))))
+
+    def ranges_hz(self, mask) -> list:
+        """Runs of occupied channels as [low_hz, high_hz] pairs."""
+        return [[self.low_hz + a * self.channel_hz, self.low_hz + (b + 1) * self.channel_hz]
+                for a, b in occupied_ranges(mask).tolist()]
+
+    def next_free(self, prob, width: int, threshold: float, frame_seconds: float):
+        """The span of ``width`` channels predicted free for the most frames, in Hz (None
+        when nothing is free even for the next frame)."""
+        span = free_span(prob, width, threshold)
+        if span is None:
+            return None
+        return {"center_hz": self.low_hz + (span.start + span.width / 2) * self.channel_hz,
+                "bandwidth_hz": span.width * self.channel_hz, "free_frames": span.frames,
+                "free_seconds": span.frames * frame_seconds}
+
+    def channels_of(self, center_hz: float, bandwidth_hz: float) -> tuple:
+        """(first channel, width in channels) of a span given in Hz: the inverse of
+        :meth:`next_free`'s geometry."""
+        start = int(round((center_hz - bandwidth_hz / 2 - self.low_hz) / self.channel_hz))
+        return start, int(round(bandwidth_hz / self.channel_hz))
+
+    def tick_labels(self, n: int = 5) -> list:
+        """(channel position, 'MHz' text) pairs across the band, for an axis."""
+        pos = np.linspace(0, self.channels, n)
+        return [(float(p), f"{(self.low_hz + p * self.channel_hz) / 1e6:.3f}") for p in pos]
+
+
+class LiveScorer:
+    """Scores forecasts against per-frame truth as it arrives.
+
+    ``truth(index, occupied[C])`` records the true occupancy of input vector ``index``;
+    ``forecast(newest, busy[H, C])`` a forecast made with vector ``newest`` as the
+    newest input.  A forecast is scored (per horizon, tp/fp/fn of
+    :func:`metrics.confusion`) once the truth of all its frames is in, or given up on
+    when it falls ``4 * horizons`` vectors behind the stream; truth that no pending
+    forecast needs is dropped, so memory stays bounded.
+    """
+
+    def __init__(self, horizons: int, channels: int):
+        self.horizons, self.channels = int(horizons), int(channels)
+        self.conf = np.zeros((self.horizons, 3), np.int64)
+        self.scored = 0
+        self._truth, self._pending = {}, {}
+
+    def truth(self, index: int, occupied):
+        occ = np.asarray(occupied, bool)
+        if occ.shape == (self.channels,):
+            self._truth[int(index)] = occ
+
+    def forecast(self, newest, busy):
+        for k, b in zip(np.asarray(newest).tolist(), busy):
+            self._pending[int(k)] = b
+
+    def advance(self, seen_until: int):
+        """Score what can be scored now that vectors up to ``seen_until`` have been seen."""
+        H = self.horizons
+        done = [k for k in self._pending if k + H in self._truth or k + H < seen_until - 4 * H]
+        for k in done:
+            pred = self._pending.pop(k)
+            for h in range(H):
+                tr = self._truth.get(k + h + 1)
+                if tr is not None:
+                    self.conf[h] += metrics.confusion(tr, pred[h])
+            self.scored += (k + 1) in self._truth
+        oldest = min(self._pending, default=seen_until)
+        for k in [k for k in self._truth if k <= oldest]:
+            del self._truth[k]
+
+    def f1(self) -> list:
+        """F1 (%) per horizon of the forecasts scored so far (None before any)."""
+        return [round(100 * metrics.f1_from(*c), 1) if c.sum() else None for c in self.conf]
+
+    def size(self) -> int:
+        return len(self._truth) + len(self._pending)

@@ -1,0 +1,160 @@
+"""Result records: what every model-running block publishes, as plain Python/numpy.
+
+One function per record kind turns an engine's per-frame arrays into plain dicts (numpy
+arrays for vectors, numpy scalar types where the PMT type matters), and one per display
+turns such a dict back into arrays.  The block layer's codec
+(``gnuradio.greatai.codec``) converts these dicts to and from PMT, and
+:func:`greatai.results.dumps` to JSON, so the three forms (tag, message, JSON) are the
+same records.  No GNU Radio import.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .frames import STATUS_NAMES, STATUS_OK
+
+INVALID = "INVALID"
+
+
+def label_names(classes) -> list:
+    """Class names indexed by label, with -1 (an invalid frame) as INVALID."""
+    return list(classes) + [INVALID]
+
+
+def counters(counts: dict, names) -> dict:
+    """Counters as unsigned integers (PMT u64), in the order given."""
+    return {n: np.uint64(int(counts.get(n, 0))) for n in names}
+
+
+# ---------------------------------------------------------------- early-exit AMC
+AMC_COUNTERS = ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors", "late")
+
+
+def amc_tag_keys(res) -> np.ndarray:
+    """One integer per frame naming its tag (label, exit, status, confidence to 0.001), so
+    equal tags are built once (see the codec's cache)."""
+    cq = np.rint(res.confidence * 1000).astype(np.int64)
+    return (((res.label + 1) * 3 + res.exit) * 3 + res.status) * 1001 + cq
+
+
+def amc_tag(names, key: int) -> dict:
+    """The ``amc`` tag of a frame from its :func:`amc_tag_keys` key."""
+    rest, cq = divmod(int(key), 1001)
+    rest, status = divmod(rest, 3)
+    label, exit_ = divmod(rest, 3)
+    return {"label": names[label - 1], "exit": int(exit_), "status": STATUS_NAMES[status],
+            "confidence": cq / 1000}
+
+
+def amc_message(names, key: int, offset, res, i: int) -> dict:
+    """The ``classification`` message of frame i of a batch (``key``: its tag key)."""
+    d = amc_tag(names, key)
+    d.update(confidence=float(res.confidence[i]), offset=np.uint64(offset), probs=res.probs[i].astype(np.float32),
+             entropy=float(res.entropy[i]))
+    return d
+
+
+def amc_batch(offsets, res, classes) -> dict:
+    """One dict of vectors for one or more batches (the ``batch`` port)."""
+    ok = res.status == STATUS_OK
+    mean = res.probs[ok].mean(axis=0) if ok.any() else np.zeros(res.probs.shape[1], np.float32)
+    return {"offset": np.asarray(offsets, np.uint64), "label": res.label.astype(np.int32),
+            "exit": res.exit.astype(np.uint8), "confidence": res.confidence.astype(np.float32),
+            "probs": mean.astype(np.float32), "classes": list(classes)}
+
+
+def amc_metrics(counts: dict) -> dict:
+    d = counters(counts, AMC_COUNTERS)
+    d["exit1_share"] = float(counts.get("exit1", 0) / max(1, counts.get("exit1", 0) + counts.get("exit2", 0)))
+    return d
+
+
+def amc_display_item(d: dict, classes):
+    """A ``batch`` or ``classification`` dict -> (labels, exits, confidences, mean probs)
+    arrays for the AMC panel; None if it is neither."""
+    if not isinstance(d, dict) or "label" not in d:
+        return None
+    if isinstance(d["label"], np.ndarray):                        # a batch
+        return (np.asarray(d["label"], np.int64), np.asarray(d.get("exit", []), np.int64),
+                np.asarray(d.get("confidence", []), np.float32), np.asarray(d.get("probs", []), np.float32))
+    index = {c: i for i, c in enumerate(classes)}
+    lab = index.get(d["label"], -1)
+    p = d.get("probs")
+    p = np.asarray(p, np.float32) if p is not None else np.zeros(0, np.float32)
+    return (np.array([lab]), np.array([int(d.get("exit") or 0)]), np.array([d.get("confidence") or 0.0], np.float32),
+            p if lab >= 0 else np.zeros(0, np.float32))
+
+
+# ---------------------------------------------------------------- ProtoBeam
+PROTOBEAM_COUNTERS = ("frames", "invalid", "shots", "requests", "errors", "skipped", "late")
+
+
+def beam_tag(names, beam: int, confidence: float, calibrated: bool) -> dict:
+    return {"beam": int(beam), "label": names[beam], "confidence": float(confidence), "calibrated": bool(calibrated)}
+
+
+def beam_message(names, offset, res, i: int, context: dict) -> dict:
+    """The ``beam`` message of frame i: the tag plus distance, offset, calibration state,
+    status and the latest context tags (truth, front end ...)."""
+    d = beam_tag(names, int(res.beam[i]), res.confidence[i], res.calibrated[i])
+    d.update(distance=float(res.distance[i]), offset=np.uint64(offset),
+             calibrated_beams=int(res.calibrated_beams[i]), status=STATUS_NAMES[res.status[i]])
+    d.update(context)
+    return d
+
+
+def beam_batch(offset, res, embeddings, shots, prototypes, dim: int) -> dict:
+    """One dict of vectors per batch for displays (embeddings flattened, ``dim`` wide)."""
+    return {"offset": np.uint64(offset), "beam": res.beam.astype(np.int32),
+            "confidence": res.confidence.astype(np.float32),
+            "embedding": np.nan_to_num(embeddings, nan=0.0).astype(np.float32).ravel(), "dim": int(dim),
+            "shots": np.asarray(shots, np.int64), "prototypes": np.asarray(prototypes, np.float32).ravel()}
+
+
+def beam_display_item(d: dict):
+    """A ProtoBeam ``batch`` dict -> (beams, confidences, embeddings, shots, prototypes);
+    None if it is not one."""
+    if not isinstance(d, dict) or not isinstance(d.get("beam"), np.ndarray):
+        return None
+    dim = int(d.get("dim") or 0)
+
+    def mat(key):
+        v = d.get(key)
+        return np.asarray(v, np.float32).reshape(-1, dim) if dim and isinstance(v, np.ndarray) else None
+    shots = d.get("shots")
+    return (np.asarray(d["beam"], np.int64), np.asarray(d.get("confidence", []), np.float32), mat("embedding"),
+            np.asarray(shots, np.int64) if isinstance(shots, np.ndarray) else None, mat("prototypes"))
+
+
+def calibration_reply(event: str, ok: bool, message: str, calibrated_beams: int, shots) -> dict:
+    return {"event": event, "ok": bool(ok), "message": str(message), "calibrated_beams": int(calibrated_beams),
+            "shots": np.asarray(shots, np.int64)}
+
+
+# ---------------------------------------------------------------- spectrum forecasting
+def forecast_message(geometry, newest: int, horizons: int, frame_seconds: float, prob, ok: bool,
+                     threshold: float, width: int) -> dict:
+    """The ``forecast`` message of one window (see spectrogram_forecaster)."""
+    d = {"offset": np.uint64(newest), "horizon": int(horizons), "frame_seconds": float(frame_seconds),
+         "channel_hz": float(geometry.channel_hz), "band_low_hz": float(geometry.low_hz),
+         "status": "ok" if ok else "nonfinite"}
+    if ok:
+        d["probabilities"] = prob.astype(np.float32).ravel()
+        d["occupied"] = [geometry.ranges_hz(prob[h] >= threshold) for h in range(horizons)]
+        nf = geometry.next_free(prob, width, threshold, frame_seconds)
+        if nf is not None:               # absent when no span is free even for the next frame
+            d["next_free"] = nf
+    return d
+
+
+def forecast_display_item(d: dict, geometry):
+    """A ``forecast`` dict -> (prob [H*C], free (start channel, width, frames) or None,
+    text); None if it holds no forecast."""
+    if not isinstance(d, dict) or d.get("status") != "ok" or "probabilities" not in d:
+        return None
+    nf, free, text = d.get("next_free"), None, ""
+    if isinstance(nf, dict):
+        free = geometry.channels_of(nf["center_hz"], nf["bandwidth_hz"]) + (int(nf["free_frames"]),)
+        text = (f"next free: {nf['bandwidth_hz'] / 1e3:.0f} kHz at {nf['center_hz'] / 1e6:+.3f} MHz for "
+                f"{1e3 * nf['free_seconds']:.1f} ms ({nf['free_frames']} frames)")
+    return np.asarray(d["probabilities"], np.float32), free, text

@@ -1,0 +1,122 @@
+"""The one PMT codec of gr-greatai: result records (the plain dicts of ``greatai.records``)
+to PMT and back.  Every block publishes through :func:`to_pmt`, and every display and
+sink decodes through :func:`to_python`; JSON is ``greatai.results.dumps`` of the same
+plain dicts.  (Not a block.)
+
+Types: dict -> PMT dict (symbol keys); numpy arrays -> the uniform vector of their dtype
+(bool as u8); bool, numpy unsigned (u64), int, float, complex, str (symbol), None (nil);
+lists and tuples -> PMT vectors.
+"""
+import numpy as np
+import pmt
+
+_PMT = type(pmt.PMT_NIL)
+_VECTORS = {np.dtype(t): k for t, k in ((np.uint8, "u8"), (np.int8, "s8"), (np.uint16, "u16"), (np.int16, "s16"),
+                                          (np.uint32, "u32"), (np.int32, "s32"), (np.uint64, "u64"), (np.int64, "s64"),
+                                          (np.float32, "f32"), (np.float64, "f64"), (np.complex64, "c32"),
+                                          (np.complex128, "c64"))}
+_KINDS = ("u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "c32", "c64")
+_SYMBOLS = {}
+
+
+def sym(name: str):
+    """An interned symbol, cached."""
+    s = _SYMBOLS.get(name)
+    if s is None:
+        s = _SYMBOLS[name] = pmt.intern(name)
+    return s
+
+
+def to_pmt(obj):
+    """A plain record (see the module doc) as PMT."""
+    if isinstance(obj, _PMT):
+        return obj
+    if isinstance(obj, dict):
+        d = pmt.make_dict()
+        for k, v in obj.items():
+            d = pmt.dict_add(d, sym(str(k)), to_pmt(v))
+        return d
+    if isinstance(obj, np.ndarray):
+        a = obj.astype(np.uint8) if obj.dtype == bool else obj
+        kind = _VECTORS.get(a.dtype)
+        if kind is None:
+            raise TypeError(f"no PMT vector for numpy dtype {obj.dtype}")
+        flat = np.ascontiguousarray(a).ravel()
+        return getattr(pmt, f"init_{kind}vector")(len(flat), flat.tolist() if kind in ("u64", "s64", "s32") else flat)
+    if isinstance(obj, (bool, np.bool_)):
+        return pmt.from_bool(bool(obj))
+    if isinstance(obj, np.unsignedinteger):
+        return pmt.from_uint64(int(obj))
+    if isinstance(obj, (int, np.integer)):
+        return pmt.from_long(int(obj))
+    if isinstance(obj, (float, np.floating)):
+        return pmt.from_double(float(obj))
+    if isinstance(obj, (complex, np.complexfloating)):
+        return pmt.from_complex(complex(obj))
+    if isinstance(obj, str):
+        return sym(obj)
+    if obj is None:
+        return pmt.PMT_NIL
+    if isinstance(obj, (list, tuple)):
+        v = pmt.make_vector(len(obj), pmt.PMT_NIL)
+        for i, x in enumerate(obj):
+            pmt.vector_set(v, i, to_pmt(x))
+        return v
+    raise TypeError(f"cannot convert {type(obj).__name__} to PMT")
+
+
+def to_python(msg):
+    """PMT (dict, pair, vector, scalar) -> plain Python/numpy (uniform vectors as arrays)."""
+    if pmt.is_dict(msg):
+        out = {}
+        items = pmt.dict_items(msg)
+        for i in range(pmt.length(items)):
+            kv = pmt.nth(i, items)
+            out[str(to_python(pmt.car(kv)))] = to_python(pmt.cdr(kv))
+        return out
+    if pmt.is_uniform_vector(msg):
+        for kind in _KINDS:
+            if getattr(pmt, f"is_{kind}vector")(msg):
+                return np.asarray(getattr(pmt, f"{kind}vector_elements")(msg))
+    if pmt.is_vector(msg):
+        return [to_python(pmt.vector_ref(msg, i)) for i in range(pmt.length(msg))]
+    return pmt.to_python(msg)
+
+
+def pdu_parts(msg):
+    """(metadata as plain dict or None, samples as a numpy array or None) of a PDU-like
+    pair; None if ``msg`` is not a pair with a uniform vector."""
+    if not (pmt.is_pair(msg) and not pmt.is_dict(msg) and pmt.is_uniform_vector(pmt.cdr(msg))):
+        return None
+    meta, vec = pmt.car(msg), pmt.cdr(msg)
+    return (to_python(meta) if pmt.is_dict(meta) else None,
+            np.asarray(pmt.c32vector_elements(vec), np.complex64) if pmt.is_c32vector(vec) else None)
+
+
+def command(msg):
+    """(command, args) of a request message: a symbol, or a dict with ``cmd``; None if
+    it is neither."""
+    if pmt.is_symbol(msg):
+        return pmt.symbol_to_string(msg), {}
+    if pmt.is_dict(msg):
+        args = to_python(msg)
+        return str(args.get("cmd", "")), args
+    return None
+
+
+class TagCache:
+    """PMT tag dicts built once per distinct key: ``build(key)`` makes the plain record
+    (e.g. ``records.amc_tag``), and :meth:`lookup` returns the PMTs of many keys."""
+
+    def __init__(self, build, limit: int = 100000):
+        self.build, self.limit, self._cache = build, int(limit), {}
+
+    def lookup(self, keys: list) -> list:
+        cache = self._cache
+        missing = set(keys).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > self.limit:
+                cache.clear()
+            for k in missing:
+                cache[k] = to_pmt(self.build(k))
+        return [cache[k] for k in keys]
