@@ -40,7 +40,9 @@ setup() {
         -DGREATAI_INSTALL_CORE=OFF >/dev/null
   cmake --install build >/dev/null
   export PATH="$ROOT/.venv/bin:$PATH"
-  export PYTHONPATH="$ROOT/.prefix/$(cat build/gr_python_dir.txt)${PYTHONPATH:+:$PYTHONPATH}"
+  # the blocks from the prefix; the core library from the checkout (the same files as the
+  # editable install), so that GRC and grcc, which run on /usr/bin/python3, import it too
+  export PYTHONPATH="$ROOT/.prefix/$(cat build/gr_python_dir.txt):$ROOT/gr-greatai/pylib${PYTHONPATH:+:$PYTHONPATH}"
   export GRC_BLOCKS_PATH="$ROOT/.prefix/share/gnuradio/grc/blocks${GRC_BLOCKS_PATH:+:$GRC_BLOCKS_PATH}"
   export PYTHONUNBUFFERED=1
 }

@@ -65,3 +65,16 @@ def test_block_bad_input(model, tmp_path):
         greatai.spectrogram_forecaster(model=str(tmp_path / "nothing"))
     with pytest.raises(ValueError, match="bandwidth"):
         greatai.spectrogram_forecaster(bandwidth_hz=0)
+
+
+def test_port_size_comes_from_the_model(model, tmp_path):
+    """GRC sizes the output port with output_size(model): horizons x channels of that model."""
+    import json
+    import shutil
+    assert greatai.spectrogram_forecaster.output_size("") == 8 * 64
+    m = tmp_path / "m"
+    shutil.copytree(model, m)
+    meta = json.loads((m / "model.json").read_text())
+    meta["horizons"] = 4
+    (m / "model.json").write_text(json.dumps(meta))
+    assert greatai.spectrogram_forecaster.output_size(str(m)) == 4 * 64

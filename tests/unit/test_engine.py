@@ -53,13 +53,23 @@ def test_threshold_controls_the_exit(engine, rng):
 
 
 def test_early_exit_reuses_trunk_output(engine, rng):
-    """Exit-2 probabilities in early mode equal the full-depth ones for the same frames."""
-    x = make_frames(rng, "8PSK", 24, -5.0)
-    engine.set_threshold(0.0)
-    early = engine.classify(x)
+    """With T between the frames' entropies, some frames leave at exit 1 and the others go
+    through stage 2 on the gathered trunk features: each gets exactly what its exit alone
+    gives (exit-1 probabilities, or the full-depth ones)."""
+    x = np.concatenate([make_frames(rng, "8PSK", 12, 0.0), make_frames(rng, "QPSK", 12, 25.0)])
+    e1 = engine.classify(x, mode="exit1")
     full = engine.classify(x, mode="exit2")
-    np.testing.assert_allclose(early.probs, full.probs, atol=1e-6)
-    engine.set_threshold(engine.meta["thresholds"]["exit"])
+    T = float(np.median(e1.entropy))
+    engine.set_threshold(T)
+    try:
+        early = engine.classify(x)
+    finally:
+        engine.set_threshold(None)
+    go2 = early.exit == 2
+    assert 0 < go2.sum() < len(x)                                # both paths taken
+    np.testing.assert_array_equal(go2, e1.entropy > T)           # the exit rule
+    np.testing.assert_allclose(early.probs[go2], full.probs[go2], atol=1e-6)
+    np.testing.assert_allclose(early.probs[~go2], e1.probs[~go2], atol=1e-6)
 
 
 def test_invalid_frames_are_reported_not_classified(engine, rng):

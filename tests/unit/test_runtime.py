@@ -93,7 +93,6 @@ def test_worker_block_policy_waits_and_errors_are_contained():
     def fn(x):
         if x == 3:
             raise RuntimeError("bad batch")
-        time.sleep(0.01)
         return x
     w = inline.InferenceWorker(fn, max_pending=1, policy="block")
     for i in range(6):

@@ -66,9 +66,9 @@ def _latency(repeats=10, rate=1e6, batch=32):
         for i in range(repeats):
             t0 = time.monotonic()
             pb.to_basic_block()._post(pmt.intern("calibrate"), control.pdu(i % sim.N_BEAMS, shots[2 * i:2 * i + 2]))
-            while (pb.last_applied_at or 0) < t0 and time.monotonic() - t0 < 2.0:
+            while (pb.calib.last_applied_at or 0) < t0 and time.monotonic() - t0 < 2.0:
                 time.sleep(0.0005)
-            out.append(1e3 * ((pb.last_applied_at or np.nan) - t0))
+            out.append(1e3 * ((pb.calib.last_applied_at or np.nan) - t0))
             time.sleep(0.05 + 0.037 * (i % 3))     # land at different points of the work() cycle
     finally:
         tb.stop()

@@ -66,6 +66,31 @@ class Throttle:
         return False
 
 
+class ContextTracker:
+    """The latest value of each context key (truth, front end, frequency ... from stream
+    tags) as of each frame: a tag anywhere inside a frame counts for that frame."""
+
+    def __init__(self, keys: dict, frame_length: int):
+        self.keys, self.L, self.now = dict(keys), int(frame_length), {}
+
+    @classmethod
+    def from_spec(cls, spec: str, frame_length: int, rename=None):
+        """From a comma-separated key list; ``rename`` maps a tag key to its result name."""
+        keys = [k.strip() for k in str(spec).split(",") if k.strip()]
+        return cls({k: (rename or {}).get(k, k) for k in keys}, frame_length)
+
+    def per_frame(self, offsets, tags) -> list:
+        """``tags``: (offset, key, value) in any order; one dict per frame offset."""
+        ups = sorted(((o, self.keys[k], v) for o, k, v in tags if k in self.keys), key=lambda u: u[0])
+        out, j = [], 0
+        for off in offsets:
+            while j < len(ups) and ups[j][0] < off + self.L:
+                self.now[ups[j][1]] = ups[j][2]
+                j += 1
+            out.append(dict(self.now))
+        return out
+
+
 class InferenceWorker:
     """Runs ``fn(data) -> result`` on a background thread, in submission order.
 
@@ -219,7 +244,8 @@ class InlineRunner:
     # ---- the stream ----
     def work(self, r: int, inp: np.ndarray, out: np.ndarray, publish, written: int | None = None) -> int:
         """One ``work()`` call: ``inp`` holds the items from absolute index ``r`` (at least
-        len(out) of them), ``out`` takes the passed-through items, ``publish(batch)`` is
+        len(out) of them; len(out) a multiple of the frame length, as the block's
+        ``set_output_multiple`` makes it), ``out`` takes the passed-through items, ``publish(batch)`` is
         called for every finished :class:`Batch`, in order.  Returns the items produced."""
         n, grid = len(out), self.grid
         written = r if written is None else written

@@ -14,21 +14,14 @@ from .pmt_util import every, guarded_passthrough, has_subscribers, logger_fn, si
 class amc_classifier(gr.sync_block):
     """Early-exit automatic modulation classifier, inline on a complex64 stream.
 
-    The IQ passes through unchanged.  Frames of the model's frame length, on a grid
-    from the start of the stream, are batched and classified (``greatai.inline``): exit 1
-    for all, branch 2 only for frames whose normalised entropy exceeds T.  The first
-    sample of each classified frame gets an ``amc`` tag (dict: label, confidence rounded to
-    0.001, exit, status), and the ``classification`` port gets a PMT dict per frame (label,
-    confidence, exit, offset, probs, entropy, status).  ``batch`` carries one dict of
-    vectors per inference batch (merged to at most ``batch_rate`` messages a second), and
-    ``metrics`` carries counters about once a second.
-
-    With ``overload='skip'`` (live radios) the IQ is never blocked or dropped: frames that
-    arrive while ``max_pending`` batches are waiting are skipped (counted), and once two
-    batches of input wait the IQ is let through; results that come back after their
-    samples have left still go out as messages, but their tags are dropped (counted as
-    ``late``).  ``overload='block'`` classifies every frame inside work() and applies
-    back-pressure instead (files, benchmarks, offline runs).
+    The IQ passes through unchanged.  Frames of the model's frame length are batched and
+    classified through ``greatai.inline``: exit 1 for all, branch 2 only for frames whose
+    normalised entropy exceeds T.  Each classified frame gets an ``amc`` tag (label,
+    confidence to 0.001, exit, status) and, if connected, a ``classification`` message
+    (plus offset, probs, entropy); ``batch`` carries dicts of vectors (at most
+    ``batch_rate`` a second) and ``metrics`` counters about once a second.  ``overload``
+    'skip' never blocks the IQ (frames are skipped and late tags dropped, both counted);
+    'block' classifies every frame and applies back-pressure.
 
     Args:
         model: model directory or model.json ('' for the shipped amc_ee model).

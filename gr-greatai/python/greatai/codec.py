@@ -104,6 +104,17 @@ def command(msg):
     return None
 
 
+def request(msg):
+    """A request message as ("pdu", (meta, samples)), ("command", (name, args)) or
+    ("bad", reason): labelled IQ, a command, or neither."""
+    pdu, cmd = pdu_parts(msg), command(msg)
+    if pdu is not None:
+        return "pdu", pdu
+    if cmd is not None:
+        return "command", cmd
+    return "bad", (f"a message of the wrong PMT type ({msg!r:.60}): expected a symbol, a dict with 'cmd', or a PDU",)
+
+
 class TagCache:
     """PMT tag dicts built once per distinct key: ``build(key)`` makes the plain record
     (e.g. ``records.amc_tag``), and :meth:`lookup` returns the PMTs of many keys."""

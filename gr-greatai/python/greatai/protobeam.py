@@ -4,7 +4,7 @@ from gnuradio import gr
 
 from greatai import records
 from greatai.frames import FrameGrid
-from greatai.inline import BatchFeed, InlineRunner
+from greatai.inline import BatchFeed, ContextTracker, InlineRunner
 from greatai.protobeam.calibration import Calibrator
 from greatai.protobeam.engine import ProtoBeamEngine
 
@@ -15,24 +15,12 @@ from .pmt_util import every, guarded_passthrough, has_subscribers, logger_fn, si
 class protobeam(gr.sync_block):
     """ProtoBeam: names the transmit beam of every frame, recalibrated live from a few shots.
 
-    The IQ passes through unchanged.  Frames of the model's frame length (on a grid from
-    the start of the stream) are embedded in batches and matched to the nearest beam
-    prototype.  Each frame's first sample gets a ``protobeam`` tag (dict: beam, label,
-    confidence, calibrated) and, if connected, the ``beam`` port a PMT dict (beam, label,
-    confidence, distance, offset, calibrated, calibrated_beams, status, plus the latest
-    value of each ``context_keys`` tag, e.g. ``sim_label`` as ``truth``).
-
-    Port ``calibrate`` takes (``greatai.protobeam.calibration``):
-      * dict ``{cmd: "capture", beam: B, k: K[, replace: True]}``: the next K valid frames
-        become shots of beam B (replace: forget B's earlier shots first);
-      * a PDU ``(dict {beam: B[, replace]}, c32vector of k*frame_length samples)``;
-      * symbol or dict ``reset`` (optional beam), ``save`` / ``load`` (optional path, else
-        ``calibration``).
-    New prototypes apply from the frame after the last shot.  Bad requests are logged and
-    ignored; the calibration stays as it was.  Every request is answered on port
-    ``calibration`` (dict: event, ok, message, calibrated_beams, shots).  Port ``batch``
-    carries dicts of vectors (beams, confidences, embeddings, shots, prototypes) for
-    ``protobeam_display``, at most ``batch_rate`` a second.
+    The IQ passes through unchanged.  Each frame of the model's frame length gets a
+    ``protobeam`` tag (beam, label, confidence, calibrated) and, if connected, a ``beam``
+    message (plus distance, offset, calibration state, status and the latest
+    ``context_keys`` tags; ``sim_label`` as ``truth``).  Port ``calibrate`` takes capture
+    commands, labelled IQ PDUs and reset/save/load (``greatai.protobeam.calibration``);
+    every request is answered on ``calibration``.  ``batch`` feeds ``protobeam_display``.
 
     Args:
         model: model directory or model.json ('' for the shipped protobeam model).
@@ -40,7 +28,7 @@ class protobeam(gr.sync_block):
         provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch).
         batch_frames: frames per inference batch (at most).
-        context_keys: comma-separated stream tag keys copied into results; ``sim_label`` appears as ``truth``.
+        context_keys: comma-separated stream tag keys copied into results.
         batch_rate: at most this many ``batch`` messages a second (0: one per batch).
     """
 
@@ -60,9 +48,7 @@ class protobeam(gr.sync_block):
         self.message_port_register_in(pmt.intern("calibrate"))
         self.set_msg_handler(pmt.intern("calibrate"), self.handle_calibrate)
         self._names = records.label_names(self.engine.classes)
-        self._ctx_keys = {k.strip(): ("truth" if k.strip() == "sim_label" else k.strip())
-                          for k in str(context_keys).split(",") if k.strip()}
-        self._context = {}
+        self.context = ContextTracker.from_spec(context_keys, self.L, rename={"sim_label": "truth"})
         self._metrics_due = every(1.0)
         self.calib.start()
         self._send_replies()
@@ -85,14 +71,6 @@ class protobeam(gr.sync_block):
     def calibrated_beams(self):
         return self.engine.calibrated_beams
 
-    @property
-    def last_update_latency(self):
-        return self.calib.last_update_latency
-
-    @property
-    def last_applied_at(self):
-        return self.calib.last_applied_at
-
     def metrics(self):
         c = self.runner.counts + self.calib.counts
         return dict(frames=c["frames"], invalid=c["invalid"], shots=c["shots"], requests=c["requests"],
@@ -100,14 +78,7 @@ class protobeam(gr.sync_block):
 
     # ---- calibration messages ----
     def handle_calibrate(self, msg):
-        pdu, cmd = codec.pdu_parts(msg), codec.command(msg)
-        if pdu is not None:
-            self.calib.pdu(*pdu)
-        elif cmd is not None:
-            self.calib.request(*cmd)
-        else:
-            self.calib.refuse("calibrate", f"a message of the wrong PMT type ({msg!r:.60}): expected a symbol, a dict "
-                                           "with 'cmd', or a PDU")
+        self.calib.dispatch(*codec.request(msg))
         self._send_replies()
 
     def _send_replies(self):
@@ -128,7 +99,8 @@ class protobeam(gr.sync_block):
     def _publish(self, b):
         res, offs, names = b.result, b.offsets.tolist(), self._names
         want = has_subscribers(self, "beam")
-        ctx = self._contexts(offs) if want else None
+        ctx = self.context.per_frame(offs, [(t.offset, pmt.symbol_to_string(t.key), t.value) for t in
+                                            self.get_tags_in_range(0, offs[0], offs[-1] + self.L)]) if want else None
         k_tag, k_beam = codec.sym("protobeam"), codec.sym("beam")
         for i, off in enumerate(offs):
             self.add_item_tag(0, off, k_tag, codec.to_pmt(records.beam_tag(names, res.beam[i], res.confidence[i],
@@ -145,19 +117,6 @@ class protobeam(gr.sync_block):
         if b is not None:
             self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.beam_batch(
                 b.offsets[0], b.result, b.result.embedding, e.shots(), e.prototypes(), e.dim)))
-
-    def _contexts(self, offs):
-        """The latest value of each context tag as of each frame (tags inside a frame count for it)."""
-        ups = sorted(((t.offset, self._ctx_keys[pmt.symbol_to_string(t.key)], t.value)
-                      for t in self.get_tags_in_range(0, offs[0], offs[-1] + self.L)
-                      if pmt.symbol_to_string(t.key) in self._ctx_keys), key=lambda u: u[0]) if self._ctx_keys else []
-        out, j = [], 0
-        for off in offs:
-            while j < len(ups) and ups[j][0] < off + self.L:
-                self._context[ups[j][1]] = ups[j][2]
-                j += 1
-            out.append(dict(self._context))
-        return out
 
     def stop(self):
         return stop_steps(self, lambda: self._flush(force=True),

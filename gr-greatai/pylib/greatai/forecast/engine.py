@@ -18,6 +18,8 @@ from ..frames import STATUS_NONFINITE, STATUS_OK
 
 DEFAULT_MODEL = "forecast"
 FLOOR_PERCENTILE = 20
+NORMALISATION = ("per window, outside the graph (greatai.forecast.engine): FFT bins pooled to channels by mean linear "
+                 "power, then dB above the window's noise floor (its 20th percentile) / 10")
 
 
 def pool(db, channels: int):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..frames import FrameGrid
+from dataclasses import dataclass
+
+from ..frames import STATUS_OK, STATUS_ZERO, FrameGrid
+from ..inline import InlineRunner
 from . import metrics
-from .engine import free_span, occupied_ranges
+from .engine import free_span, occupied_ranges, pool
 
 
 def window_grid(steps: int, every: int) -> FrameGrid:
@@ -20,6 +23,62 @@ def window_grid(steps: int, every: int) -> FrameGrid:
 def warm(grid: FrameGrid, k) -> np.ndarray:
     """Windows that lie wholly inside the stream."""
     return grid.start(k) >= 0
+
+
+@dataclass
+class Windows:
+    """The forecasts of one ``work()`` call, one per output item."""
+    prob: np.ndarray          # [n, H, C]
+    status: np.ndarray        # [n] frames.STATUS_* (STATUS_ZERO: the batch failed)
+    newest: np.ndarray        # [n] absolute index of each window's newest vector
+    warm: np.ndarray          # [n] the window lies wholly inside the stream
+
+
+class WindowForecaster:
+    """The forecasting block's stream logic: every ``every`` vectors, the window of the
+    model's ``steps`` vectors ending there, pooled and forecast through the inline layer.
+
+    :meth:`run` takes what a GNU Radio decimating block with history ``steps`` sees: the
+    vectors from absolute index ``r - (steps - 1)`` and the number of outputs wanted."""
+
+    def __init__(self, engine, every: int, fft_size: int = None, log=None):
+        if fft_size is not None and (int(fft_size) % engine.channels or int(fft_size) < engine.channels):
+            raise ValueError(f"vector length {fft_size} does not match the model: it pools spectra to "
+                             f"{engine.channels} channels, so fft_size must be a multiple of {engine.channels}")
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 vector, got {every}")
+        self.engine, self.every = engine, int(every)
+        self.grid = window_grid(engine.steps, self.every)
+        self.runner = InlineRunner(engine.run, self.grid, batch_frames=1 << 20, log=log,
+                                   counters=("forecasts", "skipped"))
+
+    @property
+    def counts(self):
+        return self.runner.counts
+
+    def run(self, vectors, r: int, n_out: int) -> Windows:
+        e = self.engine
+        base = r - (e.steps - 1)
+        pooled = pool(vectors[:n_out * self.every + e.steps - 1], e.channels)
+        k = self.grid.span(base, len(pooled))[0] + np.arange(n_out)
+        prob = np.zeros((n_out, e.horizons, e.channels), np.float32)
+        status = np.full(n_out, STATUS_ZERO, np.uint8)
+        for b in self.runner.run_all(pooled, base):
+            if b.error is None:                        # a failed batch stays zeros
+                j = (b.offsets - self.grid.start(k[0])) // self.every
+                prob[j], status[j] = b.result.prob, b.result.status
+        out = Windows(prob, status, self.grid.start(k) + e.steps - 1, warm(self.grid, k))
+        # windows reaching into the zeros before the stream are not forecasts
+        self.counts["forecasts"] -= int(np.count_nonzero((status == STATUS_OK) & ~out.warm))
+        return out
+
+
+def occupied_threshold(threshold, model_default: float) -> float:
+    """The probability above which a channel counts as occupied (< 0: the model's)."""
+    t = model_default if float(threshold) < 0 else float(threshold)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be a probability in (0, 1) (or < 0 for the model's), got {threshold}")
+    return t
 
 
 class BandGeometry:
@@ -120,6 +179,12 @@ class LiveScorer:
     def f1(self) -> list:
         """F1 (%) per horizon of the forecasts scored so far (None before any)."""
         return [round(100 * metrics.f1_from(*c), 1) if c.sum() else None for c in self.conf]
+
+    def summary(self, made: int) -> str:
+        """F1 at the first, middle and last horizon, for a log line."""
+        f = self.f1()
+        return (", ".join(f"h={h + 1} {f[h]}%" for h in (0, len(f) // 2 - 1, len(f) - 1)) +
+                f" ({self.scored} forecasts scored, {made} made)")
 
     def size(self) -> int:
         return len(self._truth) + len(self._pending)

@@ -228,6 +228,7 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
             "outputs": {"forecaster": {"name": "occupancy", "shape": ["batch", h, traffic.N_CHANNELS],
                                        "units": "probability"}},
             "thresholds": {"occupied": thr["tuned"]},
+            "normalisation": engine.NORMALISATION,
             "frame": {"fft_size": 1024, "average": 16, "window": "rect (what the traffic simulator matches)"},
             "files": {f[:-5]: contract.file_entry(out / f) for f in ("forecaster.onnx", "head.onnx", "backbone.onnx")},
             "macs_per_forecast": count_macs(tuned, cfg["steps"], traffic.N_CHANNELS),

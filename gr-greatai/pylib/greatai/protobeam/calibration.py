@@ -59,6 +59,15 @@ class Calibrator:
             self.log("info", f"no calibration at {self.path} yet: using the training front ends' prototypes "
                              "until calibrated")
 
+    def dispatch(self, kind: str, parts) -> bool:
+        """A decoded ``calibrate`` message: ("pdu", (meta, iq)), ("command", (cmd, args))
+        or ("bad", (reason,))."""
+        if kind == "pdu":
+            return self.pdu(*parts)
+        if kind == "command":
+            return self.request(*parts)
+        return self.refuse("calibrate", *parts)
+
     def request(self, cmd: str, args: dict) -> bool:
         """A command: capture (beam, k[, replace]), reset ([beam]), save/load ([path])."""
         if cmd == "capture":
