@@ -1,7 +1,6 @@
 """Installed use: CMake installs the blocks, core library, apps, models and example
 flowgraphs into a prefix, and the installed `greatai` runs the demos from outside the
 checkout, finding its models and flowgraphs there."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -85,7 +85,6 @@ def test_invalid_frames_are_reported_not_classified(engine, rng):
 
 def test_frame_check_comes_from_the_graph_and_matches_numpy(engine, rng):
     """Stage 1's 'power' output is the numpy frame power, so both give the same status."""
-    from greatai import runtime
     x = make_frames(rng, "QAM16", 6, 10.0) * np.float32(1e-3)
     x[1] = 0
     x[4, 9] = np.nan + 1j

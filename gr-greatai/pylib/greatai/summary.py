@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import collections
 
+from .records import INVALID
+
 
 class Scoreboard:
     """Counts results per label and scores them against the latest ground-truth label.
@@ -33,7 +35,7 @@ class Scoreboard:
             self.exit1 += 1
         elif exit_ == 2:
             self.exit2 += 1
-        if self.truth_label is not None and label != "INVALID":
+        if self.truth_label is not None and label != INVALID:
             self.scored += 1
             self.per_truth[self.truth_label] += 1
             if label == self.truth_label:

@@ -6,7 +6,6 @@ detached), so one backward pass of loss1 + loss2 gives exactly the two separate 
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
