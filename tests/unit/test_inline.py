@@ -81,17 +81,25 @@ def test_every_frame_once_in_order_and_the_items_unchanged(policy, every_n):
 
 
 def test_block_policy_overlaps_the_copy_and_publishing_with_the_next_batch():
-    calls = []
+    """Batch k is published while batch k+1 runs (its ``during``), the copy while the first runs."""
+    events = []
 
-    def slow_infer(frames, during=None):
-        calls.append(("infer", during is not None))
-        return infer(frames, during)
-    runner = InlineRunner(slow_infer, FrameGrid(4), 2, "block", overlap=True)
-    out = np.empty(24, np.complex64)
-    published = []
-    n = runner.work(0, np.arange(24, dtype=np.complex64), out, published.append)
-    assert n == 24 and len(published) == 3 and all(c[1] for c in calls)
-    np.testing.assert_array_equal(out, np.arange(24))
+    def traced_infer(frames, during=None):
+        k = int(frames[0, 0].real) // 8
+        events.append(("start", k))
+        res = infer(frames, during)
+        events.append(("end", k))
+        return res
+    runner = InlineRunner(traced_infer, FrameGrid(4), 2, "block", overlap=True)
+    x = np.arange(24, dtype=np.complex64)
+    out = np.zeros(24, np.complex64)
+
+    def publish(b):
+        events.append(("publish", int(b.offsets[0]) // 8))
+        assert np.array_equal(out, x)                         # the copy was done during the first batch
+    assert runner.work(0, x, out, publish) == 24
+    assert events == [("start", 0), ("end", 0), ("start", 1), ("publish", 0), ("end", 1),
+                      ("start", 2), ("publish", 1), ("end", 2), ("publish", 2)]
 
 
 def test_skip_policy_skips_when_full_holds_back_then_releases():

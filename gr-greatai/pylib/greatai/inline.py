@@ -274,8 +274,9 @@ class InlineRunner:
                 offsets = grid.start(idx)
                 if self.sync:
                     self.counts["submitted"] += len(idx)
-                    todo.append(self._run(offsets, frames, side_work if self.overlap else None))
-                    side_work()
+                    b = self._run(offsets, frames, side_work if self.overlap else None)
+                    side_work()       # no-op unless the batch failed before it ran side_work
+                    todo.append(b)    # published during the next batch's inference, or below
                 elif self.worker.submit(int(offsets[0]), offsets, frames):
                     self.counts["submitted"] += len(idx)
                 else:
