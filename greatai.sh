@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_PKGS="gnuradio g++ python3-venv python3-libiio python3-uhd python3-matplotlib python3-zmq python3-pyqtgraph python3-scipy cmake xvfb"
+APT_PKGS="gnuradio gir1.2-gtk-3.0 g++ python3-venv python3-libiio python3-uhd python3-matplotlib python3-zmq python3-pyqtgraph python3-scipy cmake xvfb"
 PY=/usr/bin/python3
 
 log() { echo "[greatai] $*" >&2; }
@@ -16,7 +16,8 @@ log() { echo "[greatai] $*" >&2; }
 setup() {
   # 1. GNU Radio 3.10 and friends from Debian (bindings exist for /usr/bin/python3 only)
   if ! command -v grcc >/dev/null || ! command -v cmake >/dev/null || \
-     ! "$PY" -c 'import gnuradio.gr, gnuradio.zeromq, matplotlib, zmq, venv, uhd, iio' >/dev/null 2>&1; then
+     ! "$PY" -c 'import gnuradio.gr, gnuradio.zeromq, matplotlib, zmq, venv, uhd, iio' >/dev/null 2>&1 || \
+     ! "$PY" -c 'import gi; gi.require_version("Gtk", "3.0")' >/dev/null 2>&1 || ! command -v g++ >/dev/null; then
     log "installing Debian packages: $APT_PKGS"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_PKGS >/dev/null

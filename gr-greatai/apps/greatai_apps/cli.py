@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .benchutil import emit
-from .commands_demo import cmd_demo, cmd_screenshot
+from .commands_demo import cmd_demo, cmd_flowgraphs, cmd_screenshot
 from .commands_models import cmd_bench, cmd_classify, cmd_eval, cmd_train
 from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_simulate
 
@@ -130,6 +130,14 @@ def main(argv=None):
     g.add_argument("out")
     g.add_argument("--seconds", type=float, default=4.0)
     g.set_defaults(fn=cmd_screenshot)
+
+    f = sub.add_parser("flowgraphs", help="open the shipped flowgraphs in GNU Radio Companion (needs a display: "
+                                          "xvfb-run -a greatai flowgraphs ...), check how they read, save pictures")
+    f.add_argument("action", choices=["check", "pictures"])
+    f.add_argument("names", nargs="*", help="shipped flowgraph names or .grc paths (default: all shipped)")
+    f.add_argument("--out", default="results/flowgraphs", help="pictures: where the PNGs go")
+    f.add_argument("--json", action="store_true", help="also print the whole report as JSON")
+    f.set_defaults(fn=cmd_flowgraphs)
 
     s = sub.add_parser("listen", help="subscribe to a ZMQ result sink and print its JSON results")
     s.add_argument("address", nargs="?", default="tcp://127.0.0.1:5556")

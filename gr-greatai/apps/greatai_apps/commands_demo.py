@@ -49,3 +49,24 @@ def cmd_screenshot(a):
     from . import screenshot
     panel = getattr(screenshot, a.task)(a.out, seconds=a.seconds)
     emit(json.dumps({"png": a.out, "frames": panel.frames}))
+
+
+def cmd_flowgraphs(a):
+    """Open the shipped flowgraphs in GRC (under a display: xvfb-run), check how they read,
+    and with ``pictures`` save GRC's screen capture of each."""
+    from . import grc_view
+    from pathlib import Path
+    paths = [Path(n) if Path(n).is_file() else flowgraphs.find(n) for n in a.names] or flowgraphs.all_shipped()
+    rep = grc_view.report(paths, a.out if a.action == "pictures" else None)
+    bad = 0
+    for row in rep["flowgraphs"]:
+        ok = not row["problems"] and row.get("generated_matches_grcc")
+        bad += not ok
+        emit(f"{'ok  ' if ok else 'FAIL'} {row['flowgraph']}" + (f"  -> {row['png']}" if row.get("png") else ""))
+        for p in row["problems"]:
+            emit(f"       {p}")
+        if not row.get("generated_matches_grcc", True):
+            emit("       the Python GRC generates differs from grcc's")
+    if a.json:
+        emit(json.dumps(rep))
+    return 1 if bad else 0

@@ -16,6 +16,11 @@ def find(name: str) -> Path:
     return fileio.find_data("examples", name if name.endswith(".grc") else name + ".grc")
 
 
+def all_shipped() -> list:
+    """Every shipped flowgraph, sorted."""
+    return sorted(find("amc_headless").parent.glob("*.grc"))
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gr-greatai" / "flowgraphs"
