@@ -83,10 +83,6 @@ def in_grc(paths, inspect, settle: float = 1.5):
     return out["result"], "".join(console)
 
 
-def app_window(page):
-    return page.main_window
-
-
 def show(window, page):
     """Bring a page to the front and let GTK draw it, as a user clicking its tab would."""
     from gi.repository import Gtk
@@ -197,7 +193,7 @@ def report(paths, png_dir=None) -> dict:
             if page is None:
                 rows.append({"flowgraph": path.name, "problems": ["GRC did not open it"]})
                 continue
-            show(app_window(page), page)
+            show(page.main_window, page)
             fg = sized(page.flow_graph)
             row = {"flowgraph": path.name, "problems": load_problems("".join(console), path) + check(fg)}
             with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
