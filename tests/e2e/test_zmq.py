@@ -100,3 +100,22 @@ def test_sink_block_publishes_messages_as_json():
     assert {"value": True} in got
     assert sink.sent() >= 6
     sink.pub.close()
+
+
+def test_sink_under_a_flood_stays_bounded_and_counts_what_it_drops():
+    """Messages arrive far faster than JSON conversion: the handler never waits, at most
+    ``queue`` wait, every message is either sent or counted as dropped, and the drops are
+    logged and in metrics."""
+    big = pmt.dict_add(pmt.make_dict(), pmt.intern("probs"), pmt.init_f32vector(4000, [0.5] * 4000))
+    sink = greatai.zmq_result_sink(address=ANY, queue=50)
+    peak = 0
+    for _ in range(3000):
+        sink._handle(big)                            # as GNU Radio's message thread would
+        peak = max(peak, sink.queue.queued)
+    assert peak <= 50
+    sink.queue.close()
+    c = sink.metrics()
+    assert c["sent"] + c["dropped"] == 3000 and c["dropped"] > 0 and c["queued"] == 0
+    sink.pub.close()
+    with pytest.raises(ValueError, match="queue length"):
+        greatai.zmq_result_sink(address=ANY, queue=0)

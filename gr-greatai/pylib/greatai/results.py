@@ -5,8 +5,10 @@ Plain pyzmq, no GNU Radio: ``greatai.zmq_result_sink`` wraps ResultPublisher, an
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
+import threading
 
 import numpy as np
 
@@ -74,6 +76,82 @@ class ResultPublisher:
     def close(self):
         if not self.sock.closed:
             self.sock.close(0)
+
+
+class SendQueue:
+    """A bounded queue with its own sender thread, in front of a publisher.
+
+    ``put`` only appends (so the thread that delivers messages, e.g. GNU Radio's message
+    thread of a sink block, never waits and its own queue never grows); the sender thread
+    converts each item with ``convert`` and hands it to ``send``.  When ``maxlen`` items
+    are waiting, the oldest is dropped and counted: a live radio wants the newest results.
+    Counters: ``queued`` (now), ``sent``, ``dropped`` (queue full), ``failed`` (``convert``
+    or ``send`` raised; ``on_error(exc)`` is told).
+    """
+
+    def __init__(self, convert, send, maxlen: int = 10000, on_error=None, name="greatai-send"):
+        if int(maxlen) < 1:
+            raise ValueError(f"queue length must be >= 1, got {maxlen}")
+        self.convert, self.send, self.on_error = convert, send, on_error or (lambda e: None)
+        self._q = collections.deque()
+        self.maxlen = int(maxlen)
+        self._cv = threading.Condition()
+        self.sent = self.dropped = self.failed = 0
+        self._busy = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        return len(self._q)
+
+    def put(self, item):
+        with self._cv:
+            if len(self._q) >= self.maxlen:
+                self._q.popleft()
+                self.dropped += 1
+            self._q.append(item)
+            self._cv.notify()
+
+    def _run(self):
+        while True:
+            with self._cv:
+                while not self._q and not self._stop:
+                    self._cv.wait()
+                if not self._q:
+                    return
+                item = self._q.popleft()
+                self._busy = True
+            try:
+                self.send(self.convert(item))
+                self.sent += 1
+            except Exception as e:          # one bad item must not stop the sender
+                self.failed += 1
+                self.on_error(e)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued has been sent (False if ``timeout`` ran out)."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._q and not self._busy, timeout)
+
+    def close(self, timeout: float = 5.0):
+        """Send what is queued (up to ``timeout``), then stop the thread; what is left is
+        counted as dropped."""
+        self.drain(timeout)
+        with self._cv:
+            self.dropped += len(self._q)
+            self._q.clear()
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+
+    def counts(self) -> dict:
+        return {"queued": self.queued, "sent": self.sent, "dropped": self.dropped, "failed": self.failed}
 
 
 def subscribe(address: str = DEFAULT_ADDRESS, timeout: float | None = None, count: int | None = None):
