@@ -218,12 +218,13 @@ class InlineRunner:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
         if policy not in POLICIES:
             raise ValueError(f"overload policy must be 'skip' or 'block', got {policy!r}")
+        if int(max_pending) < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.infer, self.grid, self.batch_frames = infer, grid, int(batch_frames)
         self.sync, self.overlap = policy == "block", bool(overlap)
         self.max_pending = int(max_pending)
         self.worker = None if self.sync else InferenceWorker(infer, max_pending, policy, name)
-        if self.sync and int(max_pending) < 1:
-            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self._entry_next = grid.next           # the grid's position when the current work() began
         self.log = log or (lambda level, text: None)
         self.throttle = Throttle(5.0)
         self.counts = collections.Counter({k: 0 for k in ("frames", "submitted", "skipped", "errors", "late",
@@ -366,7 +367,7 @@ class InlineRunner:
     def fail(self, r: int, n: int) -> str:
         """Bookkeeping for a ``work()`` call that raised: its frames count as errors and
         are not taken again."""
-        self.grid.next = getattr(self, "_entry_next", self.grid.next)
+        self.grid.next = self._entry_next
         first, last = self.grid.span(r, n)
         self.grid.done_until(last)
         self.counts["errors"] += last - first

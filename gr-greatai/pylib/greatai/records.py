@@ -46,12 +46,16 @@ def amc_tag(names, key: int) -> dict:
             "confidence": cq / 1000}
 
 
+def amc_message_fields(offset, res, i: int) -> dict:
+    """What the ``classification`` message of frame i adds to its ``amc`` tag (the tag's
+    confidence replaced by the full-precision one)."""
+    return {"confidence": float(res.confidence[i]), "offset": np.uint64(offset),
+            "probs": res.probs[i].astype(np.float32, copy=False), "entropy": float(res.entropy[i])}
+
+
 def amc_message(names, key: int, offset, res, i: int) -> dict:
     """The ``classification`` message of frame i of a batch (``key``: its tag key)."""
-    d = amc_tag(names, key)
-    d.update(confidence=float(res.confidence[i]), offset=np.uint64(offset), probs=res.probs[i].astype(np.float32),
-             entropy=float(res.entropy[i]))
-    return d
+    return dict(amc_tag(names, key), **amc_message_fields(offset, res, i))
 
 
 def amc_batch(offsets, res, classes) -> dict:

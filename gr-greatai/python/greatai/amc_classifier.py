@@ -104,10 +104,10 @@ class amc_classifier(gr.sync_block):
         add, k_amc = self.add_item_tag, codec.sym("amc")
         for off, tag in zip(offs[b.late:], self._tags.lookup(keys[b.late:])):
             add(0, off, k_amc, tag)
-        if has_subscribers(self, "classification"):
+        if has_subscribers(self, "classification"):          # the cached tag plus the message's fields
             port = codec.sym("classification")
-            for i, off in enumerate(offs):
-                self.message_port_pub(port, codec.to_pmt(records.amc_message(self._names, keys[i], off, res, i)))
+            for off, i, tag in zip(offs, range(len(offs)), self._tags.lookup(keys)):
+                self.message_port_pub(port, codec.extend(tag, records.amc_message_fields(off, res, i)))
         if has_subscribers(self, "batch"):
             self.feed.add(b)
             self._flush()

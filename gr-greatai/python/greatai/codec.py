@@ -20,15 +20,26 @@ _SYMBOLS = {}
 
 
 def sym(name: str):
-    """An interned symbol, cached."""
+    """An interned symbol for a key or port name, cached (names are few; string values go
+    through ``pmt.intern`` uncached)."""
     s = _SYMBOLS.get(name)
     if s is None:
         s = _SYMBOLS[name] = pmt.intern(name)
     return s
 
 
+_SCALARS = {float: pmt.from_double, int: pmt.from_long, bool: pmt.from_bool, str: pmt.intern,
+            np.uint64: lambda v: pmt.from_uint64(int(v)), np.float32: lambda v: pmt.from_double(float(v)),
+            np.float64: pmt.from_double}
+
+
 def to_pmt(obj):
     """A plain record (see the module doc) as PMT."""
+    f = _SCALARS.get(type(obj))                    # the common scalar types, in one lookup
+    if f is not None:
+        return f(obj)
+    if isinstance(obj, np.ndarray) and obj.ndim == 1 and obj.dtype == np.float32:
+        return pmt.init_f32vector(len(obj), obj)
     if isinstance(obj, _PMT):
         return obj
     if isinstance(obj, dict):
@@ -54,7 +65,7 @@ def to_pmt(obj):
     if isinstance(obj, (complex, np.complexfloating)):
         return pmt.from_complex(complex(obj))
     if isinstance(obj, str):
-        return sym(obj)
+        return pmt.intern(obj)
     if obj is None:
         return pmt.PMT_NIL
     if isinstance(obj, (list, tuple)):
@@ -63,6 +74,14 @@ def to_pmt(obj):
             pmt.vector_set(v, i, to_pmt(x))
         return v
     raise TypeError(f"cannot convert {type(obj).__name__} to PMT")
+
+
+def extend(pmt_dict, fields: dict):
+    """A PMT dict with a plain record's fields added (or replaced): cheaper than building
+    the whole dict again when most of it is a cached PMT (a frame's tag)."""
+    for k, v in fields.items():
+        pmt_dict = pmt.dict_add(pmt_dict, sym(k), to_pmt(v))
+    return pmt_dict
 
 
 def to_python(msg):
