@@ -171,9 +171,30 @@ def test_batch_port_carries_one_vector_dict_per_batch(stream, shipped_model):
     offsets = np.concatenate([m["offset"] for m in msgs])
     assert offsets.tolist() == list(range(0, 60 * 1024, 1024)) and max(len(m["offset"]) for m in msgs) <= 16
     m = msgs[0]
-    assert len(m["label"]) == len(m["exit"]) == len(m["confidence"]) == len(m["offset"])
+    assert m["format"] == "greatai-batch/1" and m["frames"] == len(m["offset"])
+    assert list(m["per_frame"]) == ["offset", "label", "exit", "confidence", "entropy", "status"]
+    assert all(len(m[k]) == m["frames"] for k in m["per_frame"])
     assert list(m["classes"]) == list(sim.CLASSES) and len(m["probs"]) == 11
     assert set(np.concatenate([x["exit"] for x in msgs]).tolist()) <= {1, 2}
+    # the same results as the per-frame messages, frame by frame
+    amc, _, _, per_frame = run_classifier(stream, model=str(shipped_model), overload="block", batch_frames=16)
+    from greatai.results import frames
+    expanded = [f for x in msgs for f in frames(x)]
+    assert [f["label"] for f in expanded] == [f["label"] for f in per_frame]
+    assert [f["exit"] for f in expanded] == [f["exit"] for f in per_frame]
+    np.testing.assert_allclose([f["confidence"] for f in expanded], [f["confidence"] for f in per_frame], atol=1e-6)
+    assert {f["status"] for f in expanded} == {"ok"}
+
+
+def test_per_frame_messages_are_capped_and_counted(stream, shipped_model):
+    """Past message_rate, per-frame messages are not built: counted as unpublished (the
+    batch port still carries every frame)."""
+    amc, _, tags, msgs = run_classifier(stream, model=str(shipped_model), overload="block", batch_frames=16,
+                                        message_rate=5)
+    assert 5 <= len(msgs) < 60 and amc.metrics()["unpublished"] == 60 - len(msgs)
+    assert len([t for t in tags if pmt.symbol_to_string(t.key) == "amc"]) == 60     # tags are not capped
+    with pytest.raises(ValueError, match="message_rate"):
+        greatai.amc_classifier(model=str(shipped_model), message_rate=-1)
 
 
 def test_batch_port_merges_batches_to_its_rate(stream, shipped_model):

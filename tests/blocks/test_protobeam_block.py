@@ -64,6 +64,33 @@ def test_passthrough_tags_and_beam_messages():
     assert acc > 2 / 24
 
 
+def test_batch_port_carries_every_frame_and_lean_form_has_no_embeddings():
+    from gnuradio.greatai.codec import to_python
+    from greatai.results import frames
+    beams = np.arange(24).repeat(2)
+    x = frames_of(0, beams, seed=1)
+    got = {}
+    for emb in (256, 0):
+        tb = gr.top_block()
+        src = blocks.vector_source_c(x.ravel().tolist())
+        pb = greatai.protobeam(batch_frames=8, batch_rate=0, batch_embeddings=emb, message_rate=10)
+        dbg, per = blocks.message_debug(), blocks.message_debug()
+        tb.connect(src, pb, blocks.null_sink(gr.sizeof_gr_complex))
+        tb.msg_connect(pb, "batch", dbg, "store")
+        tb.msg_connect(pb, "beam", per, "store")
+        tb.run()
+        got[emb] = [to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+        assert 10 <= per.num_messages() < len(beams) and pb.metrics()["unpublished"] == len(beams) - per.num_messages()
+    full, lean = got[256], got[0]
+    rows = [f for m in full for f in frames(m)]
+    assert [r["offset"] for r in rows] == list(range(0, len(beams) * L, L))
+    assert {"beam", "label", "confidence", "distance", "calibrated", "status"} <= set(rows[0])
+    assert rows[0]["status"] == "ok" and rows[3]["label"] == f"B{rows[3]['beam']:02d}"
+    assert full[0]["embedding"].size == full[0]["frames"] * full[0]["dim"] and "prototypes" in full[0]
+    assert "embedding" not in lean[0] and "prototypes" not in lean[0]
+    assert [r["beam"] for r in rows] == [r["beam"] for m in lean for r in frames(m)]
+
+
 def test_pdu_calibration_applies_and_is_answered():
     shots = frames_of(4, np.arange(24).repeat(4), seed=2)
     msgs = [pdu(b, shots[b * 4:(b + 1) * 4]) for b in range(24)]

@@ -87,3 +87,27 @@ def test_listen_prints_published_results():
     pub.close()
     assert proc.returncode == 0
     assert [json.loads(l) for l in out.splitlines()] == [{"label": "AM-DSB"}] * 3
+
+
+def test_listen_frames_prints_one_line_per_frame_of_a_batch():
+    import time
+    import numpy as np
+    from greatai.results import ResultPublisher
+    pub = ResultPublisher("tcp://127.0.0.1:*")
+    batch = {"format": "greatai-batch/1", "frames": 3, "per_frame": ["offset", "label"],
+             "offset": np.array([0, 1024, 2048], np.uint64), "label": np.array([0, 1, -1], np.int32),
+             "classes": ["BPSK", "QPSK"]}
+    proc = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "listen", pub.address, "--frames",
+                             "--count", "5", "--timeout", "10"], stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 15
+    while proc.poll() is None and time.time() < deadline:
+        pub.publish(batch)
+        pub.publish({"label": "AM-DSB"})
+        time.sleep(0.05)
+    out = proc.communicate(timeout=10)[0]
+    pub.close()
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert proc.returncode == 0 and len(lines) == 5
+    seq = [{"offset": 0, "label": "BPSK"}, {"offset": 1024, "label": "QPSK"}, {"offset": 2048, "label": "INVALID"},
+           {"label": "AM-DSB"}]
+    assert all(l in seq for l in lines) and any(l == seq[2] for l in lines[:4])

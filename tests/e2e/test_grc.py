@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from greatai.sim import CLASSES
+
 ROOT = Path(__file__).resolve().parents[2]
 YMLS = sorted((ROOT / "gr-greatai" / "grc").glob("*.block.yml"))
 FLOWGRAPHS = sorted((ROOT / "flowgraphs").glob("*.grc"))
@@ -138,7 +140,7 @@ def test_sensor_and_remote_run_together_on_loopback(tmp_path):
     remote = compile_flowgraph(ROOT / "flowgraphs" / "amc_remote.grc", tmp_path)
     iq, js, pm = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     got_json = []
-    t = threading.Thread(target=lambda: got_json.extend(subscribe(js, timeout=20, count=50)))
+    t = threading.Thread(target=lambda: got_json.extend(subscribe(js, timeout=20, count=50, per_frame=True)))
     t.start()
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -156,9 +158,13 @@ def test_sensor_and_remote_run_together_on_loopback(tmp_path):
     t.join(25)
     sub.close(0)
     assert rc_s == 0 and rc_r == 0, log_s[-2000:] + log_r[-2000:]
-    assert len(got_json) == 50 and {"label", "exit", "offset", "probs"} <= set(got_json[0])
-    assert pmt_msgs and pmt.is_dict(pmt_msgs[0])
-    assert pmt.symbol_to_string(pmt.dict_ref(pmt_msgs[0], pmt.intern("label"), pmt.PMT_NIL))
+    assert len(got_json) == 50 and {"label", "exit", "offset", "confidence", "status"} <= set(got_json[0])
+    assert got_json[0]["label"] in CLASSES + ("INVALID",)
+    offsets = [r["offset"] for r in got_json]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 50        # every frame, in order, once
+    assert pmt_msgs and pmt.is_dict(pmt_msgs[0])                          # the same batch records as PMT
+    n = pmt.to_long(pmt.dict_ref(pmt_msgs[0], pmt.intern("frames"), pmt.PMT_NIL))
+    assert n >= 1 and pmt.length(pmt.dict_ref(pmt_msgs[0], pmt.intern("label"), pmt.PMT_NIL)) == n
     final = [l for l in log_r.splitlines() if "final:" in l][-1]
     frames = int(final.split("final:")[1].split()[0])
     acc = float(final.split("accuracy ")[1].split("%")[0])

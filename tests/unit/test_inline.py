@@ -179,5 +179,25 @@ def test_concat_and_context():
     a = concat([Res(np.array([1.0]), np.array([0], np.uint8)), Res(np.array([2.0]), np.array([1], np.uint8))])
     assert a.first.tolist() == [1.0, 2.0] and a.status.tolist() == [0, 1]
     ctx = ContextTracker.from_spec("sim_label, rx_freq", 10, rename={"sim_label": "truth"})
-    per = ctx.per_frame([0, 10, 20], [(15, "sim_label", "B"), (3, "sim_label", "A"), (25, "other", 1)])
-    assert per == [{"truth": "A"}, {"truth": "B"}, {"truth": "B"}]
+    cols = ctx.columns([0, 10, 20], [(15, "sim_label", "B"), (3, "sim_label", "A"), (25, "other", 1)], str.lower)
+    assert cols == {"truth": ["a", "b", "b"]}                   # keys never tagged are left out
+    assert ctx.columns([30, 40], [(45, "rx_freq", 2e9)]) == {"truth": ["b", "b"], "rx_freq": [None, 2e9]}
+    feed = BatchFeed(0)
+    for c in (cols, None):
+        feed.add(Batch(np.array([0, 10, 20]), Res(np.zeros(3), np.zeros(3, np.uint8)), context=c))
+    assert feed.take().context == {"truth": ["a", "b", "b", None, None, None]}
+
+
+def test_rate_cap_allows_a_burst_then_the_rate_and_counts_the_rest():
+    from greatai.inline import RateCap
+    t = [0.0]
+    cap = RateCap(100, clock=lambda: t[0])
+    assert cap.allow(150) == 100 and cap.refused == 50          # a second's worth at once
+    assert cap.allow(10) == 0
+    t[0] += 0.05                                                 # 5 tokens later
+    assert cap.allow(10) == 5 and cap.refused == 65
+    t[0] += 10.0                                                 # the bucket holds one second's worth
+    assert cap.allow(1000) == 100
+    assert RateCap(0).allow(10 ** 6) == 10 ** 6                  # 0: no limit
+    with pytest.raises(ValueError, match="message_rate"):
+        RateCap(-1)

@@ -99,6 +99,13 @@ print(len({names!r}))
 
 
 def test_ml_blocks_are_thin():
+    import ast
     for name in ("amc_classifier", "protobeam", "spectrogram_forecaster"):
-        n = len((BLOCKS / f"{name}.py").read_text().splitlines())
-        assert n <= 125, f"{name}.py has {n} lines: its logic belongs in the core library"
+        text = (BLOCKS / f"{name}.py").read_text()
+        doc = set()                  # docstrings document the block's parameters and ports: not logic
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) \
+                    and isinstance(node.value.value, str):
+                doc.update(range(node.lineno, node.end_lineno + 1))
+        n = sum(1 for i, line in enumerate(text.splitlines(), 1) if line.strip() and i not in doc)
+        assert n <= 100, f"{name}.py has {n} lines of code: its logic belongs in the core library"

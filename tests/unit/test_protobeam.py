@@ -205,3 +205,26 @@ def test_kill_during_save_loses_nothing(eng, tmp_path, root):
         # only as a hidden temporary: nothing else ever appears beside the calibration
         leftovers = [f.name for f in tmp_path.iterdir() if f.name != "cal.json"]
         assert all(n.startswith(".cal.json.") for n in leftovers), leftovers
+
+
+def test_fast_stream_generator_matches_generate():
+    """BeamStream's fast generator against the training generator: received SNR, power
+    spectrum and the shipped model's (uncalibrated and calibrated) accuracy."""
+    fe, n = sim.front_end(1), 60
+    beams = np.tile(np.arange(sim.N_BEAMS), n)
+    pos = np.zeros(len(beams), int)
+    xt, it = sim.generate(np.random.default_rng(0), fe, beams, positions=pos)
+    xs, is_ = sim.FastGenerator(np.random.default_rng(1)).frames(fe, beams, positions=pos)
+    assert xs.dtype == np.complex64 and xs.shape == xt.shape
+    assert abs(np.mean(it["snr"]) - np.mean(is_["snr"])) < 0.5
+    pt = np.mean(np.abs(np.fft.fft(xt / np.abs(xt).mean(1, keepdims=True), axis=1)) ** 2, 0)
+    ps = np.mean(np.abs(np.fft.fft(xs / np.abs(xs).mean(1, keepdims=True), axis=1)) ** 2, 0)
+    assert np.median(np.abs(pt - ps) / pt) < 0.1
+    e = ProtoBeamEngine("", "cpu", 1)
+    for calibrate in (False, True):
+        if calibrate:
+            for b in range(sim.N_BEAMS):
+                e.add_shots(b, sim.generate(np.random.default_rng(5 + b), fe, np.full(8, b),
+                                            positions=np.zeros(8, int))[0])
+        acc = [100 * np.mean(e.classify(x).beam == beams) for x in (xt, xs)]
+        assert abs(acc[0] - acc[1]) < 4, (calibrate, acc)

@@ -33,3 +33,21 @@ def test_a_failing_item_is_counted_and_the_sender_goes_on():
     assert q.counts() == {"queued": 0, "sent": 5, "dropped": 0, "failed": 1}
     with pytest.raises(ValueError, match="queue length"):
         SendQueue(convert, sent.append, maxlen=0)
+
+
+def test_batch_records_expand_to_frames_from_json_and_from_numpy():
+    import json
+    import numpy as np
+    from greatai import records, results
+    from greatai.amc.engine import AMCResult
+    res = AMCResult(label=np.array([1, -1, 10]), confidence=np.array([0.9, 0.0, 0.5], np.float32),
+                    probs=np.eye(11, dtype=np.float32)[[1, 0, 10]], exit=np.array([1, 0, 2], np.uint8),
+                    status=np.array([0, 2, 0], np.uint8), entropy=np.array([0.1, 0.0, 0.7], np.float32))
+    rec = records.amc_batch(np.array([0, 1024, 2048]), res, ["c%d" % i for i in range(11)])
+    for form in (rec, json.loads(results.dumps(rec))):
+        assert results.is_batch(form)
+        rows = results.frames(form)
+        assert [r["offset"] for r in rows] == [0, 1024, 2048]
+        assert [r["label"] for r in rows] == ["c1", "INVALID", "c10"]
+        assert [r["status"] for r in rows] == ["ok", "nonfinite", "ok"] and rows[2]["exit"] == 2
+    assert results.frames({"label": "QPSK"}) == [{"label": "QPSK"}]      # a per-frame record as it is

@@ -143,6 +143,8 @@ def main(argv=None):
     s.add_argument("address", nargs="?", default="tcp://127.0.0.1:5556")
     s.add_argument("--count", type=int, default=None, help="stop after this many results")
     s.add_argument("--timeout", type=float, default=None, help="stop after this many seconds without a result")
+    s.add_argument("--frames", action="store_true",
+                   help="print batch records (greatai-batch/1) as one line per frame; --count counts frames")
     s.set_defaults(fn=cmd_listen)
 
     a = p.parse_args(argv)

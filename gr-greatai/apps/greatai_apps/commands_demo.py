@@ -28,7 +28,7 @@ def demo_protobeam(a):
                           stdout=subprocess.DEVNULL if a.quiet else None, stderr=subprocess.STDOUT)
     try:
         cli = CalibrationClient(a.control_address)
-        score = demo.run(subscribe(a.json_address, timeout=10.0), cli.shots, a.front_end, 0, a.shots,
+        score = demo.run(subscribe(a.json_address, timeout=10.0, per_frame=True), cli.shots, a.front_end, 0, a.shots,
                          a.frames, timeout=a.timeout, log=lambda t: emit(f"[demo] {t}"))
         cli.close()
     finally:

@@ -96,7 +96,7 @@ def cmd_capture(a):
 def cmd_listen(a):
     from greatai.results import dumps, subscribe
     try:
-        for obj in subscribe(a.address, timeout=a.timeout, count=a.count):
+        for obj in subscribe(a.address, timeout=a.timeout, count=a.count, per_frame=a.frames):
             sys.stdout.write(dumps(obj) + "\n")
             sys.stdout.flush()
     except ValueError as e:

@@ -6,6 +6,7 @@
   results as plain arrays (:class:`Batch`), and counters.
 * :class:`BatchFeed`: a rate-limited feed that merges batches (for displays).
 * :class:`Throttle`: at most one log line per key every few seconds.
+* :class:`RateCap`: at most so many per-frame messages a second (the rest counted).
 
 A block keeps only GNU Radio glue: it hands ``work()``'s buffers to
 :meth:`InlineRunner.work` and turns each finished :class:`Batch` into tags and messages
@@ -46,6 +47,7 @@ class Batch:
     result: object = None
     error: Exception | None = None
     late: int = 0            # leading frames whose items had already left (no tags for them)
+    context: dict | None = None   # per-frame context columns (ContextTracker.columns), if any
 
     def __len__(self):
         return len(self.offsets)
@@ -66,6 +68,33 @@ class Throttle:
         return False
 
 
+class RateCap:
+    """At most ``rate`` items a second, in bursts of up to one second's worth (a token
+    bucket): for per-frame messages, which cost the GIL per frame on every thread they
+    pass, so past a few thousand a second they would starve the classifier and pile up
+    in GNU Radio's unbounded message queues.  ``allow(n)`` says how many of n items may go
+    now; the others are counted in ``refused``.  ``rate`` 0: no limit."""
+
+    def __init__(self, rate: float, clock=time.monotonic):
+        if float(rate) < 0:
+            raise ValueError(f"message_rate must be >= 0 messages/s (0 = no limit), got {rate}")
+        self.rate, self.clock = float(rate), clock
+        self._tokens, self._last = self.rate, None
+        self.refused = 0
+
+    def allow(self, n: int) -> int:
+        if self.rate == 0:
+            return int(n)
+        now = self.clock()
+        if self._last is not None:
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        k = int(min(n, self._tokens))
+        self._tokens -= k
+        self.refused += int(n) - k
+        return k
+
+
 class ContextTracker:
     """The latest value of each context key (truth, front end, frequency ... from stream
     tags) as of each frame: a tag anywhere inside a frame counts for that frame."""
@@ -79,16 +108,29 @@ class ContextTracker:
         keys = [k.strip() for k in str(spec).split(",") if k.strip()]
         return cls({k: (rename or {}).get(k, k) for k in keys}, frame_length)
 
-    def per_frame(self, offsets, tags) -> list:
-        """``tags``: (offset, key, value) in any order; one dict per frame offset."""
-        ups = sorted(((o, self.keys[k], v) for o, k, v in tags if k in self.keys), key=lambda u: u[0])
-        out, j = [], 0
-        for off in offsets:
-            while j < len(ups) and ups[j][0] < off + self.L:
-                self.now[ups[j][1]] = ups[j][2]
-                j += 1
-            out.append(dict(self.now))
-        return out
+    def _updates(self, tags) -> list:
+        return sorted(((o, self.keys[k], v) for o, k, v in tags if k in self.keys), key=lambda u: u[0])
+
+    def columns(self, offsets, tags, convert=lambda v: v) -> dict:
+        """Every key's value for every frame of a batch, as one list per key (``tags``: the
+        whole batch's, in any order; ``convert`` turns a tag value into a plain one), and
+        the state moves on past the batch.  Vectorised over frames: the latest tag before
+        each frame's end, found by binary search."""
+        ends = np.asarray(offsets, np.int64) + self.L
+        by_key = {}
+        for o, k, v in self._updates(tags):
+            by_key.setdefault(k, ([], []))
+            by_key[k][0].append(o)
+            by_key[k][1].append(v)
+        out = {}
+        for k in dict.fromkeys(list(self.keys.values())):
+            offs, vals = by_key.get(k, ([], []))
+            table = [self.now.get(k)] + [convert(v) for v in vals]
+            idx = np.searchsorted(np.asarray(offs, np.int64), ends, side="left")   # 0: before any of them
+            out[k] = [table[i] for i in idx.tolist()]
+            if vals:
+                self.now[k] = table[-1]
+        return {k: v for k, v in out.items() if any(x is not None for x in v)}
 
 
 class InferenceWorker:
@@ -410,4 +452,6 @@ class BatchFeed:
             return None
         self._sent = now
         w, self._waiting = self._waiting, []
-        return Batch(np.concatenate([b.offsets for b in w]), concat([b.result for b in w]))
+        keys = dict.fromkeys(k for b in w for k in (b.context or {}))
+        context = {k: [x for b in w for x in (b.context or {}).get(k, [None] * len(b))] for k in keys}
+        return Batch(np.concatenate([b.offsets for b in w]), concat([b.result for b in w]), context=context)

@@ -27,7 +27,7 @@ def counters(counts: dict, names) -> dict:
 
 
 # ---------------------------------------------------------------- early-exit AMC
-AMC_COUNTERS = ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors", "late")
+AMC_COUNTERS = ("frames", "classified", "skipped", "invalid", "exit1", "exit2", "errors", "late", "unpublished")
 
 
 def amc_tag_keys(res) -> np.ndarray:
@@ -58,13 +58,31 @@ def amc_message(names, key: int, offset, res, i: int) -> dict:
     return dict(amc_tag(names, key), **amc_message_fields(offset, res, i))
 
 
+BATCH_FORMAT = "greatai-batch/1"
+
+
+def batch_header(offsets, per_frame: tuple) -> dict:
+    """The fields every batch record starts with (see :func:`greatai.results.frames`):
+    its format, the number of frames, and which fields hold one value per frame."""
+    return {"format": BATCH_FORMAT, "frames": int(len(offsets)), "per_frame": list(per_frame),
+            "offset": np.asarray(offsets, np.uint64)}
+
+
+AMC_BATCH_FIELDS = ("offset", "label", "exit", "confidence", "entropy", "status")
+
+
 def amc_batch(offsets, res, classes) -> dict:
-    """One dict of vectors for one or more batches (the ``batch`` port)."""
+    """Every frame of one or more batches as vectors (the ``batch`` port): offset, label
+    (class index, -1 invalid), exit, confidence, entropy, status (index into
+    ``statuses``); ``probs`` is the mean over the valid frames (for displays)."""
     ok = res.status == STATUS_OK
     mean = res.probs[ok].mean(axis=0) if ok.any() else np.zeros(res.probs.shape[1], np.float32)
-    return {"offset": np.asarray(offsets, np.uint64), "label": res.label.astype(np.int32),
-            "exit": res.exit.astype(np.uint8), "confidence": res.confidence.astype(np.float32),
-            "probs": mean.astype(np.float32), "classes": list(classes)}
+    d = batch_header(offsets, AMC_BATCH_FIELDS)
+    d.update(label=res.label.astype(np.int32), exit=res.exit.astype(np.uint8),
+             confidence=res.confidence.astype(np.float32), entropy=res.entropy.astype(np.float32),
+             status=res.status.astype(np.uint8), probs=mean.astype(np.float32), classes=list(classes),
+             statuses=list(STATUS_NAMES))
+    return d
 
 
 def amc_metrics(counts: dict) -> dict:
@@ -90,11 +108,31 @@ def amc_display_item(d: dict, classes):
 
 
 # ---------------------------------------------------------------- ProtoBeam
-PROTOBEAM_COUNTERS = ("frames", "invalid", "shots", "requests", "errors", "skipped", "late")
+PROTOBEAM_COUNTERS = ("frames", "invalid", "shots", "requests", "errors", "skipped", "late", "unpublished")
+
+
+def beam_metrics(counts: dict, calibrated_beams: int) -> dict:
+    d = {k: int(counts.get(k, 0)) for k in ("frames", "invalid", "shots", "requests", "errors", "unpublished")}
+    d["calibrated_beams"] = int(calibrated_beams)
+    return d
 
 
 def beam_tag(names, beam: int, confidence: float, calibrated: bool) -> dict:
     return {"beam": int(beam), "label": names[beam], "confidence": float(confidence), "calibrated": bool(calibrated)}
+
+
+def beam_tag_keys(res) -> np.ndarray:
+    """One integer per frame naming its ``protobeam`` tag (beam, calibrated, confidence to
+    0.001), so equal tags are built once (see the codec's cache)."""
+    cq = np.rint(np.nan_to_num(res.confidence) * 1000).astype(np.int64)
+    return ((res.beam.astype(np.int64) + 1) * 2 + res.calibrated.astype(np.int64)) * 1001 + cq
+
+
+def beam_tag_of_key(names, key: int) -> dict:
+    """The ``protobeam`` tag of a frame from its :func:`beam_tag_keys` key."""
+    rest, cq = divmod(int(key), 1001)
+    beam, calibrated = divmod(rest, 2)
+    return beam_tag(names, beam - 1, cq / 1000, bool(calibrated))
 
 
 def beam_message(names, offset, res, i: int, context: dict) -> dict:
@@ -107,12 +145,28 @@ def beam_message(names, offset, res, i: int, context: dict) -> dict:
     return d
 
 
-def beam_batch(offset, res, embeddings, shots, prototypes, dim: int) -> dict:
-    """One dict of vectors per batch for displays (embeddings flattened, ``dim`` wide)."""
-    return {"offset": np.uint64(offset), "beam": res.beam.astype(np.int32),
-            "confidence": res.confidence.astype(np.float32),
-            "embedding": np.nan_to_num(embeddings, nan=0.0).astype(np.float32).ravel(), "dim": int(dim),
-            "shots": np.asarray(shots, np.int64), "prototypes": np.asarray(prototypes, np.float32).ravel()}
+BEAM_BATCH_FIELDS = ("offset", "beam", "label", "confidence", "distance", "calibrated", "status")
+
+
+def beam_batch(offsets, res, shots, prototypes, dim: int, embeddings: int, context: dict, classes) -> dict:
+    """Every frame of one or more batches as vectors (the ``batch`` port): offset, beam
+    and label (the beam's index into ``classes``, -1 invalid), confidence, distance,
+    calibrated, status, and one column per context key (truth, front end ..., None
+    before its first tag); the shots per beam.  For displays, the embeddings of the last
+    ``embeddings`` frames (flattened, ``dim`` wide) and the prototypes, unless
+    ``embeddings`` is 0."""
+    d = batch_header(offsets, BEAM_BATCH_FIELDS + tuple(context))
+    beam = res.beam.astype(np.int32)
+    d.update(beam=beam, label=beam, confidence=res.confidence.astype(np.float32),
+             distance=res.distance.astype(np.float32), calibrated=res.calibrated.astype(np.uint8),
+             status=res.status.astype(np.uint8), classes=list(classes), statuses=list(STATUS_NAMES), dim=int(dim),
+             shots=np.asarray(shots, np.int64))
+    for k, col in context.items():
+        d[k] = np.asarray(col) if all(isinstance(x, (int, float)) for x in col) else list(col)
+    if embeddings > 0:
+        d["embedding"] = np.nan_to_num(res.embedding[-int(embeddings):], nan=0.0).astype(np.float32).ravel()
+        d["prototypes"] = np.asarray(prototypes, np.float32).ravel()
+    return d
 
 
 def beam_display_item(d: dict):

@@ -154,9 +154,32 @@ class SendQueue:
         return {"queued": self.queued, "sent": self.sent, "dropped": self.dropped, "failed": self.failed}
 
 
-def subscribe(address: str = DEFAULT_ADDRESS, timeout: float | None = None, count: int | None = None):
+def is_batch(obj) -> bool:
+    """A batch record (``greatai-batch/1``: every frame of one or more inference batches as
+    arrays), as JSON or as a plain record."""
+    return isinstance(obj, dict) and obj.get("format") == "greatai-batch/1" and "per_frame" in obj
+
+
+def frames(obj) -> list:
+    """Per-frame records from any result: a batch record becomes one dict per frame (its
+    ``per_frame`` fields, ``label`` and ``status`` as names where the record gives
+    ``classes`` and ``statuses``); any other record is one frame as it is."""
+    if not is_batch(obj):
+        return [obj]
+    cols = {k: np.asarray(obj[k]).tolist() for k in obj["per_frame"]}
+    for key, names in (("label", obj.get("classes")), ("status", obj.get("statuses"))):
+        if names is not None and key in cols:
+            table = list(names) + ["INVALID"]              # label -1: an invalid frame
+            cols[key] = [table[int(i)] for i in cols[key]]
+    keys = list(cols)
+    return [dict(zip(keys, row)) for row in zip(*(cols[k] for k in keys))]
+
+
+def subscribe(address: str = DEFAULT_ADDRESS, timeout: float | None = None, count: int | None = None,
+              per_frame: bool = False):
     """Yield decoded JSON results from a ResultPublisher until ``count`` arrive or no
-    message comes for ``timeout`` seconds (None: wait forever)."""
+    message comes for ``timeout`` seconds (None: wait forever).  ``per_frame``: batch
+    records come out as one record per frame (:func:`frames`), and ``count`` counts frames."""
     import zmq
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
@@ -172,7 +195,11 @@ def subscribe(address: str = DEFAULT_ADDRESS, timeout: float | None = None, coun
         while count is None or n < count:
             if not sock.poll(None if timeout is None else int(timeout * 1000)):
                 return
-            yield json.loads(sock.recv_string())
-            n += 1
+            obj = json.loads(sock.recv_string())
+            for rec in (frames(obj) if per_frame else (obj,)):
+                yield rec
+                n += 1
+                if count is not None and n >= count:
+                    return
     finally:
         sock.close(0)

@@ -285,34 +285,49 @@ def parse_schedule(text) -> list:
     return out
 
 
+NOISE_BANK = 1 << 20          # complex samples of unit-variance noise a stream draws its noise from
+
+
 class StreamSimulator:
-    """Continuous IQ following a schedule of emitters; plain Python, used by ``sim_source``.
+    """Continuous IQ following a schedule of emitters, at radio rates; used by ``sim_source``.
 
     ``read(n)`` returns the next n samples and a list of ``(offset, label, snr_db)``
-    events marking where each dwell starts.  Waveform parameters stay fixed for a dwell;
-    the carrier phase runs on across chunks.
+    events marking where each dwell starts.  Per dwell, the waveform parameters, SNR,
+    carrier offset and phase and the fading are drawn as for the training data
+    (:func:`sample_params`), and one clean unit-power segment of up to ``segment``
+    samples is made by the training generator (:func:`clean_signal`), turned by the carrier
+    offset (rounded so the turned segment repeats seamlessly) and played in a loop for the
+    dwell.  Per sample only vectorised, in-place float32 work remains: the slow Rician
+    fading (computed every ``FADE_STEP`` samples from the same sum of sinusoids, linearly
+    interpolated) and noise from a bank of unit-variance Gaussian noise, at a new random
+    offset for every pass of the segment, scaled to the dwell's SNR.  ``tests/unit/test_sim.py`` checks that
+    its frames match the training generator's class by class (power, bandwidth, the
+    shipped model's accuracy).
     """
+    FADE_STEP = 256
 
     def __init__(self, schedule, samp_rate: float, snr_db=(10.0, 10.0), seed: int = 0,
-                 cond: Conditions | None = None, chunk: int = 65536, shuffle: bool = False):
+                 cond: Conditions | None = None, segment: int = 1 << 16, shuffle: bool = False):
         self.schedule = parse_schedule(schedule)
         if not samp_rate > 0:
             raise ValueError(f"samp_rate must be > 0, got {samp_rate}")
         lo, hi = (snr_db, snr_db) if np.isscalar(snr_db) else tuple(snr_db)
         if lo > hi:
             raise ValueError(f"snr range is inverted: min {lo} dB > max {hi} dB")
+        if int(segment) < 1024:
+            raise ValueError(f"segment must be >= 1024 samples, got {segment}")
         self.samp_rate = float(samp_rate)
         self.cond = cond or Conditions()
         self.snr = (float(lo), float(hi))
         self.rng = np.random.default_rng(seed)
-        self.chunk = int(chunk)
+        self.segment = int(segment)
         self.shuffle = shuffle
-        self._buf = np.zeros(0, np.complex64)
-        self._pos = 0             # absolute index of _buf[0]
-        self._gen_pos = 0         # absolute index of the next sample to generate
+        self.noise = ((self.rng.standard_normal(2 * NOISE_BANK, dtype=np.float32)
+                       * np.float32(np.sqrt(0.5))).view(np.complex64))
+        self._tmp = np.empty(self.segment, np.complex64)
+        self._pos = 0             # absolute index of the next sample
         self._entry = -1
         self._dwell_left = 0
-        self._params = None
         self._events = []
 
     def set_snr(self, lo, hi=None):
@@ -327,32 +342,61 @@ class StreamSimulator:
         else:
             self._entry = (self._entry + 1) % len(self.schedule)
         em = self.schedule[self._entry]
-        self._dwell_left = max(1, int(round(em.dwell_s * self.samp_rate)))
+        self._dwell_left = dwell = max(1, int(round(em.dwell_s * self.samp_rate)))
         snr = self.rng.uniform(*self.snr) if self.snr[1] > self.snr[0] else self.snr[0]
-        self._params = sample_params(self.rng, np.array([CLASS_INDEX[em.label]]), self.cond, snr_db=snr)
-        self._params["amplitude"][:] = 1.0
-        self._events.append((self._gen_pos, em.label, float(snr)))
+        p = sample_params(self.rng, np.array([CLASS_INDEX[em.label]]), self.cond, snr_db=snr)
+        m = min(dwell, self.segment)
+        cfo = np.round(p["cfo"][0] * m) / m                     # whole turns per segment: a seamless loop
+        seg = clean_signal(self.rng, p, m)[0] * np.exp(1j * (2 * np.pi * cfo * np.arange(m) + p["phase"][0]))
+        self._seg = seg.astype(np.complex64)
+        self._seg_pos, self._dwell_start = 0, self._pos
+        self._sigma = np.float32(1.0 if em.label == "NOISE" else 10 ** (-snr / 20))
+        self._fade = None
+        if p["fading"][0] and em.label != "NOISE":
+            k = p["rician_k"][0]
+            self._fade = (np.sqrt(k / (k + 1)) * np.exp(1j * self.rng.uniform(0, 2 * np.pi)), np.sqrt(1 / (k + 1)),
+                          2 * np.pi * p["doppler"][0] * np.cos(self.rng.uniform(0, 2 * np.pi, 8)),
+                          self.rng.uniform(0, 2 * np.pi, 8))
+        self._events.append((self._pos, em.label, float(snr)))
 
-    def _generate_more(self):
-        if self._dwell_left <= 0:
-            self._next_dwell()
-        n = min(self.chunk, self._dwell_left)
-        p = self._params
-        s = clean_signal(self.rng, p, n)
-        x = channel(self.rng, s, p, start_sample=self._gen_pos)[0]
-        self._gen_pos += n
-        self._dwell_left -= n
-        self._buf = np.concatenate([self._buf, x])
+    def _fading(self, start: int, n: int) -> np.ndarray:
+        """The dwell's fading gain for samples [start, start + n) of the dwell (as _fading)."""
+        los, scale, w, phi = self._fade
+        step = self.FADE_STEP
+        t = np.arange(start // step * step, start + n + step, step, dtype=np.float64)
+        g = los + scale * np.exp(1j * (w[None, :] * t[:, None] + phi[None, :])).sum(axis=1) / np.sqrt(len(w))
+        x = np.arange(start, start + n, dtype=np.float64)
+        return (np.interp(x, t, g.real) + 1j * np.interp(x, t, g.imag)).astype(np.complex64)
+
+    def _fill(self, out: np.ndarray):
+        """The next samples, within one pass of the segment: each pass draws its noise from a
+        new random place in the bank (so the samples do not depend on how reads are cut)."""
+        n, a = len(out), self._seg_pos
+        if a == 0:
+            self._noise_at = int(self.rng.integers(0, NOISE_BANK - len(self._seg) + 1))
+        out[:] = self._seg[a:a + n]
+        self._seg_pos = (a + n) % len(self._seg)
+        if self._fade is not None:
+            out *= self._fading(self._pos - self._dwell_start, n)
+        j = self._noise_at + a
+        tmp = self._tmp[:n]
+        np.multiply(self.noise[j:j + n], self._sigma, out=tmp)
+        out += tmp
 
     def read(self, n: int):
-        while len(self._buf) < n:
-            self._generate_more()
-        out, self._buf = self._buf[:n], self._buf[n:]
-        start = self._pos
-        self._pos += n
-        ev = [e for e in self._events if e[0] < self._pos]
+        out = np.empty(int(n), np.complex64)
+        start, i = self._pos, 0
+        while i < n:
+            if self._dwell_left <= 0:
+                self._next_dwell()
+            k = min(n - i, self._dwell_left, len(self._seg) - self._seg_pos)
+            self._fill(out[i:i + k])
+            i += k
+            self._pos += k
+            self._dwell_left -= k
+        ev = [e for e in self._events if start <= e[0] < self._pos]
         self._events = [e for e in self._events if e[0] >= self._pos]
-        return out, [e for e in ev if e[0] >= start]
+        return out, ev
 
 
 def record(schedule, samp_rate: float, seconds: float, snr_db=(10.0, 20.0), seed: int = 0, shuffle: bool = False):

@@ -5,10 +5,11 @@ from gnuradio import gr
 from greatai import records
 from greatai.amc.engine import EarlyExitEngine
 from greatai.frames import FrameGrid
-from greatai.inline import BatchFeed, InlineRunner
+from greatai.inline import BatchFeed, InlineRunner, RateCap
 
 from . import codec
-from .pmt_util import every, guarded_passthrough, has_subscribers, logger_fn, size_for_batches, stop_steps
+from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, size_for_batches,
+                       stop_steps)
 
 
 class amc_classifier(gr.sync_block):
@@ -37,7 +38,8 @@ class amc_classifier(gr.sync_block):
     """
 
     def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
-                 overload="skip", max_pending=4, batch_rate=30.0):
+                 overload="skip", max_pending=4, batch_rate=30.0,
+                 message_rate=1000.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         self.engine = EarlyExitEngine(model, provider, int(threads), None if float(threshold) < 0 else threshold)
         self.L = self.engine.frame_length
@@ -45,7 +47,7 @@ class amc_classifier(gr.sync_block):
         self.runner = InlineRunner(self.engine.classify, self.grid, batch_frames, overload, max_pending,
                                    "greatai-amc", logger_fn(self), overlap=True,
                                    counters=records.AMC_COUNTERS)
-        self.feed = BatchFeed(batch_rate)
+        self.feed, self.cap = BatchFeed(batch_rate), RateCap(message_rate)
         self._hist = size_for_batches(self, self.L, self.runner.batch_frames, self.runner.buffered_batches())
         for port in ("classification", "metrics", "batch"):
             self.message_port_register_out(pmt.intern(port))
@@ -105,8 +107,9 @@ class amc_classifier(gr.sync_block):
         for off, tag in zip(offs[b.late:], self._tags.lookup(keys[b.late:])):
             add(0, off, k_amc, tag)
         if has_subscribers(self, "classification"):          # the cached tag plus the message's fields
-            port = codec.sym("classification")
-            for off, i, tag in zip(offs, range(len(offs)), self._tags.lookup(keys)):
+            port, k = codec.sym("classification"), message_quota(self, self.cap, self.counts, len(offs),
+                                                                 "classification")
+            for off, i, tag in zip(offs[:k], range(k), self._tags.lookup(keys[:k])):
                 self.message_port_pub(port, codec.extend(tag, records.amc_message_fields(off, res, i)))
         if has_subscribers(self, "batch"):
             self.feed.add(b)

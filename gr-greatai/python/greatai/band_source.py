@@ -32,6 +32,7 @@ class band_source(gr.sync_block):
             raise ValueError(f"average must be >= 1, got {average}")
         self.stream = traffic.TrafficStream(int(seed), traffic.N_CHANNELS, int(fft_size), int(average))
         self.set_output_multiple(self.stream.frame_samples)
+        self.set_min_output_buffer(8 * self.stream.frame_samples)     # frames a work() call: fewer calls
         self._key = pmt.intern("sim_occupancy")
 
     def work(self, input_items, output_items):

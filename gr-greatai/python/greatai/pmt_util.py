@@ -75,3 +75,15 @@ def every(seconds: float):
     """A throttle for periodic work (metrics about once a second)."""
     from greatai.inline import Throttle
     return Throttle(seconds)
+
+
+def message_quota(block, cap, counts, n: int, port: str) -> int:
+    """How many of n per-frame ``port`` messages may go now (``cap``: an
+    ``inline.RateCap``); the rest are counted as ``unpublished`` and logged (every 5 s)."""
+    k = cap.allow(n)
+    if k < n:
+        counts["unpublished"] += n - k
+        log_every(block, "quota", 5.0, f"{counts['unpublished']} per-frame '{port}' messages not sent so far: more "
+                  f"than message_rate={cap.rate:g} a second; the 'batch' port carries every frame's result at any "
+                  "rate (or raise message_rate)")
+    return k

@@ -4,23 +4,25 @@ from gnuradio import gr
 
 from greatai import records
 from greatai.frames import FrameGrid
-from greatai.inline import BatchFeed, ContextTracker, InlineRunner
+from greatai.inline import BatchFeed, ContextTracker, InlineRunner, RateCap
 from greatai.protobeam.calibration import Calibrator
 from greatai.protobeam.engine import ProtoBeamEngine
 
 from . import codec
-from .pmt_util import every, guarded_passthrough, has_subscribers, logger_fn, size_for_batches, stop_steps
+from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, size_for_batches,
+                       stop_steps)
 
 
 class protobeam(gr.sync_block):
     """ProtoBeam: names the transmit beam of every frame, recalibrated live from a few shots.
 
     The IQ passes through unchanged.  Each frame of the model's frame length gets a
-    ``protobeam`` tag (beam, label, confidence, calibrated) and, if connected, a ``beam``
-    message (plus distance, offset, calibration state, status and the latest
-    ``context_keys`` tags; ``sim_label`` as ``truth``).  Port ``calibrate`` takes capture
-    commands, labelled IQ PDUs and reset/save/load (``greatai.protobeam.calibration``);
-    every request is answered on ``calibration``.  ``batch`` feeds ``protobeam_display``.
+    ``protobeam`` tag (beam, label, confidence to 0.001, calibrated).  ``batch`` carries
+    every frame's result as vectors (``greatai-batch/1``, at most ``batch_rate`` a second,
+    the full-rate path; it feeds ``protobeam_display``); ``beam`` one dict per frame (plus
+    distance, offset, calibration state, status and the latest ``context_keys`` tags;
+    ``sim_label`` as ``truth``) up to ``message_rate`` a second.  Port ``calibrate`` takes
+    capture commands, labelled IQ PDUs and reset/save/load, each answered on ``calibration``.
 
     Args:
         model: model directory or model.json ('' for the shipped protobeam model).
@@ -30,32 +32,34 @@ class protobeam(gr.sync_block):
         batch_frames: frames per inference batch (at most).
         context_keys: comma-separated stream tag keys copied into results.
         batch_rate: at most this many ``batch`` messages a second (0: one per batch).
+        message_rate: at most this many ``beam`` messages a second (0: no limit); the rest are ``unpublished``.
+        batch_embeddings: embeddings of the newest frames in each ``batch`` (for displays; 0: none).
     """
 
     def __init__(self, model="", calibration="", provider="cpu", threads=1, batch_frames=32,
-                 context_keys="sim_label,sim_front_end,rx_freq", batch_rate=30.0):
+                 context_keys="sim_label,sim_front_end,rx_freq", batch_rate=30.0, message_rate=1000.0,
+                 batch_embeddings=256):
         gr.sync_block.__init__(self, name="greatai_protobeam", in_sig=[np.complex64], out_sig=[np.complex64])
         self.engine = ProtoBeamEngine(model, provider, int(threads))
         self.L = self.engine.frame_length
         self.calibration_path = str(calibration)
         self.calib = Calibrator(self.engine, self.calibration_path, logger_fn(self))
         self.runner = InlineRunner(self.calib.process, FrameGrid(self.L), batch_frames, "block",
-                                   log=logger_fn(self), counters=("invalid",))
-        self.feed = BatchFeed(batch_rate)
+                                   log=logger_fn(self), counters=records.PROTOBEAM_COUNTERS)
+        self.feed, self.cap, self.batch_embeddings = BatchFeed(batch_rate), RateCap(message_rate), int(batch_embeddings)
         self._hist = size_for_batches(self, self.L, self.runner.batch_frames, self.runner.buffered_batches())
-        for port in ("beam", "batch", "calibration", "metrics"):
-            self.message_port_register_out(pmt.intern(port))
+        [self.message_port_register_out(pmt.intern(p)) for p in ("beam", "batch", "calibration", "metrics")]
         self.message_port_register_in(pmt.intern("calibrate"))
         self.set_msg_handler(pmt.intern("calibrate"), self.handle_calibrate)
         self._names = records.label_names(self.engine.classes)
+        self._tags = codec.TagCache(lambda key: records.beam_tag_of_key(self._names, key))
         self.context = ContextTracker.from_spec(context_keys, self.L, rename={"sim_label": "truth"})
         self._metrics_due = every(1.0)
         self.calib.start()
         self._send_replies()
 
     # ---- runtime API ----
-    def capture(self, beam, k, replace=False):
-        """The next k valid frames become shots of beam (from the next work() call on)."""
+    def capture(self, beam, k, replace=False):      # the next k valid frames become shots of beam
         self.calib.capture(beam, k, replace)
         return self.calib.capturing[0]
 
@@ -72,9 +76,7 @@ class protobeam(gr.sync_block):
         return self.engine.calibrated_beams
 
     def metrics(self):
-        c = self.runner.counts + self.calib.counts
-        return dict(frames=c["frames"], invalid=c["invalid"], shots=c["shots"], requests=c["requests"],
-                    errors=c["errors"], calibrated_beams=self.engine.calibrated_beams)
+        return records.beam_metrics(self.runner.counts + self.calib.counts, self.engine.calibrated_beams)
 
     # ---- calibration messages ----
     def handle_calibrate(self, msg):
@@ -93,21 +95,23 @@ class protobeam(gr.sync_block):
     def _work(self, input_items, output_items):
         n = self.runner.work(self.nitems_read(0), input_items[0][self._hist:], output_items[0], self._publish)
         if self._metrics_due.due("metrics"):
-            self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))
+            self._publish_metrics()
         return n
 
     def _publish(self, b):
         res, offs, names = b.result, b.offsets.tolist(), self._names
-        want = has_subscribers(self, "beam")
-        ctx = self.context.per_frame(offs, [(t.offset, pmt.symbol_to_string(t.key), t.value) for t in
-                                            self.get_tags_in_range(0, offs[0], offs[-1] + self.L)]) if want else None
-        k_tag, k_beam = codec.sym("protobeam"), codec.sym("beam")
-        for i, off in enumerate(offs):
-            self.add_item_tag(0, off, k_tag, codec.to_pmt(records.beam_tag(names, res.beam[i], res.confidence[i],
-                                                                           res.calibrated[i])))
-            if want:
-                self.message_port_pub(k_beam, codec.to_pmt(records.beam_message(names, off, res, i, ctx[i])))
-        if has_subscribers(self, "batch"):
+        for off, tag in zip(offs[b.late:], self._tags.lookup(records.beam_tag_keys(res)[b.late:].tolist())):
+            self.add_item_tag(0, off, codec.sym("protobeam"), tag)
+        want, feed = has_subscribers(self, "beam"), has_subscribers(self, "batch")
+        tags = [(t.offset, pmt.symbol_to_string(t.key), t.value) for t in
+                self.get_tags_in_range(0, offs[0], offs[-1] + self.L)] if want or feed else []
+        b.context = self.context.columns(offs, tags, codec.to_python)
+        if want:
+            k = message_quota(self, self.cap, self.runner.counts, len(offs), "beam")
+            for i, off in enumerate(offs[:k]):
+                ctx = {key: col[i] for key, col in b.context.items() if col[i] is not None}
+                self.message_port_pub(codec.sym("beam"), codec.to_pmt(records.beam_message(names, off, res, i, ctx)))
+        if feed:
             self.feed.add(b)
             self._flush()
         self._send_replies()
@@ -116,8 +120,10 @@ class protobeam(gr.sync_block):
         b, e = self.feed.take(force), self.engine
         if b is not None:
             self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.beam_batch(
-                b.offsets[0], b.result, b.result.embedding, e.shots(), e.prototypes(), e.dim)))
+                b.offsets, b.result, e.shots(), e.prototypes(), e.dim, self.batch_embeddings, b.context, e.classes)))
 
     def stop(self):
-        return stop_steps(self, lambda: self._flush(force=True),
-                          lambda: self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics())))
+        return stop_steps(self, lambda: self._flush(force=True), self._publish_metrics)
+
+    def _publish_metrics(self):
+        self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))

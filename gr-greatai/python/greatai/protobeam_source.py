@@ -37,6 +37,7 @@ class protobeam_source(gr.sync_block):
         self.switch_to = int(switch_to)
         self.switch_at = int(float(switch_after) * float(samp_rate))
         self.set_output_multiple(self.stream.length)
+        self.set_min_output_buffer(1 << 17)      # 128 frames a work() call: the per-call cost bounds the rate
         self._keys = tuple(pmt.intern(k) for k in ("sim_label", "sim_front_end", "sim_snr"))
         self._names = [pmt.intern(f"B{b:02d}") for b in range(sim.N_BEAMS)]
 
@@ -57,9 +58,9 @@ class protobeam_source(gr.sync_block):
             self.switch_to = -1
         x, events = self.stream.read(len(out))
         out[:] = x
-        kl, kf, ks = self._keys
+        (kl, kf, ks), add, fe_pmt = self._keys, self.add_item_tag, {}
         for off, beam, fe, snr in events:
-            self.add_item_tag(0, w + off, kl, self._names[beam])
-            self.add_item_tag(0, w + off, kf, pmt.from_long(fe))
-            self.add_item_tag(0, w + off, ks, pmt.from_double(snr))
+            add(0, w + off, kl, self._names[beam])
+            add(0, w + off, kf, fe_pmt.get(fe) or fe_pmt.setdefault(fe, pmt.from_long(fe)))
+            add(0, w + off, ks, pmt.from_double(snr))
         return len(out)

@@ -28,6 +28,7 @@ class ProtoBeamPanel(Panel):
         self.angles = np.deg2rad(np.asarray(angles_deg, float))
         self.beams = collections.deque(maxlen=int(history))
         self.emb = collections.deque(maxlen=int(history))
+        self.emb_beams = collections.deque(maxlen=int(history))     # the beam of each embedding
         self.shots = np.zeros(n, int)
         self.protos = None
         self.frames = self.invalid = 0
@@ -61,7 +62,8 @@ class ProtoBeamPanel(Panel):
         self.resize(1000, 640)
 
     def push_batch(self, beams, confidence, embeddings=None, shots=None, prototypes=None):
-        """Queue one batch (beam indices, -1 = invalid; confidences; embeddings [B, E];
+        """Queue one batch (beam indices, -1 = invalid; confidences; embeddings [k, E] of the
+        last k frames;
         shots per beam; prototypes [n_beams, E]); safe from any thread."""
         self._q.append((np.asarray(beams), np.asarray(confidence), embeddings, shots, prototypes))
 
@@ -77,8 +79,10 @@ class ProtoBeamPanel(Panel):
             self.invalid += int(np.count_nonzero(~ok))
             self.frames += int(ok.sum())
             self.beams.extend(beams[ok].tolist())
-            if emb is not None and len(emb) == len(beams):
-                self.emb.extend(np.asarray(emb)[ok])
+            if emb is not None and 0 < len(emb) <= len(beams):
+                tail = ok[len(beams) - len(emb):]
+                self.emb.extend(np.asarray(emb)[tail])
+                self.emb_beams.extend(beams[len(beams) - len(emb):][tail].tolist())
             if shots is not None:
                 self.shots = np.asarray(shots, int)
             if protos is not None:
@@ -107,7 +111,7 @@ class ProtoBeamPanel(Panel):
             mu = pts.mean(0)
             _, _, vt = np.linalg.svd(pts - mu, full_matrices=False)
             p = (z - mu) @ vt[:2].T
-            self.sc_emb.setData(p[:, 0], p[:, 1], brush=self._colours(list(self.beams)[-len(z):]))
+            self.sc_emb.setData(p[:, 0], p[:, 1], brush=self._colours(list(self.emb_beams)))
             if self.protos is not None:
                 q = (self.protos - mu) @ vt[:2].T
                 self.sc_proto.setData(q[:, 0], q[:, 1], brush=self._colours(range(n)))

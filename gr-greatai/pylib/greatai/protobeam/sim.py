@@ -122,6 +122,33 @@ def _pa(fe: FrontEnd, x: np.ndarray) -> np.ndarray:
     return am * np.exp(1j * (np.angle(x) + pm))
 
 
+def _paths(rng, fe: FrontEnd, beams, positions, pad: int):
+    """Receiver positions [B] and the channel's taps [B, pad] (line of sight and the room's
+    reflections, each through the beam's array gain, at fractional delays)."""
+    b = len(beams)
+    pos = rng.integers(0, len(POSITIONS), b) if positions is None else np.asarray(positions, int)
+    n_paths = 1 + len(POSITIONS[0][1])
+    ang = np.empty((b, n_paths))
+    dly = np.empty((b, n_paths))
+    loss = np.empty((b, n_paths))
+    for i, (los, refl) in enumerate(POSITIONS):
+        m = pos == i
+        ang[m] = [los] + [a for a, _, _ in refl]
+        dly[m] = [0.0] + [d for _, d, _ in refl]
+        loss[m] = [0.0] + [l for _, _, l in refl]
+    ang += rng.normal(0.0, 0.5, (b, n_paths))
+    loss += rng.normal(0.0, 0.5, (b, n_paths))
+    amp = 10 ** (-loss / 20) * np.exp(1j * rng.uniform(0, 2 * np.pi, (b, n_paths)))
+    h = amp * beam_gain(fe, beams[:, None], ang)                       # [B, paths]
+    # delayed copies (fractional delays through a short windowed-sinc)
+    taps = np.zeros((b, pad), complex)
+    t = np.arange(pad)
+    for p in range(n_paths):
+        k = np.sinc(t[None, :] - 4 - dly[:, p:p + 1]) * np.hanning(pad + 2)[1:-1][None, :]
+        taps += h[:, p:p + 1] * k
+    return pos, taps
+
+
 def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_LENGTH,
              snr_ref_db=SNR_REF_DB, positions=None):
     """Frames [B, length] complex64 of ``fe`` transmitting ``beams`` (int array).
@@ -143,27 +170,7 @@ def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_
     k1 = (1 + fe.iq_gain * np.exp(-1j * fe.iq_phase)) / 2
     k2 = (1 - fe.iq_gain * np.exp(1j * fe.iq_phase)) / 2
     s = _pa(fe, k1 * s + k2 * np.conj(s))
-    # geometry: position, angles, path losses and phases
-    pos = rng.integers(0, len(POSITIONS), b) if positions is None else np.asarray(positions, int)
-    n_paths = 1 + len(POSITIONS[0][1])
-    ang = np.empty((b, n_paths))
-    dly = np.empty((b, n_paths))
-    loss = np.empty((b, n_paths))
-    for i, (los, refl) in enumerate(POSITIONS):
-        m = pos == i
-        ang[m] = [los] + [a for a, _, _ in refl]
-        dly[m] = [0.0] + [d for _, d, _ in refl]
-        loss[m] = [0.0] + [l for _, _, l in refl]
-    ang += rng.normal(0.0, 0.5, (b, n_paths))
-    loss += rng.normal(0.0, 0.5, (b, n_paths))
-    amp = 10 ** (-loss / 20) * np.exp(1j * rng.uniform(0, 2 * np.pi, (b, n_paths)))
-    h = amp * beam_gain(fe, beams[:, None], ang)                       # [B, paths]
-    # delayed copies (fractional delays through a short windowed-sinc)
-    taps = np.zeros((b, pad), complex)
-    t = np.arange(pad)
-    for p in range(n_paths):
-        k = np.sinc(t[None, :] - 4 - dly[:, p:p + 1]) * np.hanning(pad + 2)[1:-1][None, :]
-        taps += h[:, p:p + 1] * k
+    pos, taps = _paths(rng, fe, beams, positions, pad)
     y = fftconv(s, taps)[:, pad:pad + length]
     sig_pow = np.mean(np.abs(y) ** 2, axis=1)
     # carrier: offset (with a little per-frame drift), phase noise, random phase
@@ -176,6 +183,60 @@ def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_
     noise = (rng.standard_normal((b, length)) + 1j * rng.standard_normal((b, length))) / np.sqrt(2)
     snr = 10 * np.log10(np.maximum(sig_pow, 1e-30)) + snr_ref
     return (y + noise).astype(np.complex64), {"position": pos, "snr": snr.astype(np.float32)}
+
+
+class FastGenerator:
+    """The frames of :func:`generate`, in distribution, at radio rates (for ``BeamStream``).
+
+    The transmitted waveform is periodic (PERIOD samples) and the PA acts sample by
+    sample, so each frame's channel output is one period circularly filtered by its taps
+    (a 256-point FFT instead of a frame-long convolution), read from its random start.
+    The carrier offset is turned as the outer product of two 32-point rotations, the
+    Wiener phase noise and the receiver noise are read at random offsets from banks made
+    once per front end (exactly a random walk of the front end's step, and unit-variance
+    Gaussian noise).  Geometry, taps, offsets and SNRs are drawn as in :func:`generate`.
+    """
+    BANK = 1 << 18
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.noise = (rng.standard_normal(2 * self.BANK, dtype=np.float32) * np.float32(np.sqrt(0.5))).view(np.complex64)
+        self._fe = {}
+
+    def _front_end(self, fe: FrontEnd):
+        c = self._fe.get(fe.index)
+        if c is None:
+            wave = known_waveform()
+            k1 = (1 + fe.iq_gain * np.exp(-1j * fe.iq_phase)) / 2
+            k2 = (1 - fe.iq_gain * np.exp(1j * fe.iq_phase)) / 2
+            walk = np.cumsum(self.rng.normal(0.0, fe.phase_noise, self.BANK))
+            c = self._fe[fe.index] = (np.fft.fft(_pa(fe, k1 * wave + k2 * np.conj(wave))),
+                                      np.exp(1j * walk).astype(np.complex64))
+        return c
+
+    def frames(self, fe: FrontEnd, beams, length: int = FRAME_LENGTH, snr_ref_db=SNR_REF_DB, positions=None):
+        """As :func:`generate`: (frames [B, length] complex64, info)."""
+        rng, b = self.rng, len(beams)
+        spec, phase_bank = self._front_end(fe)
+        pad = int(np.ceil(max(d for _, refl in POSITIONS for _, d, _ in refl))) + 8
+        start = rng.integers(0, PERIOD, b)
+        pos, taps = _paths(rng, fe, np.asarray(beams, int), positions, pad)
+        period = np.fft.ifft(spec[None, :] * np.fft.fft(taps, PERIOD, axis=1), axis=1).astype(np.complex64)
+        n = np.arange(length)
+        y = np.take_along_axis(period, (start[:, None] + pad + n[None, :]) % PERIOD, axis=1)
+        sig_pow = np.mean(np.abs(period) ** 2, axis=1) if length % PERIOD == 0 else np.mean(np.abs(y) ** 2, axis=1)
+        cfo = fe.cfo + rng.normal(0.0, 2e-5, b)
+        m = int(np.ceil(np.sqrt(length)))
+        hi = np.exp(2j * np.pi * cfo[:, None] * (m * np.arange(m))[None, :] + 1j * rng.uniform(0, 2 * np.pi, (b, 1)))
+        lo = np.exp(2j * np.pi * cfo[:, None] * np.arange(m)[None, :])
+        y *= (hi[:, :, None] * lo[:, None, :]).reshape(b, -1)[:, :length].astype(np.complex64)
+        j = rng.integers(1, self.BANK - length, b)
+        y *= phase_bank[j[:, None] + n[None, :]] * np.conj(phase_bank[j - 1])[:, None]
+        snr_ref = rng.uniform(snr_ref_db[0], snr_ref_db[1], b)
+        y *= (10 ** (snr_ref / 20)).astype(np.float32)[:, None]
+        y += self.noise[rng.integers(0, self.BANK - length, b)[:, None] + n[None, :]]
+        snr = 10 * np.log10(np.maximum(sig_pow, 1e-30)) + snr_ref
+        return y, {"position": pos, "snr": snr.astype(np.float32)}
 
 
 def dataset(seed: int, front_ends, n_per_beam: int, length: int = FRAME_LENGTH, chunk: int = 1024):
@@ -226,6 +287,7 @@ class BeamStream:
             raise ValueError(f"position must be 0..{len(POSITIONS) - 1}, got {position}")
         self.position = int(position)
         self.set_front_end(front_end_index)
+        self.gen = FastGenerator(self.rng)
         self._buf = np.zeros(0, np.complex64)
         self._events = []
         self._frame = 0
@@ -249,8 +311,8 @@ class BeamStream:
                 beams = pick[inv]
             else:
                 beams = blocks % N_BEAMS
-            x, info = generate(self.rng, self.fe, beams, self.length, self.snr_ref_db,
-                               np.full(frames_needed, self.position))
+            x, info = self.gen.frames(self.fe, beams, self.length, self.snr_ref_db,
+                                      np.full(frames_needed, self.position))
             base = self._emitted + have
             self._events += [(base + j * self.length, int(beams[j]), self.fe.index, float(info["snr"][j]))
                              for j in range(frames_needed)]
