@@ -8,13 +8,15 @@ from greatai.results import SendQueue
 
 def test_put_never_waits_keeps_the_newest_and_counts_drops():
     gate, sent = threading.Event(), []
-    q = SendQueue(lambda x: x * 10, lambda y: (gate.wait(10), sent.append(y)), maxlen=5)
+    q = SendQueue(lambda x: x * 10, lambda y: (gate.wait(10), sent.append(y)), maxlen=5, frames=lambda x: x % 3)
     for i in range(100):
         q.put(i)                                   # the sender is stuck: only the queue fills
         assert q.queued <= 5
     gate.set()
     assert q.drain(5)
     assert q.dropped == 100 - len(sent) and q.sent == len(sent) and sent[-5:] == [950, 960, 970, 980, 990]
+    c = q.counts()                                 # the same in frames (item i carries i % 3)
+    assert c["frames_sent"] == sum((y // 10) % 3 for y in sent) and c["frames_sent"] + c["frames_dropped"] == 99
     q.close()
 
 
@@ -30,7 +32,8 @@ def test_a_failing_item_is_counted_and_the_sender_goes_on():
         q.put(i)
     q.close()
     assert sent == [0, 1, 2, 4, 5] and q.failed == 1 and "not convertible" in str(errors[0])
-    assert q.counts() == {"queued": 0, "sent": 5, "dropped": 0, "failed": 1}
+    assert q.counts() == {"queued": 0, "sent": 5, "dropped": 0, "failed": 1, "frames_sent": 5, "frames_dropped": 0,
+                          "frames_failed": 1}
     with pytest.raises(ValueError, match="queue length"):
         SendQueue(convert, sent.append, maxlen=0)
 

@@ -42,7 +42,8 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc", "protobeam", "forecast"])
+    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak"],
+                   help="a model's throughput, or soak: a shipped headless flowgraph for minutes or hours")
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
@@ -50,6 +51,15 @@ def main(argv=None):
     b.add_argument("--pairs", type=int, default=3,
                    help="amc: alternating block/raw ONNX Runtime pairs per row (rates and overhead are medians)")
     b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
+    b.add_argument("--flowgraph", choices=["amc", "protobeam", "forecast"], default="amc",
+                   help="soak: which <flowgraph>_headless to run")
+    b.add_argument("--rate", type=float, default=8e6, help="soak: sample rate (S/s)")
+    b.add_argument("--minutes", type=float, default=2.0, help="soak: how long")
+    b.add_argument("--subscriber", choices=["absent", "slow", "fast"], default="slow",
+                   help="soak: ZMQ subscriber (slow: one message every 10 ms)")
+    b.add_argument("--interval", type=float, default=10.0, help="soak: seconds between rows")
+    b.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before RSS growth counts")
+    b.add_argument("--png", default=None, help="soak: plot path (default next to the JSON)")
     b.set_defaults(fn=cmd_bench)
 
     c = sub.add_parser("classify", help="classify a SigMF (cf32_le) or raw cf32 recording: JSON lines on stdout")

@@ -71,6 +71,12 @@ def cmd_bench(a):
     elif a.task == "forecast":
         from . import bench_forecast as bench
         bench.run(out=a.out or "results/forecast/bench.json", seconds=a.seconds)
+    elif a.task == "soak":
+        from . import bench_soak as bench
+        out = a.out or f"results/soak/{a.flowgraph}_{a.rate / 1e6:g}MSps_{a.minutes:g}min_{a.subscriber}.json"
+        res = bench.run(a.flowgraph, a.rate, a.minutes, a.subscriber, a.interval, a.warmup, out,
+                        a.png or out[:-5] + ".png")
+        return 0 if res["stop_s"] <= 2.0 else 1
 
 
 def cmd_classify(a):

@@ -242,8 +242,8 @@ class InlineRunner:
         batch_frames: the most frames per inference batch.
         policy: ``'skip'``: inference on a background thread, the items never blocked
             (frames that find ``max_pending`` batches waiting are skipped and counted, and
-            past two batches of waiting input the items are released without waiting, so
-            their tags are dropped and counted as ``late``); ``'block'``: every frame,
+            past ``max_pending`` batches of waiting input the items are released without
+            waiting, so their tags are dropped and counted as ``late``); ``'block'``: every frame,
             inside ``work()``, whole batches where more than one is waiting, with the copy
             and the previous batch's publishing overlapped with the next batch.
         max_pending: batches that may wait for inference ('skip').
@@ -345,7 +345,7 @@ class InlineRunner:
             limit = min(n, key - r)
             if limit > 0:
                 return limit
-            if n >= 2 * self.batch_items:
+            if n >= max(2, self.max_pending) * self.batch_items:
                 # inference is behind: let the items go on rather than block the source.
                 # The newest batch of items is kept back, so work() is always called again
                 # (even after the source has finished) and publishes the last results while

@@ -86,10 +86,12 @@ class SendQueue:
     converts each item with ``convert`` and hands it to ``send``.  When ``maxlen`` items
     are waiting, the oldest is dropped and counted: a live radio wants the newest results.
     Counters: ``queued`` (now), ``sent``, ``dropped`` (queue full), ``failed`` (``convert``
-    or ``send`` raised; ``on_error(exc)`` is told).
+    or ``send`` raised; ``on_error(exc)`` is told), and the same in frames
+    (``frames_sent``, ``frames_dropped``, ``frames_failed``: ``frames(item)`` says how many
+    frames an item carries, e.g. a batch record's count; 1 each by default).
     """
 
-    def __init__(self, convert, send, maxlen: int = 10000, on_error=None, name="greatai-send"):
+    def __init__(self, convert, send, maxlen: int = 10000, on_error=None, name="greatai-send", frames=None):
         if int(maxlen) < 1:
             raise ValueError(f"queue length must be >= 1, got {maxlen}")
         self.convert, self.send, self.on_error = convert, send, on_error or (lambda e: None)
@@ -97,6 +99,8 @@ class SendQueue:
         self.maxlen = int(maxlen)
         self._cv = threading.Condition()
         self.sent = self.dropped = self.failed = 0
+        self.frames = frames or (lambda item: 1)
+        self.frames_sent = self.frames_dropped = self.frames_failed = 0
         self._busy = False
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -109,8 +113,7 @@ class SendQueue:
     def put(self, item):
         with self._cv:
             if len(self._q) >= self.maxlen:
-                self._q.popleft()
-                self.dropped += 1
+                self._count_dropped(self._q.popleft())
             self._q.append(item)
             self._cv.notify()
 
@@ -126,8 +129,10 @@ class SendQueue:
             try:
                 self.send(self.convert(item))
                 self.sent += 1
+                self.frames_sent += self._frames_of(item)
             except Exception as e:          # one bad item must not stop the sender
                 self.failed += 1
+                self.frames_failed += self._frames_of(item)
                 self.on_error(e)
             finally:
                 with self._cv:
@@ -144,14 +149,26 @@ class SendQueue:
         counted as dropped."""
         self.drain(timeout)
         with self._cv:
-            self.dropped += len(self._q)
-            self._q.clear()
+            while self._q:
+                self._count_dropped(self._q.popleft())
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout)
 
+    def _frames_of(self, item) -> int:
+        try:
+            return int(self.frames(item))
+        except Exception:
+            return 1
+
+    def _count_dropped(self, item):
+        self.dropped += 1
+        self.frames_dropped += self._frames_of(item)
+
     def counts(self) -> dict:
-        return {"queued": self.queued, "sent": self.sent, "dropped": self.dropped, "failed": self.failed}
+        return {"queued": self.queued, "sent": self.sent, "dropped": self.dropped, "failed": self.failed,
+                "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
+                "frames_failed": self.frames_failed}
 
 
 def is_batch(obj) -> bool:

@@ -8,8 +8,8 @@ from greatai.frames import FrameGrid
 from greatai.inline import BatchFeed, InlineRunner, RateCap
 
 from . import codec
-from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, size_for_batches,
-                       stop_steps)
+from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, publisher_started,
+                       publisher_stop, size_for_batches)
 
 
 class amc_classifier(gr.sync_block):
@@ -38,7 +38,7 @@ class amc_classifier(gr.sync_block):
     """
 
     def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
-                 overload="skip", max_pending=4, batch_rate=30.0,
+                 overload="skip", max_pending=8, batch_rate=30.0,
                  message_rate=1000.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         self.engine = EarlyExitEngine(model, provider, int(threads), None if float(threshold) < 0 else threshold)
@@ -80,9 +80,12 @@ class amc_classifier(gr.sync_block):
         return dict(self.counts)
 
     # ---- scheduler ----
+    def start(self):
+        return publisher_started(self, ("classification", "batch", "metrics"))
+
     def stop(self):
-        return stop_steps(self, lambda: self.runner.finish(self._publish), lambda: self._flush(force=True),
-                          self._publish_metrics)
+        return publisher_stop(self, lambda: self.runner.finish(self._publish), lambda: self._flush(force=True),
+                              self._publish_metrics)
 
     def work(self, input_items, output_items):
         r = self.nitems_read(0)
@@ -107,10 +110,9 @@ class amc_classifier(gr.sync_block):
         for off, tag in zip(offs[b.late:], self._tags.lookup(keys[b.late:])):
             add(0, off, k_amc, tag)
         if has_subscribers(self, "classification"):          # the cached tag plus the message's fields
-            port, k = codec.sym("classification"), message_quota(self, self.cap, self.counts, len(offs),
-                                                                 "classification")
+            k = message_quota(self, self.cap, self.counts, len(offs), "classification")
             for off, i, tag in zip(offs[:k], range(k), self._tags.lookup(keys[:k])):
-                self.message_port_pub(port, codec.extend(tag, records.amc_message_fields(off, res, i)))
+                self.message_port_pub(codec.sym("classification"), codec.extend(tag, records.amc_message_fields(off, res, i)))
         if has_subscribers(self, "batch"):
             self.feed.add(b)
             self._flush()
@@ -118,8 +120,7 @@ class amc_classifier(gr.sync_block):
     def _flush(self, force=False):
         b = self.feed.take(force)
         if b is not None:
-            self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.amc_batch(b.offsets, b.result,
-                                                                                      self.engine.classes)))
+            self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.amc_batch(b.offsets, b.result, self.engine.classes)))
 
     def _publish_metrics(self):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(records.amc_metrics(self.counts)))

@@ -102,6 +102,15 @@ def to_python(msg):
     return pmt.to_python(msg)
 
 
+def frames_in(msg) -> int:
+    """How many frames' results a message carries: a batch record's ``frames``, else 1."""
+    if pmt.is_dict(msg):
+        n = pmt.dict_ref(msg, sym("frames"), pmt.PMT_NIL)
+        if pmt.is_integer(n):
+            return pmt.to_long(n)
+    return 1
+
+
 def pdu_parts(msg):
     """(metadata as plain dict or None, samples as a numpy array or None) of a PDU-like
     pair; None if ``msg`` is not a pair with a uniform vector."""

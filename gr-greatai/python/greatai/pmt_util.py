@@ -87,3 +87,58 @@ def message_quota(block, cap, counts, n: int, port: str) -> int:
                   f"than message_rate={cap.rate:g} a second; the 'batch' port carries every frame's result at any "
                   "rate (or raise message_rate)")
     return k
+
+
+# ---- results computed at stop: handled, not lost --------------------------------------
+# GNU Radio calls each block's stop() as that block's own thread ends, in no set order, and
+# a message still queued for a block whose thread has ended is never handled.  So each
+# greatai sink, in its stop(), waits (boundedly) until the model blocks feeding it have
+# stopped (their last results, for the batches in flight, are published in their stop()),
+# and then handles what is left in its own message queue.
+import threading as _threading
+
+_PENDING = {}                               # sink alias -> ids of started publishers feeding it
+_COND = _threading.Condition()
+
+
+def subscriber_names(block, port: str) -> list:
+    subs = block.message_subscribers(pmt.intern(port))
+    if not (pmt.is_pair(subs) or pmt.is_vector(subs)):
+        return []
+    return [pmt.symbol_to_string(pmt.car(pmt.nth(i, subs))) for i in range(pmt.length(subs))]
+
+
+def publisher_started(block, ports):
+    """A model block's start(): the sinks on ``ports`` will wait for its stop()."""
+    names = {n for p in ports for n in subscriber_names(block, p)}
+    block._final_targets = names
+    with _COND:
+        for n in names:
+            _PENDING.setdefault(n, set()).add(id(block))
+    return True
+
+
+def publisher_stop(block, *steps):
+    """A model block's stop(): ``steps`` (publishing the last results), then the sinks
+    waiting for it are released."""
+    def release():
+        with _COND:
+            for n in getattr(block, "_final_targets", ()):
+                _PENDING.get(n, set()).discard(id(block))
+            _COND.notify_all()
+    return stop_steps(block, *steps, release)
+
+
+def drain_at_stop(block, port: str, handle, timeout: float) -> int:
+    """A greatai sink's stop(): wait (at most ``timeout``) until the blocks feeding it have
+    stopped, then pass every message left in its queue on ``port`` to ``handle``."""
+    with _COND:
+        _COND.wait_for(lambda: not _PENDING.get(block.alias()), timeout)
+    bb, key, n = block.to_basic_block(), pmt.intern(port), 0
+    while bb.nmsgs(key) > 0:
+        msg = bb.delete_head_nowait(key)
+        if msg is None:
+            break
+        handle(msg)
+        n += 1
+    return n

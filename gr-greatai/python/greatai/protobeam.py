@@ -9,8 +9,8 @@ from greatai.protobeam.calibration import Calibrator
 from greatai.protobeam.engine import ProtoBeamEngine
 
 from . import codec
-from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, size_for_batches,
-                       stop_steps)
+from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, publisher_started,
+                       publisher_stop, size_for_batches)
 
 
 class protobeam(gr.sync_block):
@@ -122,8 +122,11 @@ class protobeam(gr.sync_block):
             self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.beam_batch(
                 b.offsets, b.result, e.shots(), e.prototypes(), e.dim, self.batch_embeddings, b.context, e.classes)))
 
+    def start(self):
+        return publisher_started(self, ("beam", "batch", "calibration", "metrics"))
+
     def stop(self):
-        return stop_steps(self, lambda: self._flush(force=True), self._publish_metrics)
+        return publisher_stop(self, lambda: self._flush(force=True), self._publish_metrics)
 
     def _publish_metrics(self):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))

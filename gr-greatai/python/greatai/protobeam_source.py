@@ -56,11 +56,15 @@ class protobeam_source(gr.sync_block):
             self.logger.info(f"front end changes: {self.stream.fe.index} -> {self.switch_to}")
             self.stream.set_front_end(self.switch_to)
             self.switch_to = -1
-        x, events = self.stream.read(len(out))
-        out[:] = x
-        (kl, kf, ks), add, fe_pmt = self._keys, self.add_item_tag, {}
+        n = len(out)
+        if self.switch_to >= 0:                 # stop this call at the change (whole frames)
+            L = self.stream.length
+            n = min(n, max(L, -(-(self.switch_at - w) // L) * L))
+        x, events = self.stream.read(n)
+        out[:n] = x
+        (kl, kf, ks), add = self._keys, self.add_item_tag
         for off, beam, fe, snr in events:
             add(0, w + off, kl, self._names[beam])
-            add(0, w + off, kf, fe_pmt.get(fe) or fe_pmt.setdefault(fe, pmt.from_long(fe)))
+            add(0, w + off, kf, pmt.from_long(fe))
             add(0, w + off, ks, pmt.from_double(snr))
-        return len(out)
+        return n

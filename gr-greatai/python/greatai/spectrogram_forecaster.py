@@ -7,7 +7,7 @@ from greatai.forecast import engine as feng, live
 from greatai.frames import STATUS_OK
 
 from . import codec
-from .pmt_util import every as throttle, has_subscribers, logger_fn, stop_steps
+from .pmt_util import every as throttle, has_subscribers, logger_fn, publisher_started, publisher_stop
 
 
 class spectrogram_forecaster(gr.decim_block):
@@ -116,5 +116,8 @@ class spectrogram_forecaster(gr.decim_block):
             self.logger.info(f"{what}: {self.scorer.summary(self.counts['forecasts'])}")
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))
 
+    def start(self):
+        return publisher_started(self, ("forecast", "metrics"))
+
     def stop(self):
-        return stop_steps(self, lambda: self._report("final live forecast F1 vs truth"))
+        return publisher_stop(self, lambda: self._report("final live forecast F1 vs truth"))

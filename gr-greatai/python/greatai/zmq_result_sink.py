@@ -4,7 +4,7 @@ from gnuradio import gr
 from greatai.results import DEFAULT_ADDRESS, ResultPublisher, SendQueue
 
 from . import codec
-from .pmt_util import every, log_every, stop_steps
+from .pmt_util import drain_at_stop, every, log_every, stop_steps
 
 
 class zmq_result_sink(gr.basic_block):
@@ -16,7 +16,7 @@ class zmq_result_sink(gr.basic_block):
     mark ZMQ drops results for a slow subscriber.  So neither a slow subscriber nor a
     message rate above what JSON conversion manages stalls the flowgraph or grows its
     memory.  ``metrics`` carries {queued, sent, dropped, failed} about once a second and at
-    stop.  ``greatai listen ADDRESS`` prints the results.
+    stop, and the same in frames (a ``greatai-batch/1`` record counts its frames).  ``greatai listen ADDRESS`` prints the results.
 
     Args:
         address: ZMQ bind address, e.g. tcp://127.0.0.1:5556 or tcp://*:5556.
@@ -27,7 +27,7 @@ class zmq_result_sink(gr.basic_block):
     def __init__(self, address=DEFAULT_ADDRESS, hwm=1000, queue=10000):
         gr.basic_block.__init__(self, name="greatai_zmq_result_sink", in_sig=None, out_sig=None)
         self.pub = ResultPublisher(address, hwm)
-        self.queue = SendQueue(self._convert, self.pub.publish, queue, on_error=self._failed)
+        self.queue = SendQueue(self._convert, self.pub.publish, queue, on_error=self._failed, frames=codec.frames_in)
         self.message_port_register_in(pmt.intern("in"))
         self.message_port_register_out(pmt.intern("metrics"))
         self.set_msg_handler(pmt.intern("in"), self._handle)
@@ -66,7 +66,10 @@ class zmq_result_sink(gr.basic_block):
         return self.queue.sent
 
     def stop(self):
-        return stop_steps(self, self.queue.close, self._report)
+        """Wait (at most 1.5 s) for the blocks that feed it to publish their last results,
+        take what is left in its message queue, send everything queued, then report."""
+        return stop_steps(self, lambda: drain_at_stop(self, "in", self.queue.put, 1.5),
+                          lambda: self.queue.close(timeout=1.0), self._report)
 
     def close(self):
         self.queue.close(timeout=1.0)

@@ -1,0 +1,218 @@
+"""`greatai bench soak`: a shipped headless flowgraph at a given rate for minutes or hours,
+with an absent, slow or fast ZMQ subscriber.
+
+The flowgraph is the shipped one (``flowgraphs/<task>_headless.grc``, compiled by grcc),
+run in this process so its blocks' counters can be read; the subscriber is a separate
+process.  Every ``interval`` seconds one row: RSS, CPU share, frames classified and
+skipped, results published (frames sent as JSON) and dropped, and what the subscriber
+received.  At the end the stop latency (``tb.stop(); tb.wait()``), JSON and a PNG of RSS
+and rates over time.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from .benchutil import emit, machine
+
+# what "classified" and "seen" mean per task, from the model block's metrics()
+TASKS = {"amc": ("greatai_amc_classifier_0", "classified", "frames"),
+         "protobeam": ("greatai_protobeam_0", "frames", "frames"),
+         "forecast": ("greatai_spectrogram_forecaster_0", "forecasts", "forecasts")}
+
+SUBSCRIBER = r"""
+import json, sys, time, zmq
+address, mode = sys.argv[1], sys.argv[2]
+sock = zmq.Context.instance().socket(zmq.SUB)
+sock.setsockopt(zmq.SUBSCRIBE, b"")
+sock.setsockopt(zmq.RCVHWM, 1000)
+sock.connect(address)
+msgs = frames = 0
+last = time.monotonic()
+while True:
+    if sock.poll(200):
+        d = json.loads(sock.recv())
+        msgs += 1
+        frames += int(d.get("frames", 1)) if isinstance(d, dict) else 1
+        if mode == "slow":
+            time.sleep(0.01)                      # one message every 10 ms at most
+    if time.monotonic() - last >= 0.5:
+        last = time.monotonic()
+        print(json.dumps({"messages": msgs, "frames": frames}), flush=True)
+"""
+
+
+def free_address() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"tcp://127.0.0.1:{port}"
+
+
+def load_flowgraph(task: str):
+    """The top-block class of the shipped ``<task>_headless`` flowgraph, compiled by grcc."""
+    from . import flowgraphs
+    path = flowgraphs.compile(f"{task}_headless")
+    spec = importlib.util.spec_from_file_location(f"greatai_soak_{task}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, f"{task}_headless")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Subscriber:
+    """The ZMQ subscriber process; ``counts`` is its latest report."""
+
+    def __init__(self, address: str, mode: str):
+        self.counts = {"messages": 0, "frames": 0}
+        self.proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, address, mode], stdout=subprocess.PIPE,
+                                     text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.counts = json.loads(line)
+            except ValueError:
+                pass
+
+    def close(self):
+        time.sleep(0.6)                                 # its last report
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, warmup=60.0, out=None, png=None,
+        quiet=False):
+    """Run the soak; returns the result dict (also written to ``out`` and drawn to ``png``)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if subscriber not in ("absent", "slow", "fast"):
+        raise ValueError(f"subscriber must be absent, slow or fast, got {subscriber!r}")
+    cls = load_flowgraph(task)
+    addr = free_address()
+    kw = {"samp_rate": float(rate), "duration": 0, "address": addr, "json_address": addr,
+          "control_address": free_address(), "calibration": ""}
+    params = inspect.signature(cls.__init__).parameters
+    tb = cls(**{k: v for k, v in kw.items() if k in params})
+    model_name, done_key, seen_key = TASKS[task]
+    model, sink = getattr(tb, model_name), tb.greatai_zmq_result_sink_0
+    sub = Subscriber(addr, subscriber) if subscriber != "absent" else None
+    time.sleep(0.5)                                     # the subscriber is connected before results flow
+    rows, t0 = [], time.monotonic()
+    cpu0 = sum(os.times()[:2])
+    tb.start()
+    say = (lambda *a: None) if quiet else emit
+    say(f"soak: {task}_headless at {rate / 1e6:g} MS/s for {minutes:g} min, subscriber {subscriber}, "
+        f"{machine()['cpu']}")
+    say(f"{'t (s)':>7}{'RSS MB':>9}{'CPU %':>7}{'done/s':>9}{'skipped':>9}{'published':>11}{'dropped':>9}"
+        f"{'received':>10}")
+    prev = None
+    try:
+        end = t0 + 60 * float(minutes)
+        while time.monotonic() < end:
+            time.sleep(max(0.0, min(interval, end - time.monotonic())))
+            now = time.monotonic()
+            m, s = model.metrics(), sink.metrics()
+            row = {"t": round(now - t0, 2), "rss_mb": round(rss_mb(), 1),
+                   "cpu_s": sum(os.times()[:2]) - cpu0, "seen": int(m.get(seen_key, 0)),
+                   "done": int(m.get(done_key, 0)), "skipped": int(m.get("skipped", 0)),
+                   "invalid": int(m.get("invalid", 0)), "unpublished": int(m.get("unpublished", 0)),
+                   "published": int(s["frames_sent"]), "dropped": int(s["frames_dropped"]),
+                   "queued": int(s["queued"]), "received": int(sub.counts["frames"]) if sub else 0}
+            dt = row["t"] - (prev["t"] if prev else 0.0)
+            row["cpu_pct"] = round(100 * (row["cpu_s"] - (prev["cpu_s"] if prev else 0.0)) / max(dt, 1e-9), 1)
+            row["done_per_s"] = round((row["done"] - (prev["done"] if prev else 0)) / max(dt, 1e-9), 1)
+            rows.append(row)
+            prev = row
+            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['done_per_s']:>9.0f}"
+                f"{row['skipped']:>9}{row['published']:>11}{row['dropped']:>9}{row['received']:>10}")
+    finally:
+        ts = time.monotonic()
+        tb.stop()
+        tb.wait()
+        stop_s = time.monotonic() - ts
+        if sub:
+            sub.close()
+    final_m, final_s = model.metrics(), sink.metrics()
+    res = summarise(task, rate, minutes, subscriber, warmup, rows, stop_s, final_m, final_s,
+                    sub.counts if sub else None, done_key, seen_key)
+    say(f"stop: {stop_s:.2f} s; RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
+        f"(growth {res['rss_growth_mb']} MB); classified {res['classified_share_pct']} %, published "
+        f"{res['published_share_pct']} % of the classified")
+    if out:
+        from greatai.fileio import atomic_write
+        atomic_write(out, json.dumps(res, indent=2))
+    if png:
+        plot(res, png)
+    return res
+
+
+def summarise(task, rate, minutes, subscriber, warmup, rows, stop_s, m, s, sub, done_key, seen_key) -> dict:
+    after = [r for r in rows if r["t"] >= warmup] or rows[-1:]
+    seen, done = int(m.get(seen_key, 0)), int(m.get(done_key, 0))
+    # the results every inference batch produced: valid and invalid frames (not skipped ones)
+    produced = done + (int(m.get("invalid", 0)) if task == "amc" else 0)
+    return {"task": task, "flowgraph": f"flowgraphs/{task}_headless.grc", "rate": rate, "minutes": minutes,
+            "subscriber": subscriber, "warmup_s": warmup, "machine": machine(), "stop_s": round(stop_s, 3),
+            "rss_after_warmup_mb": after[0]["rss_mb"] if after else None,
+            "rss_end_mb": rows[-1]["rss_mb"] if rows else None,
+            "rss_growth_mb": round(max(r["rss_mb"] for r in after) - after[0]["rss_mb"], 1) if after else None,
+            "seen": seen, "classified": done, "skipped": int(m.get("skipped", 0)),
+            "classified_share_pct": round(100 * done / max(1, seen), 3),
+            "published": int(s["frames_sent"]), "dropped": int(s["frames_dropped"]),
+            "published_share_pct": round(100 * int(s["frames_sent"]) / max(1, produced), 3),
+            "received": sub["frames"] if sub else None, "final_metrics": {k: _plain(v) for k, v in m.items()},
+            "sink_metrics": dict(s), "rows": rows}
+
+
+def _plain(v):
+    try:
+        return int(v) if float(v).is_integer() else float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def plot(res: dict, png: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = res["rows"]
+    t = [r["t"] / 60 for r in rows]
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    a.plot(t, [r["rss_mb"] for r in rows], "o-", ms=3)
+    a.axvline(res["warmup_s"] / 60, color="grey", ls=":", label="end of warm-up")
+    a.set_ylabel("RSS (MB)")
+    a.legend()
+    a.set_title(f"{res['task']}_headless at {res['rate'] / 1e6:g} MS/s, {res['subscriber']} subscriber\n"
+                f"{res['machine']['cpu']}", fontsize=9)
+    prev = {"t": 0, "done": 0, "published": 0, "skipped": 0}
+    for key, label in (("done", "classified"), ("published", "published"), ("skipped", "skipped")):
+        rates, p = [], prev
+        for r in rows:
+            rates.append((r[key] - p[key]) / max(r["t"] - p["t"], 1e-9))
+            p = r
+        b.plot(t, rates, label=f"{label} / s")
+    b.set_xlabel("minutes")
+    b.set_ylabel("frames / s")
+    b.legend()
+    fig.tight_layout()
+    from pathlib import Path
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
