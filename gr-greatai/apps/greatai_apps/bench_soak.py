@@ -27,6 +27,10 @@ TASKS = {"amc": ("greatai_amc_classifier_0", "classified", "frames"),
          "protobeam": ("greatai_protobeam_0", "frames", "frames"),
          "forecast": ("greatai_spectrogram_forecaster_0", "forecasts", "forecasts")}
 
+# IQ samples behind one counted item: a frame, or a forecast (every Nth vector of fft x average samples)
+SAMPLES_PER_ITEM = {"amc": lambda b: b.L, "protobeam": lambda b: b.L,
+                    "forecast": lambda b: b.N * b.average * b.every}
+
 SUBSCRIBER = r"""
 import json, sys, time, zmq
 address, mode = sys.argv[1], sys.argv[2]
@@ -120,7 +124,8 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     say = (lambda *a: None) if quiet else emit
     say(f"soak: {task}_headless at {rate / 1e6:g} MS/s for {minutes:g} min, subscriber {subscriber}, "
         f"{machine()['cpu']}")
-    say(f"{'t (s)':>7}{'RSS MB':>9}{'CPU %':>7}{'done/s':>9}{'skipped':>9}{'published':>11}{'dropped':>9}"
+    per_item = SAMPLES_PER_ITEM[task](model)            # IQ samples per counted item
+    say(f"{'t (s)':>7}{'RSS MB':>9}{'CPU %':>7}{'in MS/s':>9}{'done/s':>9}{'skipped':>9}{'published':>11}{'dropped':>9}"
         f"{'received':>10}")
     prev = None
     try:
@@ -138,9 +143,10 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
             dt = row["t"] - (prev["t"] if prev else 0.0)
             row["cpu_pct"] = round(100 * (row["cpu_s"] - (prev["cpu_s"] if prev else 0.0)) / max(dt, 1e-9), 1)
             row["done_per_s"] = round((row["done"] - (prev["done"] if prev else 0)) / max(dt, 1e-9), 1)
+            row["in_msps"] = round((row["seen"] - (prev["seen"] if prev else 0)) * per_item / max(dt, 1e-9) / 1e6, 3)
             rows.append(row)
             prev = row
-            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['done_per_s']:>9.0f}"
+            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['in_msps']:>9.2f}{row['done_per_s']:>9.0f}"
                 f"{row['skipped']:>9}{row['published']:>11}{row['dropped']:>9}{row['received']:>10}")
     finally:
         ts = time.monotonic()
@@ -152,7 +158,9 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     final_m, final_s = model.metrics(), sink.metrics()
     res = summarise(task, rate, minutes, subscriber, warmup, rows, stop_s, final_m, final_s,
                     sub.counts if sub else None, done_key, seen_key)
-    say(f"stop: {stop_s:.2f} s; RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
+    after = [r for r in rows if r["t"] >= warmup] or rows
+    res["in_msps_mean"] = round(sum(r["in_msps"] for r in after) / max(1, len(after)), 3)
+    say(f"input {res['in_msps_mean']} MS/s of {rate / 1e6:g} asked; stop: {stop_s:.2f} s; RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
         f"(growth {res['rss_growth_mb']} MB); classified {res['classified_share_pct']} %, published "
         f"{res['published_share_pct']} % of the classified")
     if out:

@@ -4,6 +4,7 @@ from gnuradio import gr
 from greatai import contract, records
 
 from . import codec
+from .pmt_util import stop_steps
 
 
 class amc_display(gr.basic_block):
@@ -21,12 +22,14 @@ class amc_display(gr.basic_block):
         history: results shown on the timeline.
         fps: maximum redraws per second.
         cpu_budget: share of one core the redraws may take (fewer redraws when dearer).
+        quit_at_end: close the GUI when the flowgraph stops (its stream ended or its duration ran out).
     """
 
-    def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0, cpu_budget=0.02):
+    def __init__(self, model="", title="Early-exit AMC", history=300, fps=30.0, cpu_budget=0.02, quit_at_end=True):
         gr.basic_block.__init__(self, name="greatai_amc_display", in_sig=None, out_sig=None)
         from greatai.gui.amc_panel import AMCPanel       # needs a QApplication (GRC's QT GUI makes one)
         classes = contract.load(model, "amc", verify=False).classes
+        self.quit_at_end = bool(quit_at_end)
         self.panel = AMCPanel(classes, history=history, fps=fps, cpu_budget=cpu_budget, title=title)
         self.panel.decoder = lambda msg: records.amc_display_item(codec.to_python(msg), classes)
         self.widget = self.panel
@@ -39,6 +42,9 @@ class amc_display(gr.basic_block):
         the GUI thread converts it when it redraws, so this thread holds the GIL (which the
         classifier's work thread needs) for as short a time as possible."""
         self.panel.push_raw(msg)
+
+    def stop(self):
+        return stop_steps(self, lambda: self.quit_at_end and self.panel.stream_ended())
 
     def qwidget(self):
         return self.panel

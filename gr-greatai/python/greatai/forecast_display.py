@@ -7,6 +7,7 @@ from greatai.forecast.engine import pool
 from greatai.forecast.live import BandGeometry
 
 from . import codec
+from .pmt_util import stop_steps
 
 
 class forecast_display(gr.sync_block):
@@ -25,10 +26,11 @@ class forecast_display(gr.sync_block):
         history: past frames in the waterfall.
         fps: maximum redraws per second.
         cpu_budget: share of one core the redraws may take (fewer redraws when dearer).
+        quit_at_end: close the GUI when the flowgraph stops (its stream ended or its duration ran out).
     """
 
     def __init__(self, fft_size=1024, model="", title="Spectrum forecast", history=200, fps=30.0,
-                 cpu_budget=0.02):
+                 cpu_budget=0.02, quit_at_end=True):
         m = contract.load(model, "forecast", verify=False)
         self.channels, horizons = m.field("channels", int), m.field("horizons", int)
         if int(fft_size) % self.channels:
@@ -36,6 +38,7 @@ class forecast_display(gr.sync_block):
         gr.sync_block.__init__(self, name="greatai_forecast_display", in_sig=[(np.float32, int(fft_size))],
                                out_sig=None)
         from greatai.gui.forecast_panel import ForecastPanel    # needs a QApplication (GRC's QT GUI makes one)
+        self.quit_at_end = bool(quit_at_end)
         self.panel = ForecastPanel(self.channels, horizons, history=history, fps=fps, cpu_budget=cpu_budget,
                                    title=title)
         # the geometry comes with each message (its band_low_hz and channel_hz)
@@ -57,6 +60,9 @@ class forecast_display(gr.sync_block):
             return None
         item = records.forecast_display_item(d, BandGeometry.from_message(d, self.channels))
         return None if item is None else ("f",) + (item[0].reshape(-1, self.channels),) + item[1:]
+
+    def stop(self):
+        return stop_steps(self, lambda: self.quit_at_end and self.panel.stream_ended())
 
     def qwidget(self):
         return self.panel

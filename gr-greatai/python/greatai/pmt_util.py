@@ -66,6 +66,22 @@ def guarded_passthrough(block, work, input_items, output_items, hist: int, on_er
         return n
 
 
+def end_program(block):
+    """A block's time is up (e.g. result_summary's duration): where the program stops its
+    flowgraph on SIGTERM, as every GRC-generated program does, ask it to, once.  Returning
+    WORK_DONE alone does not end a flowgraph promptly: the blocks upstream run on until
+    their output buffers fill, and blocks without a stream (message sources such as
+    gr-zeromq's) never finish.  A program without such a handler is left alone."""
+    import os
+    import signal
+    if getattr(block, "_program_ended", False):
+        return
+    block._program_ended = True
+    if callable(signal.getsignal(signal.SIGTERM)):
+        block.logger.info("time is up: stopping the flowgraph (as Ctrl-C would)")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def logger_fn(block):
     """``log(level, text)`` through the block's logger, for the pure layers' callbacks."""
     return lambda level, text: getattr(block.logger, level)(text)

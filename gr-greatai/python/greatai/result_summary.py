@@ -8,7 +8,7 @@ from gnuradio import gr
 from greatai.fileio import atomic_write
 from greatai.summary import Scoreboard
 
-from .pmt_util import stop_steps
+from .pmt_util import end_program, stop_steps
 
 
 class result_summary(gr.sync_block):
@@ -23,7 +23,9 @@ class result_summary(gr.sync_block):
         result_key: tag key of the results (``amc`` for amc_classifier).
         truth_key: tag key of the ground truth label.
         interval: seconds between summaries.
-        duration: stop the flowgraph after this many seconds (0: run until stopped).
+        duration: stop the flowgraph after this many seconds (0: run until stopped): the
+            stream ends here, and a program that stops its flowgraph on SIGTERM (as
+            GRC-generated ones do) is asked to, so message sources do not keep it running.
         json_path: if set, the final summary is written there (atomically) at stop.
     """
 
@@ -66,6 +68,7 @@ class result_summary(gr.sync_block):
             self._last = now
             self.logger.info(self.board.line(now - self._t0))
         if self.duration > 0 and now - self._t0 >= self.duration:
+            end_program(self)
             return -1
         return n
 

@@ -38,6 +38,8 @@ class _Raw:
 
 
 class Panel(QtWidgets.QWidget):
+    ended = QtCore.pyqtSignal()            # from any thread: the stream ended, quit the GUI
+
     def __init__(self, history: int, fps: float, title: str, antialias: bool = False, queue: int = 20000,
                  cpu_budget: float = 0.02, parent=None):
         super().__init__(parent)
@@ -55,6 +57,7 @@ class Panel(QtWidgets.QWidget):
         self._busy = 0.0                                    # GUI-thread seconds since the last tick
         self._cost = None                                   # smoothed seconds per redraw
         self.redraws = 0
+        self.ended.connect(self._quit, QtCore.Qt.QueuedConnection)
         self.ignored = 0                                    # raw messages the decoder refused
         pg.setConfigOptions(antialias=antialias, background="w", foreground="k")
         lay = QtWidgets.QVBoxLayout(self)
@@ -121,3 +124,13 @@ class Panel(QtWidgets.QWidget):
 
     def refresh(self):
         raise NotImplementedError
+
+    def stream_ended(self):
+        """The flowgraph has stopped (its stream ended, e.g. its duration ran out): close
+        the GUI as the generated program's Ctrl-C handler would.  Safe from any thread."""
+        self.ended.emit()
+
+    def _quit(self):
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.quit()
