@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gr-greatai: set everything up (idempotent, quick once done) and run a job.
-#   ./greatai.sh demo [SECONDS]   headless early-exit AMC radio on the simulated source
+#   ./greatai.sh demo [SECONDS] [--rate S/s]   headless early-exit AMC radio on the simulated source
 #   ./greatai.sh test [PYTEST ARGS]   the whole test suite
 #   ./greatai.sh env CMD ...      run CMD with the project's environment (e.g. greatai eval amc)
 set -euo pipefail
@@ -53,7 +53,7 @@ shift || true
 setup
 case "$cmd" in
   demo)
-    exec greatai demo amc "${1:-20}"
+    exec greatai demo amc "$@"
     ;;
   test)
     export QT_QPA_PLATFORM=offscreen
@@ -73,7 +73,7 @@ case "$cmd" in
     exec "$@"
     ;;
   *)
-    echo "usage: $0 {demo [SECONDS]|test [PYTEST ARGS]|env CMD...}" >&2
+    echo "usage: $0 {demo [SECONDS] [--rate S/s]|test [PYTEST ARGS]|env CMD...}" >&2
     exit 2
     ;;
 esac

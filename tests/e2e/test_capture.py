@@ -252,3 +252,30 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path):
     r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "capture", str(tmp_path / "x"), "--device", "usrp",
                         "--address", "type=b200"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no USRP found with device args 'type=b200'" in r.stderr
+
+
+def _file_size_limit(limit):
+    """In the child: a disk that takes only ``limit`` bytes per file (writes past it fail
+    with EFBIG instead of killing the process)."""
+    def apply():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_ends_the_capture_with_a_clear_error_and_a_valid_shorter_recording(tmp_path):
+    out = tmp_path / "full"
+    limit = 3 * 1024 * 1024 + 100                      # not a whole number of samples
+    r = subprocess.run([sys.executable, "-m", "greatai_apps.cli", "capture", str(out), "--device", "sim",
+                        "--address", "QPSK:1", "--rate", "1e6", "--seconds", "5", "--label", "QPSK", "--quiet"],
+                       capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(limit))
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "cannot write full.sigmf-data" in r.stderr and "File too large" in r.stderr, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["complete"] is False and 0 < res["samples"] <= limit // 8
+    rec = validate(res["meta"])
+    doc = json.loads(open(res["meta"]).read())
+    assert len(rec.samples) == res["samples"] == doc["annotations"][0]["core:sample_count"]
+    assert "error" in doc["global"]["greatai:ended_early"] and not list(tmp_path.glob("*.part"))
+    np.testing.assert_array_equal(np.isfinite(rec.samples), True)

@@ -18,7 +18,16 @@ def machine() -> dict:
     except OSError:
         pass
     import onnxruntime as ort
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+    isa = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                isa = {f for f in line.split(":", 1)[1].split() if f.startswith("avx512") or f in ("avx2", "fma")
+                       or "vnni" in f}
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "isa": sorted(isa), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
             "onnxruntime": ort.__version__, "machine": platform.machine()}
 
 

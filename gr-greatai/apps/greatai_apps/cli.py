@@ -42,8 +42,9 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak"],
-                   help="a model's throughput, or soak: a shipped headless flowgraph for minutes or hours")
+    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory"],
+                   help="a model's throughput; soak: a shipped headless flowgraph for minutes or hours; sources: "
+                        "the simulated radios' rates; memory: the headless flowgraphs' RSS and the buffers")
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
@@ -123,6 +124,8 @@ def main(argv=None):
                                     "live-calibration demo (`greatai demo protobeam`)")
     d.add_argument("task", nargs="?", default="amc", help="amc (default) or protobeam")
     d.add_argument("seconds", nargs="?", type=float, default=20.0, help="amc: seconds to run (0: until Ctrl-C)")
+    d.add_argument("--rate", type=float, default=None,
+                   help="amc: sample rate of the simulated radio in S/s (default: the flowgraph's 1 MS/s)")
     d.add_argument("--front-end", type=int, default=0)
     d.add_argument("--switch-to", type=int, default=4)
     d.add_argument("--switch-after", type=float, default=6.0)

@@ -12,7 +12,8 @@ from . import flowgraphs
 def cmd_demo(a):
     if a.task == "protobeam":
         return demo_protobeam(a)
-    cmd = flowgraphs.command("amc_headless", "--duration", a.seconds)
+    cmd = flowgraphs.command("amc_headless", "--duration", a.seconds,
+                             *(("--samp-rate", a.rate) if a.rate else ()))
     os.execv(cmd[0], cmd)
 
 

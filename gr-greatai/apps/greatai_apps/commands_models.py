@@ -71,6 +71,9 @@ def cmd_bench(a):
     elif a.task == "forecast":
         from . import bench_forecast as bench
         bench.run(out=a.out or "results/forecast/bench.json", seconds=a.seconds)
+    elif a.task in ("sources", "memory"):
+        from . import bench_sources as bench
+        getattr(bench, a.task)(out=a.out or f"results/{a.task}/bench.json")
     elif a.task == "soak":
         from . import bench_soak as bench
         out = a.out or f"results/soak/{a.flowgraph}_{a.rate / 1e6:g}MSps_{a.minutes:g}min_{a.subscriber}.json"

@@ -150,6 +150,36 @@ def open_reader(device, address, freq, rate, gain=30.0, gain_mode="manual", band
 
 
 # ---------------------------------------------------------------- recording
+def _write_samples(f, x) -> int:
+    """Write complex64 samples to an unbuffered file, all or raise (partial writes are
+    resumed, so on an error ``f.tell()`` says exactly what reached the file)."""
+    view = memoryview(np.ascontiguousarray(x, np.complex64).view(np.uint8))
+    while len(view):
+        k = f.write(view)
+        if not k:
+            raise OSError(28, "no space left on device")
+        view = view[k:]
+    return len(x)
+
+
+def _write_meta_making_room(base, data_p, rate, ann, description, extra, freq, tries=4):
+    """The metadata of a finished recording; on a full disk the data is cut by 1 MiB at a
+    time (at most ``tries`` times) to make room, so a valid, shorter recording is left."""
+    from .recording import write_sigmf_meta
+    for i in range(tries):
+        try:
+            return write_sigmf_meta(base, data_p, rate, ann, description, extra, freq=freq)
+        except OSError as e:
+            size = os.path.getsize(data_p)
+            if i == tries - 1 or size == 0:
+                raise CaptureError(f"cannot write the metadata of {data_p.name} ({e.strerror or e})") from None
+            keep = max(0, (size - (1 << 20)) // 8 * 8)
+            os.truncate(data_p, keep)
+            for a in ann:
+                a["core:sample_count"] = min(a["core:sample_count"], keep // 8)
+            extra["greatai:ended_early"] = f"error: {e.strerror or e} (cut to {keep // 8} samples for the metadata)"
+
+
 def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="", progress=True,
             stop_event=None, queue_buffers=64):
     """Record ``seconds`` of IQ from ``reader`` into SigMF ``out``; returns (meta path, samples).
@@ -158,7 +188,6 @@ def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="
     greatai:beam, greatai:snr_db ...).  Ends early, still valid, on Ctrl-C/SIGTERM or
     ``stop_event``."""
     from tqdm import tqdm
-    from .recording import write_sigmf_meta
     base = Path(out)
     if base.suffix in (".sigmf-meta", ".sigmf-data"):
         base = base.with_suffix("")
@@ -191,7 +220,7 @@ def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="
     bar = tqdm(total=want, unit="S", unit_scale=True, desc=f"capture {data_p.name}", disable=not progress,
                mininterval=0.5)
     try:
-        with open(part, "wb") as f:
+        with open(part, "wb", buffering=0) as f:
             t.start()
             try:
                 while True:
@@ -199,13 +228,17 @@ def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="
                     if x is None:
                         break
                     x = x[:want - n]
-                    f.write(np.ascontiguousarray(x, np.complex64).tobytes())
-                    n += len(x)
+                    n += _write_samples(f, x)
                     bar.update(len(x))
             except KeyboardInterrupt:
                 interrupted = True
                 stop.set()
-            f.flush()
+            except OSError as e:          # disk full, file size limit ...: keep what is written
+                n = f.tell() // 8
+                f.truncate(n * 8)
+                err.append(CaptureError(f"cannot write {data_p.name} ({e.strerror or e}): the recording ends "
+                                        f"after {n} samples"))
+                stop.set()
             os.fsync(f.fileno())
     finally:
         bar.close()
@@ -223,7 +256,8 @@ def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="
     if n < want:
         extra["greatai:ended_early"] = ("interrupted" if interrupted or stop_event is not None and stop.is_set()
                                         else f"error: {err[0]}" if err else "stopped")
-    meta = write_sigmf_meta(base, data_p, rate, ann, description, extra, freq=freq)
+    meta = _write_meta_making_room(base, data_p, rate, ann, description, extra, freq)
+    n = min(n, os.path.getsize(data_p) // 8)
     if err and not n:
         raise CaptureError(f"capture failed before any sample: {err[0]}")
     return meta, n, err[0] if err else None

@@ -345,7 +345,7 @@ class InlineRunner:
             limit = min(n, key - r)
             if limit > 0:
                 return limit
-            if n >= max(2, self.max_pending) * self.batch_items:
+            if n >= max(2, self.max_pending // 2) * self.batch_items:
                 # inference is behind: let the items go on rather than block the source.
                 # The newest batch of items is kept back, so work() is always called again
                 # (even after the source has finished) and publishes the last results while

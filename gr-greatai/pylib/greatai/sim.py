@@ -363,10 +363,13 @@ class StreamSimulator:
         """The dwell's fading gain for samples [start, start + n) of the dwell (as _fading)."""
         los, scale, w, phi = self._fade
         step = self.FADE_STEP
-        t = np.arange(start // step * step, start + n + step, step, dtype=np.float64)
-        g = los + scale * np.exp(1j * (w[None, :] * t[:, None] + phi[None, :])).sum(axis=1) / np.sqrt(len(w))
-        x = np.arange(start, start + n, dtype=np.float64)
-        return (np.interp(x, t, g.real) + 1j * np.interp(x, t, g.imag)).astype(np.complex64)
+        a = start // step
+        t = np.arange(a, -(-(start + n) // step) + 1, dtype=np.float64) * step
+        g = (los + scale * np.exp(1j * (w[None, :] * t[:, None] + phi[None, :])).sum(axis=1) / np.sqrt(len(w)))
+        g = g.astype(np.complex64)
+        ramp = (np.arange(step, dtype=np.float32) / np.float32(step))[None, :]
+        full = (g[:-1, None] + (g[1:] - g[:-1])[:, None] * ramp).ravel()     # linear between the knots
+        return full[start - a * step:start - a * step + n]
 
     def _fill(self, out: np.ndarray):
         """The next samples, within one pass of the segment: each pass draws its noise from a

@@ -81,6 +81,10 @@ class amc_classifier(gr.sync_block):
 
     # ---- scheduler ----
     def start(self):
+        """Run one full batch through both exits first: ONNX Runtime's first runs are slow
+        (allocations), which would make a live stream skip its first frames."""
+        noise = np.random.default_rng(0).standard_normal((self.runner.batch_frames, self.L, 2), np.float32)
+        self.engine.classify(noise.view(np.complex64)[..., 0], mode="exit2")
         return publisher_started(self, ("classification", "batch", "metrics"))
 
     def stop(self):

@@ -103,10 +103,14 @@ def to_python(msg):
 
 
 def frames_in(msg) -> int:
-    """How many frames' results a message carries: a batch record's ``frames``, else 1."""
+    """How many frames' results a message carries: a batch record's ``frames`` (when it is
+    one: format greatai-batch/1, and as many offsets), else 1."""
     if pmt.is_dict(msg):
+        fmt = pmt.dict_ref(msg, sym("format"), pmt.PMT_NIL)
         n = pmt.dict_ref(msg, sym("frames"), pmt.PMT_NIL)
-        if pmt.is_integer(n):
+        off = pmt.dict_ref(msg, sym("offset"), pmt.PMT_NIL)
+        if (pmt.is_symbol(fmt) and pmt.symbol_to_string(fmt) == "greatai-batch/1" and pmt.is_integer(n)
+                and pmt.is_uniform_vector(off) and pmt.length(off) == pmt.to_long(n)):
             return pmt.to_long(n)
     return 1
 

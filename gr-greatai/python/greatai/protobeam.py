@@ -80,7 +80,11 @@ class protobeam(gr.sync_block):
 
     # ---- calibration messages ----
     def handle_calibrate(self, msg):
-        self.calib.dispatch(*codec.request(msg))
+        try:
+            req = codec.request(msg)
+        except Exception as e:                  # any PMT at all: refused, counted and answered
+            req = ("bad", (f"unreadable calibrate message ({type(e).__name__}: {e})",))
+        self.calib.dispatch(*req)
         self._send_replies()
 
     def _send_replies(self):

@@ -1,3 +1,4 @@
+import numpy as np
 import pmt
 from gnuradio import gr
 
@@ -54,7 +55,7 @@ class zmq_result_sink(gr.basic_block):
             self._dropped_logged = c["dropped"]
             log_every(self, "dropped", 5.0, f"{c['dropped']} results dropped so far: they arrive faster than they "
                                             "can be sent as JSON (the queue keeps the newest)")
-        self.message_port_pub(codec.sym("metrics"), codec.to_pmt({k: int(v) for k, v in c.items()}))
+        self.message_port_pub(codec.sym("metrics"), codec.to_pmt({k: np.uint64(v) for k, v in c.items()}))
 
     def metrics(self):
         return self.queue.counts()

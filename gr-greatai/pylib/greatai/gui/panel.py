@@ -59,6 +59,7 @@ class Panel(QtWidgets.QWidget):
         self.redraws = 0
         self.ended.connect(self._quit, QtCore.Qt.QueuedConnection)
         self.ignored = 0                                    # raw messages the decoder refused
+        self.errors = 0                                     # redraws that failed on a malformed result
         pg.setConfigOptions(antialias=antialias, background="w", foreground="k")
         lay = QtWidgets.QVBoxLayout(self)
         self.info = QtWidgets.QLabel(f"<b>{title}</b>: waiting for results")
@@ -89,7 +90,14 @@ class Panel(QtWidgets.QWidget):
             return
         if not self.redraws:
             self._cache_static()
-        self.refresh()
+        try:
+            self.refresh()
+        except Exception as e:       # a malformed result must not end the GUI (PyQt aborts on
+            self.errors += 1         # an exception out of a slot); counted, the next ones drawn
+            self._q.clear()
+            if self.errors <= 3 or self.errors % 1000 == 0:
+                import sys
+                print(f"{self.title}: a result could not be drawn ({self.errors} so far): {e!r}", file=sys.stderr)
         self.redraws += 1
         # this refresh plus the paints since the last one (the previous redraw's)
         cost = self._busy + time.perf_counter() - t0
@@ -115,7 +123,10 @@ class Panel(QtWidgets.QWidget):
         while self._q:
             it = self._q.popleft()
             if isinstance(it, _Raw):
-                it = self.decoder(it.raw) if self.decoder is not None else None
+                try:
+                    it = self.decoder(it.raw) if self.decoder is not None else None
+                except Exception:         # not a result this panel can read: counted
+                    it = None
                 if it is None:
                     self.ignored += 1
                     continue

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import records
 from ..frames import STATUS_OK
-from ..inline import concat
+from ..inline import Throttle, concat
 from .engine import BeamResult, CalibrationError, ProtoBeamEngine
 
 
@@ -49,6 +49,7 @@ class Calibrator:
         self.last_applied_at = None          # time.monotonic() of that first frame
         self._pending_change = None
         self.replies = []                    # replies not yet published (records.calibration_reply dicts)
+        self._throttle = Throttle(5.0)       # refusals logged at most every 5 s (all counted, all answered)
 
     # ---- requests ----
     def start(self):
@@ -125,9 +126,11 @@ class Calibrator:
         self.counts["requests"] += 1
         try:
             res = fn()
-        except (CalibrationError, ValueError, TypeError, OSError) as e:
+        except Exception as e:           # whatever a request holds, the stream goes on
             self.counts["errors"] += 1
-            self.log("error", f"calibrate {event}: {e} (ignored; calibration unchanged)")
+            if self.counts["errors"] <= 3 or self._throttle.due("refused"):
+                self.log("error", f"calibrate {event}: {e} (ignored; calibration unchanged; "
+                                  f"{self.counts['errors']} requests refused so far)")
             self._reply(event, False, str(e))
             return False
         msg = f"{event} done" + (f": {res}" if res is not None else "")
