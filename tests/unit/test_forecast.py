@@ -148,7 +148,8 @@ def test_stream_fast_synthesis_matches_the_training_synthesis():
     own spread."""
     rng = np.random.default_rng(0)
     snr, _ = traffic.scene(rng, 64, traffic.N_CHANNELS)
-    bank = (rng.standard_normal(1 << 21, dtype=np.float32) * np.float32(np.sqrt(0.5))).view(np.complex64)
+    from greatai.sim import noise_bank
+    bank = noise_bank(rng, 1 << 20)
     spec = []
     for b in (None, bank):
         x = traffic.iq(np.random.default_rng(1), snr, 1024, 16, b)

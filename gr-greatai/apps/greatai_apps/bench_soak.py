@@ -146,7 +146,8 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
             row["in_msps"] = round((row["seen"] - (prev["seen"] if prev else 0)) * per_item / max(dt, 1e-9) / 1e6, 3)
             rows.append(row)
             prev = row
-            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['in_msps']:>9.2f}{row['done_per_s']:>9.0f}"
+            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['in_msps']:>9.2f}"
+                f"{row['done_per_s']:>9.0f}"
                 f"{row['skipped']:>9}{row['published']:>11}{row['dropped']:>9}{row['received']:>10}")
     finally:
         ts = time.monotonic()
@@ -160,7 +161,8 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
                     sub.counts if sub else None, done_key, seen_key)
     after = [r for r in rows if r["t"] >= warmup] or rows
     res["in_msps_mean"] = round(sum(r["in_msps"] for r in after) / max(1, len(after)), 3)
-    say(f"input {res['in_msps_mean']} MS/s of {rate / 1e6:g} asked; stop: {stop_s:.2f} s; RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
+    say(f"input {res['in_msps_mean']} MS/s of {rate / 1e6:g} asked; stop: {stop_s:.2f} s; "
+        f"RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
         f"(growth {res['rss_growth_mb']} MB); classified {res['classified_share_pct']} %, published "
         f"{res['published_share_pct']} % of the classified")
     if out:

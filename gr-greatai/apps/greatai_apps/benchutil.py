@@ -27,7 +27,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "isa": sorted(isa), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+    return {"cpu": cpu, "isa": sorted(isa), "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__,
             "onnxruntime": ort.__version__, "machine": platform.machine()}
 
 

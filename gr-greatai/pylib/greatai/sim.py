@@ -288,6 +288,13 @@ def parse_schedule(text) -> list:
 NOISE_BANK = 1 << 20          # complex samples of unit-variance noise a stream draws its noise from
 
 
+def noise_bank(rng: np.random.Generator, n: int = NOISE_BANK) -> np.ndarray:
+    """n samples of circular complex Gaussian noise of unit variance, complex64: the banks
+    the live streams read their noise from (drawing it per sample would cost more than
+    everything else a stream does)."""
+    return (rng.standard_normal(2 * int(n), dtype=np.float32) * np.float32(np.sqrt(0.5))).view(np.complex64)
+
+
 class StreamSimulator:
     """Continuous IQ following a schedule of emitters, at radio rates; used by ``sim_source``.
 
@@ -322,8 +329,7 @@ class StreamSimulator:
         self.rng = np.random.default_rng(seed)
         self.segment = int(segment)
         self.shuffle = shuffle
-        self.noise = ((self.rng.standard_normal(2 * NOISE_BANK, dtype=np.float32)
-                       * np.float32(np.sqrt(0.5))).view(np.complex64))
+        self.noise = noise_bank(self.rng)
         self._tmp = np.empty(self.segment, np.complex64)
         self._pos = 0             # absolute index of the next sample
         self._entry = -1

@@ -38,8 +38,7 @@ class amc_classifier(gr.sync_block):
     """
 
     def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
-                 overload="skip", max_pending=8, batch_rate=30.0,
-                 message_rate=1000.0):
+                 overload="skip", max_pending=8, batch_rate=30.0, message_rate=1000.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         self.engine = EarlyExitEngine(model, provider, int(threads), None if float(threshold) < 0 else threshold)
         self.L = self.engine.frame_length
@@ -115,8 +114,9 @@ class amc_classifier(gr.sync_block):
             add(0, off, k_amc, tag)
         if has_subscribers(self, "classification"):          # the cached tag plus the message's fields
             k = message_quota(self, self.cap, self.counts, len(offs), "classification")
+            port = codec.sym("classification")
             for off, i, tag in zip(offs[:k], range(k), self._tags.lookup(keys[:k])):
-                self.message_port_pub(codec.sym("classification"), codec.extend(tag, records.amc_message_fields(off, res, i)))
+                self.message_port_pub(port, codec.extend(tag, records.amc_message_fields(off, res, i)))
         if has_subscribers(self, "batch"):
             self.feed.add(b)
             self._flush()
@@ -124,7 +124,8 @@ class amc_classifier(gr.sync_block):
     def _flush(self, force=False):
         b = self.feed.take(force)
         if b is not None:
-            self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.amc_batch(b.offsets, b.result, self.engine.classes)))
+            self.message_port_pub(codec.sym("batch"),
+                                  codec.to_pmt(records.amc_batch(b.offsets, b.result, self.engine.classes)))
 
     def _publish_metrics(self):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(records.amc_metrics(self.counts)))

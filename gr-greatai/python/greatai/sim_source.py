@@ -30,7 +30,7 @@ class sim_source(gr.sync_block):
                                        shuffle=bool(shuffle))
         self._k_label = pmt.intern("sim_label")
         self._k_snr = pmt.intern("sim_snr")
-        self.set_min_output_buffer(1 << 17)      # large work() calls: the per-call cost, not the samples, bounds the rate
+        self.set_min_output_buffer(1 << 17)      # large work() calls: the per-call cost bounds the rate
 
     def set_snr(self, snr_min, snr_max):
         self.sim.set_snr(snr_min, snr_max)

@@ -17,7 +17,8 @@ class zmq_result_sink(gr.basic_block):
     mark ZMQ drops results for a slow subscriber.  So neither a slow subscriber nor a
     message rate above what JSON conversion manages stalls the flowgraph or grows its
     memory.  ``metrics`` carries {queued, sent, dropped, failed} about once a second and at
-    stop, and the same in frames (a ``greatai-batch/1`` record counts its frames).  ``greatai listen ADDRESS`` prints the results.
+    stop, and the same in frames (a ``greatai-batch/1`` record counts its frames).
+    ``greatai listen ADDRESS`` prints the results.
 
     Args:
         address: ZMQ bind address, e.g. tcp://127.0.0.1:5556 or tcp://*:5556.

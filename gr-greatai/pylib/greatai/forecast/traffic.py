@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
+from ..sim import noise_bank
+
 KINDS = ("tdd", "markov", "hopper", "ofdm", "carrier", "sweep")
 N_CHANNELS = 64
 
@@ -146,7 +148,7 @@ class TrafficStream:
         self.chunk = int(chunk_frames)
         # one long scene, generated ahead in chunks of frames from a fixed emitter set
         self._scene_frames = 1 << 14
-        self.bank = (self.rng.standard_normal(1 << 21, dtype=np.float32) * np.float32(np.sqrt(0.5))).view(np.complex64)
+        self.bank = noise_bank(self.rng, 1 << 20)
         self._snr, self._occ = scene(self.rng, self._scene_frames, self.n_channels)
         self._frame = 0
         self._buf = np.zeros(0, np.complex64)

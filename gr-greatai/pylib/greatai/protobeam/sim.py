@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sim import fftconv, rrc_taps
+from ..sim import fftconv, noise_bank, rrc_taps
 
 N_BEAMS = 24
 BEAM_ANGLES_DEG = np.linspace(-60.0, 60.0, N_BEAMS)
@@ -200,7 +200,7 @@ class FastGenerator:
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
-        self.noise = (rng.standard_normal(2 * self.BANK, dtype=np.float32) * np.float32(np.sqrt(0.5))).view(np.complex64)
+        self.noise = noise_bank(rng, self.BANK)
         self._fe = {}
 
     def _front_end(self, fe: FrontEnd):
@@ -221,10 +221,17 @@ class FastGenerator:
         pad = int(np.ceil(max(d for _, refl in POSITIONS for _, d, _ in refl))) + 8
         start = rng.integers(0, PERIOD, b)
         pos, taps = _paths(rng, fe, np.asarray(beams, int), positions, pad)
-        period = np.fft.ifft(spec[None, :] * np.fft.fft(taps, PERIOD, axis=1), axis=1).astype(np.complex64)
+        # each frame starts at its own place in the period: a circular shift, done as a phase ramp on the spectrum
+        shift = (start + pad) % PERIOD
+        ramp = np.exp(2j * np.pi * np.outer(shift, np.arange(PERIOD)) / PERIOD)
+        period = np.fft.ifft(spec[None, :] * np.fft.fft(taps, PERIOD, axis=1) * ramp, axis=1).astype(np.complex64)
         n = np.arange(length)
-        y = np.take_along_axis(period, (start[:, None] + pad + n[None, :]) % PERIOD, axis=1)
-        sig_pow = np.mean(np.abs(period) ** 2, axis=1) if length % PERIOD == 0 else np.mean(np.abs(y) ** 2, axis=1)
+        if length % PERIOD == 0:
+            y = np.tile(period, (1, length // PERIOD))
+            sig_pow = np.mean(np.abs(period) ** 2, axis=1)
+        else:
+            y = np.take_along_axis(period, n[None, :] % PERIOD + np.zeros((b, 1), int), axis=1)
+            sig_pow = np.mean(np.abs(y) ** 2, axis=1)
         cfo = fe.cfo + rng.normal(0.0, 2e-5, b)
         m = int(np.ceil(np.sqrt(length)))
         hi = np.exp(2j * np.pi * cfo[:, None] * (m * np.arange(m))[None, :] + 1j * rng.uniform(0, 2 * np.pi, (b, 1)))
