@@ -4,7 +4,7 @@ from gnuradio import gr
 from greatai import contract, records
 
 from . import codec
-from .pmt_util import stop_steps
+from .pmt_util import logger_fn, stop_steps
 
 
 class amc_display(gr.basic_block):
@@ -31,6 +31,7 @@ class amc_display(gr.basic_block):
         classes = contract.load(model, "amc", verify=False).classes
         self.quit_at_end = bool(quit_at_end)
         self.panel = AMCPanel(classes, history=history, fps=fps, cpu_budget=cpu_budget, title=title)
+        self.panel.log = logger_fn(self)
         self.panel.decoder = lambda msg: records.amc_display_item(codec.to_python(msg), classes)
         self.widget = self.panel
         self.message_port_register_in(pmt.intern("in"))

@@ -7,7 +7,7 @@ from greatai.forecast.engine import pool
 from greatai.forecast.live import BandGeometry
 
 from . import codec
-from .pmt_util import stop_steps
+from .pmt_util import logger_fn, stop_steps
 
 
 class forecast_display(gr.sync_block):
@@ -42,6 +42,7 @@ class forecast_display(gr.sync_block):
         self.panel = ForecastPanel(self.channels, horizons, history=history, fps=fps, cpu_budget=cpu_budget,
                                    title=title)
         # the geometry comes with each message (its band_low_hz and channel_hz)
+        self.panel.log = logger_fn(self)
         self.panel.decoder = lambda msg: self._decode(codec.to_python(msg))
         self.message_port_register_in(pmt.intern("forecast"))
         self.set_msg_handler(pmt.intern("forecast"), self._handle)

@@ -4,7 +4,7 @@ from gnuradio import gr
 from greatai import contract, records
 
 from . import codec
-from .pmt_util import stop_steps
+from .pmt_util import logger_fn, stop_steps
 
 
 class protobeam_display(gr.basic_block):
@@ -32,6 +32,7 @@ class protobeam_display(gr.basic_block):
         self.quit_at_end = bool(quit_at_end)
         self.panel = ProtoBeamPanel(m.classes, m.meta.get("beam_angles_deg", BEAM_ANGLES_DEG),
                                     history=history, fps=fps, cpu_budget=cpu_budget, title=title)
+        self.panel.log = logger_fn(self)
         self.panel.decoder = lambda msg: records.beam_display_item(codec.to_python(msg))
         self.message_port_register_in(pmt.intern("in"))
         self.set_msg_handler(pmt.intern("in"), self._handle)

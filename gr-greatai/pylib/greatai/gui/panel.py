@@ -96,8 +96,7 @@ class Panel(QtWidgets.QWidget):
             self.errors += 1         # an exception out of a slot); counted, the next ones drawn
             self._q.clear()
             if self.errors <= 3 or self.errors % 1000 == 0:
-                import sys
-                print(f"{self.title}: a result could not be drawn ({self.errors} so far): {e!r}", file=sys.stderr)
+                self.log("error", f"{self.title}: a result could not be drawn ({self.errors} so far): {e!r}")
         self.redraws += 1
         # this refresh plus the paints since the last one (the previous redraw's)
         cost = self._busy + time.perf_counter() - t0
@@ -111,6 +110,7 @@ class Panel(QtWidgets.QWidget):
         return self._cost
 
     decoder = None          # decoder(raw) -> queue item or None, on the GUI thread (see push_raw)
+    log = staticmethod(lambda level, text: None)   # log(level, text): the display block's logger
 
     def push_raw(self, raw):
         """Queue a message as it came (e.g. a PMT): ``decoder`` converts it on the GUI
