@@ -54,3 +54,4 @@ def test_batch_records_expand_to_frames_from_json_and_from_numpy():
         assert [r["label"] for r in rows] == ["c1", "INVALID", "c10"]
         assert [r["status"] for r in rows] == ["ok", "nonfinite", "ok"] and rows[2]["exit"] == 2
     assert results.frames({"label": "QPSK"}) == [{"label": "QPSK"}]      # a per-frame record as it is
+

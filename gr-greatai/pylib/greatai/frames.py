@@ -10,6 +10,14 @@ STATUS_OK, STATUS_ZERO, STATUS_NONFINITE = 0, 1, 2
 STATUS_NAMES = ("ok", "zero", "nonfinite")
 
 
+def rows(buf: np.ndarray, starts, length: int) -> np.ndarray:
+    """``buf[s:s + length]`` for every s in ``starts``, stacked: [len(starts), length, ...].
+    Whole rows are copied out of a sliding-window view, so no index array of the output's
+    size is built (several times faster than ``buf[starts[:, None] + np.arange(length)]``)."""
+    w = np.lib.stride_tricks.sliding_window_view(buf, int(length), axis=0)[np.asarray(starts)]
+    return w if buf.ndim == 1 else np.ascontiguousarray(np.moveaxis(w, -1, 1))
+
+
 class FrameGrid:
     """Frames of ``length`` items that start every ``hop`` items (``hop`` = ``length``:
     back to back) from absolute item ``origin`` of a stream; every ``every_n``-th frame
@@ -74,7 +82,7 @@ class FrameGrid:
             s = int(starts[0]) if len(idx) else 0
             out = buf[s:s + len(idx) * self.length].reshape((len(idx), self.length) + buf.shape[1:])
             return out.copy() if copy else out
-        return buf[starts[:, None] + np.arange(self.length)]
+        return rows(buf, starts, self.length)
 
     def batches(self, samples: np.ndarray, batch: int = 256):
         """(offsets, frames) batches of every selected whole frame of a finite array (a

@@ -36,6 +36,10 @@ def _one_session(onnx_path, name, threads, spin):
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # the batch size varies (hold-back, the frames that go on to stage 2, shard chunks), and
+    # ONNX Runtime keeps one memory pattern per input shape it has seen, for ever: off, so
+    # a long-running radio's memory stays flat (the per-run allocations come from the arena)
+    so.enable_mem_pattern = False
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         sess = ort.InferenceSession(str(onnx_path), so, providers=[name])

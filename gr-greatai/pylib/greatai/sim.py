@@ -15,9 +15,11 @@ Conditions (see :class:`Conditions`) follow the foundation issue:
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 
 import numpy as np
+import scipy.fft as sfft
 
 CLASSES = ("BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4",
            "GFSK", "CPFSK", "WBFM", "AM-DSB", "NOISE")
@@ -95,11 +97,11 @@ def sample_params(rng: np.random.Generator, labels: np.ndarray, cond: Conditions
 def fftconv(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Batched full linear convolution of rows of x [B, N] with rows of h [B, T]."""
     n = x.shape[1] + h.shape[1] - 1
-    nfft = 1 << int(np.ceil(np.log2(n)))
+    nfft = sfft.next_fast_len(n)            # scipy's FFT at a 5-smooth length: 2-4x numpy's at a power of 2
     if np.iscomplexobj(x) or np.iscomplexobj(h):
-        y = np.fft.ifft(np.fft.fft(x, nfft, axis=1) * np.fft.fft(h, nfft, axis=1), axis=1)
+        y = sfft.ifft(sfft.fft(x, nfft, axis=1) * sfft.fft(h, nfft, axis=1), axis=1)
     else:
-        y = np.fft.irfft(np.fft.rfft(x, nfft, axis=1) * np.fft.rfft(h, nfft, axis=1), nfft, axis=1)
+        y = sfft.irfft(sfft.rfft(x, nfft, axis=1) * sfft.rfft(h, nfft, axis=1), nfft, axis=1)
     return y[:, :n]
 
 
@@ -115,10 +117,10 @@ def rrc_taps(t: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 def _lowpass_noise(rng, b, n, bw):
     """Real Gaussian noise [b, n] with a brick-wall bandwidth bw (fraction of fs), unit RMS."""
-    spec = np.fft.rfft(rng.standard_normal((b, n)), axis=1)
-    f = np.fft.rfftfreq(n)
+    spec = sfft.rfft(rng.standard_normal((b, n)), axis=1)
+    f = sfft.rfftfreq(n)
     spec *= (f[None, :] <= bw[:, None])
-    m = np.fft.irfft(spec, n, axis=1)
+    m = sfft.irfft(spec, n, axis=1)
     return m / (np.sqrt(np.mean(m ** 2, axis=1, keepdims=True)) + 1e-12)
 
 
@@ -310,6 +312,13 @@ class StreamSimulator:
     offset for every pass of the segment, scaled to the dwell's SNR.  ``tests/unit/test_sim.py`` checks that
     its frames match the training generator's class by class (power, bandwidth, the
     shipped model's accuracy).
+
+    The next dwell's segment (tens of ms of numpy for the filtered classes) is made ahead
+    on a worker thread while the current dwell plays, so no ``read`` waits for it: a
+    source that stalls for that long sends the classifier a burst.  The worker has its own
+    random stream (entries, waveform, carrier, fading) and the reader another (SNR, noise
+    offsets), so the samples stay a function of the seed alone.  :meth:`close` ends the
+    worker.
     """
     FADE_STEP = 256
 
@@ -327,6 +336,7 @@ class StreamSimulator:
         self.cond = cond or Conditions()
         self.snr = (float(lo), float(hi))
         self.rng = np.random.default_rng(seed)
+        self._gen_rng = np.random.default_rng([seed, 1])
         self.segment = int(segment)
         self.shuffle = shuffle
         self.noise = noise_bank(self.rng)
@@ -335,6 +345,8 @@ class StreamSimulator:
         self._entry = -1
         self._dwell_left = 0
         self._events = []
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="greatai-sim")
+        self._ahead = self._worker.submit(self._prepare)
 
     def set_snr(self, lo, hi=None):
         hi = lo if hi is None else hi
@@ -342,27 +354,40 @@ class StreamSimulator:
             raise ValueError(f"snr range is inverted: min {lo} dB > max {hi} dB")
         self.snr = (float(lo), float(hi))
 
-    def _next_dwell(self):
+    def close(self):
+        """End the worker thread (reads after this make their segments inline)."""
+        self._worker.shutdown(wait=True, cancel_futures=False)
+
+    def _prepare(self):
+        """The next dwell's emitter, length, looped clean segment and fading (on the worker)."""
+        rng = self._gen_rng
         if self.shuffle:
-            self._entry = int(self.rng.integers(0, len(self.schedule)))
+            self._entry = int(rng.integers(0, len(self.schedule)))
         else:
             self._entry = (self._entry + 1) % len(self.schedule)
         em = self.schedule[self._entry]
-        self._dwell_left = dwell = max(1, int(round(em.dwell_s * self.samp_rate)))
-        snr = self.rng.uniform(*self.snr) if self.snr[1] > self.snr[0] else self.snr[0]
-        p = sample_params(self.rng, np.array([CLASS_INDEX[em.label]]), self.cond, snr_db=snr)
+        dwell = max(1, int(round(em.dwell_s * self.samp_rate)))
+        p = sample_params(rng, np.array([CLASS_INDEX[em.label]]), self.cond)
         m = min(dwell, self.segment)
         cfo = np.round(p["cfo"][0] * m) / m                     # whole turns per segment: a seamless loop
-        seg = clean_signal(self.rng, p, m)[0] * np.exp(1j * (2 * np.pi * cfo * np.arange(m) + p["phase"][0]))
-        self._seg = seg.astype(np.complex64)
-        self._seg_pos, self._dwell_start = 0, self._pos
-        self._sigma = np.float32(1.0 if em.label == "NOISE" else 10 ** (-snr / 20))
-        self._fade = None
+        seg = clean_signal(rng, p, m)[0] * np.exp(1j * (2 * np.pi * cfo * np.arange(m) + p["phase"][0]))
+        fade = None
         if p["fading"][0] and em.label != "NOISE":
             k = p["rician_k"][0]
-            self._fade = (np.sqrt(k / (k + 1)) * np.exp(1j * self.rng.uniform(0, 2 * np.pi)), np.sqrt(1 / (k + 1)),
-                          2 * np.pi * p["doppler"][0] * np.cos(self.rng.uniform(0, 2 * np.pi, 8)),
-                          self.rng.uniform(0, 2 * np.pi, 8))
+            fade = (np.sqrt(k / (k + 1)) * np.exp(1j * rng.uniform(0, 2 * np.pi)), np.sqrt(1 / (k + 1)),
+                    2 * np.pi * p["doppler"][0] * np.cos(rng.uniform(0, 2 * np.pi, 8)), rng.uniform(0, 2 * np.pi, 8))
+        return em, dwell, seg.astype(np.complex64), fade
+
+    def _next_dwell(self):
+        em, dwell, self._seg, self._fade = self._ahead.result() if self._ahead else self._prepare()
+        try:
+            self._ahead = self._worker.submit(self._prepare)
+        except RuntimeError:                # closed: the next one is made here
+            self._ahead = None
+        self._dwell_left = dwell
+        snr = self.rng.uniform(*self.snr) if self.snr[1] > self.snr[0] else self.snr[0]
+        self._seg_pos, self._dwell_start = 0, self._pos
+        self._sigma = np.float32(1.0 if em.label == "NOISE" else 10 ** (-snr / 20))
         self._events.append((self._pos, em.label, float(snr)))
 
     def _fading(self, start: int, n: int) -> np.ndarray:

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from .records import INVALID
 
 
 class Scoreboard:
-    """Counts results per label and scores them against the latest ground-truth label.
+    """Counts results per label and scores them against the ground-truth label in force.
 
-    Truth events and results must arrive in stream order (offsets non-decreasing).
-    A result is scored against the truth label in force at its offset.
+    :meth:`update` takes the results and truth events of one stretch of stream at once,
+    in arrays (a work() call's worth): counting is vectorised.  Stretches must come in
+    stream order; a result is scored against the latest truth at or before its offset.
     """
 
     def __init__(self):
@@ -23,24 +26,29 @@ class Scoreboard:
         self.per_label = collections.Counter()
         self.per_truth = collections.Counter()
         self.per_truth_correct = collections.Counter()
-        self._window = collections.deque()   # (time index, frames) for a frames/s estimate
 
-    def truth(self, offset, label):
-        self.truth_label = label
-
-    def result(self, offset, label, exit_=0):
-        self.frames += 1
-        self.per_label[label] += 1
-        if exit_ == 1:
-            self.exit1 += 1
-        elif exit_ == 2:
-            self.exit2 += 1
-        if self.truth_label is not None and label != INVALID:
-            self.scored += 1
-            self.per_truth[self.truth_label] += 1
-            if label == self.truth_label:
-                self.correct += 1
-                self.per_truth_correct[self.truth_label] += 1
+    def update(self, offsets, labels, exits, truth_offsets=(), truth_labels=()):
+        """Results (offsets ascending, label strings, exits 0/1/2) and truth events of one
+        stretch."""
+        labels = np.asarray(labels, dtype=object)
+        exits = np.asarray(exits)
+        in_force = np.array([self.truth_label, *truth_labels], dtype=object)
+        if len(truth_offsets):
+            self.truth_label = truth_labels[-1]
+        if not len(labels):
+            return
+        truth = in_force[np.searchsorted(np.asarray(truth_offsets, np.int64), np.asarray(offsets, np.int64),
+                                         side="right")]
+        self.frames += len(labels)
+        self.per_label.update(labels.tolist())
+        self.exit1 += int(np.count_nonzero(exits == 1))
+        self.exit2 += int(np.count_nonzero(exits == 2))
+        scored = (truth != None) & (labels != INVALID)          # noqa: E711 (elementwise)
+        right = scored & (labels == truth)
+        self.scored += int(np.count_nonzero(scored))
+        self.correct += int(np.count_nonzero(right))
+        self.per_truth.update(truth[scored].tolist())
+        self.per_truth_correct.update(truth[right].tolist())
 
     def summary(self, seconds):
         return {

@@ -11,6 +11,10 @@ from greatai.summary import Scoreboard
 from .pmt_util import end_program, stop_steps
 
 
+def _text(v):
+    return pmt.symbol_to_string(v) if pmt.is_symbol(v) else str(pmt.to_python(v))
+
+
 class result_summary(gr.sync_block):
     """Console summary of results carried as stream tags, scored against ground truth.
 
@@ -39,9 +43,8 @@ class result_summary(gr.sync_block):
         self.board = Scoreboard()
         self._t0 = None
         self._last = None
-        self._k_label = pmt.intern("label")
-        self._k_exit = pmt.intern("exit")
-        self._k_status = pmt.intern("status")
+        self._keys = (pmt.intern("label"), pmt.intern("exit"))
+        self._zero = pmt.from_long(0)
 
     def set_interval(self, interval):
         self.interval = float(interval)
@@ -52,18 +55,20 @@ class result_summary(gr.sync_block):
             self._t0 = self._last = now
         n = len(input_items[0])
         r = self.nitems_read(0)
-        tags = self.get_tags_in_range(0, r, r + n)
-        # stream order, and truth before a result at the same offset
-        for t in sorted(tags, key=lambda t: (t.offset, not pmt.eq(t.key, self.truth_key))):
-            if pmt.eq(t.key, self.truth_key):
-                self.board.truth(t.offset, pmt.symbol_to_string(t.value) if pmt.is_symbol(t.value)
-                                 else str(pmt.to_python(t.value)))
-            elif pmt.eq(t.key, self.result_key) and pmt.is_dict(t.value):
-                v = t.value
-                lab = pmt.dict_ref(v, self._k_label, pmt.PMT_NIL)
-                ex = pmt.dict_ref(v, self._k_exit, pmt.PMT_NIL)
-                self.board.result(t.offset, pmt.symbol_to_string(lab) if pmt.is_symbol(lab) else str(lab),
-                                  pmt.to_long(ex) if pmt.is_integer(ex) else 0)
+        truth = self.get_tags_in_range(0, r, r + n, self.truth_key)
+        offs, labels, exits = [], [], []
+        (k_label, k_exit), zero, nil = self._keys, self._zero, pmt.PMT_NIL
+        dict_ref, symbol, to_long = pmt.dict_ref, pmt.symbol_to_string, pmt.to_long
+        for t in self.get_tags_in_range(0, r, r + n, self.result_key):
+            v = t.value
+            try:                        # a dict with a symbol label (and an integer exit, or none)
+                lab, ex = symbol(dict_ref(v, k_label, nil)), to_long(dict_ref(v, k_exit, zero))
+            except Exception:           # anything else is not a result: skipped (few pybind calls per frame)
+                continue
+            offs.append(t.offset)
+            labels.append(lab)
+            exits.append(ex)
+        self.board.update(offs, labels, exits, [t.offset for t in truth], [_text(t.value) for t in truth])
         if now - self._last >= self.interval:
             self._last = now
             self.logger.info(self.board.line(now - self._t0))

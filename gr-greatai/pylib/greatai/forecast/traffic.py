@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
+from ..frames import rows as frame_rows
 from ..sim import noise_bank
 
 KINDS = ("tdd", "markov", "hopper", "ofdm", "carrier", "sweep")
@@ -114,8 +115,7 @@ def iq(rng, snr, fft_size: int = 1024, average: int = 16, bank=None) -> np.ndarr
         amp = np.fft.ifftshift(np.repeat(np.sqrt((1.0 + snr) * fft_size).astype(np.float32), fft_size // n_ch,
                                          axis=1), axes=1)                      # [frames, fft] FFT order
         rows = n_frames * average
-        z = bank[rng.integers(0, len(bank) - fft_size, rows)[:, None] + np.arange(fft_size)[None, :]]
-        z = z.reshape(n_frames, average, fft_size)
+        z = frame_rows(bank, rng.integers(0, len(bank) - fft_size, rows), fft_size).reshape(n_frames, average, fft_size)
         z *= amp[:, None, :]
         return sfft.ifft(z, axis=2, overwrite_x=True).reshape(-1)
     power = np.repeat(1.0 + snr, fft_size // n_ch, axis=1)                  # [frames, fft] shifted order

@@ -26,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft as sfft
 
+from ..frames import rows
 from ..sim import fftconv, noise_bank, rrc_taps
 
 N_BEAMS = 24
@@ -127,26 +129,20 @@ def _paths(rng, fe: FrontEnd, beams, positions, pad: int):
     reflections, each through the beam's array gain, at fractional delays)."""
     b = len(beams)
     pos = rng.integers(0, len(POSITIONS), b) if positions is None else np.asarray(positions, int)
-    n_paths = 1 + len(POSITIONS[0][1])
-    ang = np.empty((b, n_paths))
-    dly = np.empty((b, n_paths))
-    loss = np.empty((b, n_paths))
-    for i, (los, refl) in enumerate(POSITIONS):
-        m = pos == i
-        ang[m] = [los] + [a for a, _, _ in refl]
-        dly[m] = [0.0] + [d for _, d, _ in refl]
-        loss[m] = [0.0] + [l for _, _, l in refl]
-    ang += rng.normal(0.0, 0.5, (b, n_paths))
-    loss += rng.normal(0.0, 0.5, (b, n_paths))
+    ang, dly, loss = (a[pos] for a in _PATH_TABLES)                    # [B, paths] each
+    n_paths = ang.shape[1]
+    ang = ang + rng.normal(0.0, 0.5, (b, n_paths))
+    loss = loss + rng.normal(0.0, 0.5, (b, n_paths))
     amp = 10 ** (-loss / 20) * np.exp(1j * rng.uniform(0, 2 * np.pi, (b, n_paths)))
     h = amp * beam_gain(fe, beams[:, None], ang)                       # [B, paths]
-    # delayed copies (fractional delays through a short windowed-sinc)
-    taps = np.zeros((b, pad), complex)
-    t = np.arange(pad)
-    for p in range(n_paths):
-        k = np.sinc(t[None, :] - 4 - dly[:, p:p + 1]) * np.hanning(pad + 2)[1:-1][None, :]
-        taps += h[:, p:p + 1] * k
-    return pos, taps
+    # delayed copies (fractional delays through a short windowed-sinc), all paths at once
+    k = np.sinc(np.arange(pad)[None, None, :] - 4 - dly[:, :, None]) * np.hanning(pad + 2)[1:-1]
+    return pos, np.einsum("bp,bpt->bt", h, k)
+
+
+# each receiver position's paths (line of sight, then the reflections): angle, delay, loss [positions, paths]
+_PATH_TABLES = tuple(np.array([[path[j] for path in ((los, 0.0, 0.0), *refl)] for los, refl in POSITIONS])
+                     for j in range(3))
 
 
 def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_LENGTH,
@@ -202,6 +198,7 @@ class FastGenerator:
         self.rng = rng
         self.noise = noise_bank(rng, self.BANK)
         self._fe = {}
+        self._turns = np.exp(2j * np.pi * np.arange(PERIOD) / PERIOD).astype(np.complex64)
 
     def _front_end(self, fe: FrontEnd):
         c = self._fe.get(fe.index)
@@ -223,8 +220,11 @@ class FastGenerator:
         pos, taps = _paths(rng, fe, np.asarray(beams, int), positions, pad)
         # each frame starts at its own place in the period: a circular shift, done as a phase ramp on the spectrum
         shift = (start + pad) % PERIOD
-        ramp = np.exp(2j * np.pi * np.outer(shift, np.arange(PERIOD)) / PERIOD)
-        period = np.fft.ifft(spec[None, :] * np.fft.fft(taps, PERIOD, axis=1) * ramp, axis=1).astype(np.complex64)
+        ramp = self._turns[(shift[:, None] * np.arange(PERIOD)[None, :]) % PERIOD]      # exp(2j pi shift k / PERIOD)
+        period = sfft.fft(taps.astype(np.complex64), PERIOD, axis=1)
+        period *= spec.astype(np.complex64)[None, :]
+        period *= ramp
+        period = sfft.ifft(period, axis=1, overwrite_x=True)
         n = np.arange(length)
         if length % PERIOD == 0:
             y = np.tile(period, (1, length // PERIOD))
@@ -234,14 +234,16 @@ class FastGenerator:
             sig_pow = np.mean(np.abs(y) ** 2, axis=1)
         cfo = fe.cfo + rng.normal(0.0, 2e-5, b)
         m = int(np.ceil(np.sqrt(length)))
-        hi = np.exp(2j * np.pi * cfo[:, None] * (m * np.arange(m))[None, :] + 1j * rng.uniform(0, 2 * np.pi, (b, 1)))
-        lo = np.exp(2j * np.pi * cfo[:, None] * np.arange(m)[None, :])
-        y *= (hi[:, :, None] * lo[:, None, :]).reshape(b, -1)[:, :length].astype(np.complex64)
         j = rng.integers(1, self.BANK - length, b)
-        y *= phase_bank[j[:, None] + n[None, :]] * np.conj(phase_bank[j - 1])[:, None]
         snr_ref = rng.uniform(snr_ref_db[0], snr_ref_db[1], b)
-        y *= (10 ** (snr_ref / 20)).astype(np.float32)[:, None]
-        y += self.noise[rng.integers(0, self.BANK - length, b)[:, None] + n[None, :]]
+        # per frame: a random phase, the level, and the phase walk made to start at 0 (in the coarse rotation)
+        gain = np.exp(1j * rng.uniform(0, 2 * np.pi, b)) * 10 ** (snr_ref / 20) * np.conj(phase_bank[j - 1])
+        hi = np.exp(2j * np.pi * cfo[:, None] * (m * np.arange(m))[None, :]) * gain[:, None]
+        lo = np.exp(2j * np.pi * cfo[:, None] * np.arange(m)[None, :])
+        hi, lo = hi.astype(np.complex64), lo.astype(np.complex64)
+        y *= (hi[:, :, None] * lo[:, None, :]).reshape(b, -1)[:, :length]
+        y *= rows(phase_bank, j, length)
+        y += rows(self.noise, rng.integers(0, self.BANK - length, b), length)
         snr = 10 * np.log10(np.maximum(sig_pow, 1e-30)) + snr_ref
         return y, {"position": pos, "snr": snr.astype(np.float32)}
 
