@@ -80,6 +80,27 @@ def test_every_frame_once_in_order_and_the_items_unchanged(policy, every_n):
     assert max(len(b) for b in got) <= 1.5 * B
 
 
+def test_skip_policy_queues_frames_in_max_pending_plus_one_buffers_made_at_the_start():
+    """Frames wait for inference in preallocated batch buffers, reused, never more than
+    max_pending + 1 of them, each batch at most batch_frames (so it fits)."""
+    seen, lock = set(), threading.Lock()
+
+    def tracking(frames):
+        with lock:
+            seen.add(frames.__array_interface__["data"][0] if frames.base is None else id(frames.base))
+        return infer(frames)
+    L, B = 8, 5
+    x = np.arange(L * 400, dtype=np.complex64)
+    runner = InlineRunner(tracking, FrameGrid(L), B, "skip", max_pending=3)
+    y, got = stream_through(runner, x, L * np.random.default_rng(0).integers(1, 30, 10000))
+    np.testing.assert_array_equal(y, x)
+    assert 1 <= len(seen) <= 4 and max(len(b) for b in got) <= B
+    c = runner.metrics()
+    assert c["frames"] == 400 and c["submitted"] + c["skipped"] == 400
+    firsts = np.concatenate([b.result.first for b in got])
+    np.testing.assert_array_equal(firsts, np.concatenate([b.offsets for b in got]))    # no buffer reused too early
+
+
 def test_block_policy_overlaps_the_copy_and_publishing_with_the_next_batch():
     """Batch k is published while batch k+1 runs (its ``during``), the copy while the first runs."""
     events = []

@@ -57,12 +57,12 @@ def sources(out="results/sources/bench.json", seconds=5.0, runs=3):
 
 
 # the live classifier's buffers, from its parameters: input (history) and output buffers of
-# complex64, and the frames waiting for inference (each batch is copied once)
-def classifier_buffers(batch_frames=512, max_pending=8, frame=1024) -> dict:
+# complex64, and the batch buffers that frames wait for inference in (max_pending + 1, made at the start)
+def classifier_buffers(batch_frames=512, max_pending=16, frame=1024) -> dict:
     batch = batch_frames * frame * 8
     hist = (max_pending + 2) * batch
     return {"batch_mib": batch / 2 ** 20, "input_buffer_mib": hist / 2 ** 20,
-            "output_buffer_mib": (hist + 2 * batch) / 2 ** 20, "waiting_frames_mib": max_pending * batch / 2 ** 20}
+            "output_buffer_mib": (hist + 2 * batch) / 2 ** 20, "waiting_frames_mib": (max_pending + 1) * batch / 2 ** 20}
 
 
 DEFAULTS = {"amc": 1e6, "protobeam": 1e6, "forecast": 4e6}
@@ -78,13 +78,13 @@ def memory(out="results/memory/bench.json", minutes=0.5):
                             "--warmup", "10", "--out", path], check=True, stdout=subprocess.DEVNULL)
             s = json.load(open(path))
         rows.append({"flowgraph": f"{fg}_headless", "rate_msps": rate / 1e6, "rss_mb": s["rss_end_mb"],
-                     "rss_first_mb": s["rows"][0]["rss_mb"]})
+                     "pss_mb": s["rows"][-1]["pss_mb"], "rss_first_mb": s["rows"][0]["rss_mb"]})
     bufs = classifier_buffers()
     res = {"machine": machine(), "rows": rows, "amc_classifier_buffers": bufs}
-    emit(f"{'flowgraph':<22}{'rate (MS/s)':>12}{'RSS (MB)':>10}")
+    emit(f"{'flowgraph':<22}{'rate (MS/s)':>12}{'RSS (MB)':>10}{'PSS (MB)':>10}")
     for r in rows:
-        emit(f"{r['flowgraph']:<22}{r['rate_msps']:>12g}{r['rss_mb']:>10.1f}")
-    emit("amc_classifier, live, 512-frame batches, max_pending 8: " +
+        emit(f"{r['flowgraph']:<22}{r['rate_msps']:>12g}{r['rss_mb']:>10.1f}{r['pss_mb']:>10.1f}")
+    emit("amc_classifier, live, 512-frame batches, max_pending 16: " +
          ", ".join(f"{k} {v:.0f}" for k, v in bufs.items()))
     _write(out, res)
     return res

@@ -62,27 +62,33 @@ class FrameGrid:
         self.next = int(last)
 
     @staticmethod
-    def chunks(sel: np.ndarray, batch: int, whole: bool = False) -> list:
+    def chunks(sel: np.ndarray, batch: int, whole: bool = False, most: bool = False) -> list:
         """Split selected frames into batches: ``whole``: batches of exactly ``batch``
-        (the rest is left for later, see :meth:`whole_batches`); otherwise near-equal
+        (the rest is left for later, see :meth:`whole_batches`); ``most``: near-equal
+        chunks of at most ``batch`` (to fit buffers of that size); otherwise near-equal
         chunks of about ``batch`` (0.67x to 1.5x), since a leftover of a frame or two
         would otherwise make a batch of its own and pay a whole run's overhead."""
         if not len(sel):
             return []
         if whole:
             return np.split(sel, len(sel) // batch)
-        return np.array_split(sel, max(1, round(len(sel) / batch)))
+        return np.array_split(sel, -(-len(sel) // batch) if most else max(1, round(len(sel) / batch)))
 
-    def take(self, buf: np.ndarray, base: int, idx: np.ndarray, copy: bool = False) -> np.ndarray:
+    def take(self, buf: np.ndarray, base: int, idx: np.ndarray, copy: bool = False, out=None) -> np.ndarray:
         """Frames ``idx`` from ``buf``, whose item 0 is absolute item ``base``: [len(idx),
         length, ...].  Back-to-back consecutive frames are a view (``copy`` for data read
-        after GNU Radio reuses the buffer); other frames are gathered."""
+        after GNU Radio reuses the buffer); other frames are gathered.  ``out``: an array
+        of at least len(idx) frames to copy them into (its first len(idx) are returned)."""
         starts = self.start(idx) - base
         if self.hop == self.length and (len(idx) < 2 or np.all(np.diff(idx) == 1)):
             s = int(starts[0]) if len(idx) else 0
-            out = buf[s:s + len(idx) * self.length].reshape((len(idx), self.length) + buf.shape[1:])
-            return out.copy() if copy else out
-        return rows(buf, starts, self.length)
+            frames = buf[s:s + len(idx) * self.length].reshape((len(idx), self.length) + buf.shape[1:])
+        else:
+            frames = rows(buf, starts, self.length)
+        if out is not None:
+            out[:len(idx)] = frames
+            return out[:len(idx)]
+        return frames.copy() if copy else frames
 
     def batches(self, samples: np.ndarray, batch: int = 256):
         """(offsets, frames) batches of every selected whole frame of a finite array (a

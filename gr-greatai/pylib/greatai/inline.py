@@ -140,15 +140,16 @@ class InferenceWorker:
     when full (policy ``"skip"``: the caller counts the frames as skipped, the stream
     goes on) or waits for room (policy ``"block"``: back-pressure, every frame is done).
     Each job carries ``key`` (e.g. the absolute sample offset of its first frame) so a
-    caller can hold output back until the results for it are known.
+    caller can hold output back until the results for it are known.  ``release(data)``,
+    if given, is called when a job's ``fn`` has returned (its buffer may be reused).
     """
 
-    def __init__(self, fn, max_pending: int = 4, policy: str = "skip", name: str = "greatai-worker"):
+    def __init__(self, fn, max_pending: int = 4, policy: str = "skip", name: str = "greatai-worker", release=None):
         if policy not in POLICIES:
             raise ValueError(f"overload policy must be 'skip' or 'block', got {policy!r}")
         if int(max_pending) < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
-        self.fn = fn
+        self.fn, self.release = fn, release
         self.max_pending = int(max_pending)
         self.policy = policy
         self._cv = threading.Condition()
@@ -173,6 +174,8 @@ class InferenceWorker:
                 res, err = self.fn(data), None
             except Exception as e:  # a failing batch must not kill the worker or the flowgraph
                 res, err = None, e
+            if self.release is not None:
+                self.release(data)
             with self._cv:
                 self._todo.popleft()
                 if err is not None:
@@ -265,7 +268,9 @@ class InlineRunner:
         self.infer, self.grid, self.batch_frames = infer, grid, int(batch_frames)
         self.sync, self.overlap = policy == "block", bool(overlap)
         self.max_pending = int(max_pending)
-        self.worker = None if self.sync else InferenceWorker(infer, max_pending, policy, name)
+        self.worker = None if self.sync else InferenceWorker(lambda job: infer(job[0][:job[1]]), max_pending,
+                                                             policy, name, release=lambda job: self._free.append(job[0]))
+        self._free = None       # 'skip': the batch buffers that frames wait for inference in
         self._entry_next = grid.next           # the grid's position when the current work() began
         self.log = log or (lambda level, text: None)
         self.throttle = Throttle(5.0)
@@ -312,18 +317,22 @@ class InlineRunner:
                 last = int(sel[-1]) + 1
                 n = int(grid.start(last - 1)) + grid.length - r if grid.hop == grid.length else n
             self.counts["frames"] += last - first
-            for idx in grid.chunks(sel, B, whole):
-                frames = grid.take(inp, r, idx, copy=not self.sync)
+            for idx in grid.chunks(sel, B, whole, most=not self.sync):
                 offsets = grid.start(idx)
                 if self.sync:
                     self.counts["submitted"] += len(idx)
-                    b = self._run(offsets, frames, side_work if self.overlap else None)
+                    b = self._run(offsets, grid.take(inp, r, idx), side_work if self.overlap else None)
                     side_work()       # no-op unless the batch failed before it ran side_work
                     todo.append(b)    # published during the next batch's inference, or below
-                elif self.worker.submit(int(offsets[0]), offsets, frames):
-                    self.counts["submitted"] += len(idx)
-                else:
-                    self._skip(len(idx))
+                    continue
+                buf = self._buffer(inp)
+                if buf is not None:
+                    grid.take(inp, r, idx, out=buf)
+                    if self.worker.submit(int(offsets[0]), offsets, (buf, len(idx))):
+                        self.counts["submitted"] += len(idx)
+                        continue
+                    self._free.append(buf)
+                self._skip(len(idx))
             grid.done_until(last)
             if self.sync:
                 side_work()
@@ -334,6 +343,19 @@ class InlineRunner:
         if not copied:
             out[:limit] = inp[:limit]
         return limit
+
+    def _buffer(self, inp):
+        """A free batch buffer ('skip'), or None when all are taken.  The ``max_pending`` + 1
+        buffers (the queue and the one being filled) are made, and written to, at the first
+        call: the memory the queue can ever hold is resident from the start, and the copies
+        that wait for inference never come from (or fragment) the heap."""
+        if self._free is None:
+            shape = (self.batch_frames, self.grid.length) + inp.shape[1:]
+            self._free = collections.deque(np.full(shape, 0, inp.dtype) for _ in range(self.max_pending + 1))
+        try:
+            return self._free.popleft()
+        except IndexError:
+            return None
 
     def _hold_back(self, r, n, publish, written) -> int:
         """Items that may leave now: up to the oldest frame whose result is not back."""

@@ -174,6 +174,8 @@ def beam_display_item(d: dict):
     None if it is not one."""
     if not isinstance(d, dict) or not isinstance(d.get("beam"), np.ndarray):
         return None
+    if any(np.iscomplexobj(d.get(k)) for k in ("beam", "confidence", "embedding", "shots", "prototypes")):
+        return None                                     # not a record this block sent
     dim = int(d.get("dim") or 0)
 
     def mat(key):

@@ -38,7 +38,7 @@ class amc_classifier(gr.sync_block):
     """
 
     def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
-                 overload="skip", max_pending=8, batch_rate=30.0, message_rate=1000.0):
+                 overload="skip", max_pending=16, batch_rate=30.0, message_rate=1000.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
         self.engine = EarlyExitEngine(model, provider, int(threads), None if float(threshold) < 0 else threshold)
         self.L = self.engine.frame_length
