@@ -110,6 +110,31 @@ class Subscriber:
         self.proc.wait(5)
 
 
+def class_rates(seconds: float = 1.5, batch: int = 512) -> list:
+    """The shipped AMC model alone (both cores, the block's engine), class by class at
+    10-20 dB from the simulated radio: MS/s and the share of frames that go on to stage 2.
+    The early-exit model's cost follows the signal, so a fixed-rate stream's queue grows
+    through the costly dwells; this says by how much, on this machine, in this run."""
+    import numpy as np
+    from greatai import sim
+    from greatai.amc.engine import EarlyExitEngine
+    eng = EarlyExitEngine("", "cpu", 2, None)
+    L, out = eng.frame_length, []
+    for ci, cls in enumerate(sim.CLASSES):
+        cond = sim.Conditions(max_cfo=0.01, fading_prob=0.5)           # sim_source's defaults
+        st = sim.StreamSimulator(f"{cls}:1", 8e6, (10, 20), seed=ci, cond=cond)
+        x = st.read(batch * L * 4)[0].reshape(4, batch, L)
+        st.close()
+        eng.classify(x[0])
+        t, k, e2 = time.perf_counter(), 0, 0
+        while time.perf_counter() - t < seconds:
+            e2 += int(np.count_nonzero(eng.classify(x[k % 4]).exit == 2))
+            k += 1
+        dt = time.perf_counter() - t
+        out.append({"class": cls, "msps": round(k * batch * L / dt / 1e6, 2), "stage2_share": round(e2 / (k * batch), 3)})
+    return out
+
+
 def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, warmup=60.0, out=None, png=None,
         quiet=False):
     """Run the soak; returns the result dict (also written to ``out`` and drawn to ``png``)."""
@@ -117,6 +142,15 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if subscriber not in ("absent", "slow", "fast"):
         raise ValueError(f"subscriber must be absent, slow or fast, got {subscriber!r}")
+    say = (lambda *a: None) if quiet else emit
+    rates = None
+    if task == "amc":                   # in a process of its own: the soak's memory is the flowgraph's alone
+        rates = json.loads(subprocess.run([sys.executable, "-c", "import json; from greatai_apps.bench_soak import "
+                                           "class_rates; print(json.dumps(class_rates()))"],
+                                          check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    if rates:
+        say("the model alone, class by class (MS/s, share to stage 2): "
+            + ", ".join(f"{r['class']} {r['msps']:g} ({r['stage2_share']:.2f})" for r in rates))
     cls = load_flowgraph(task)
     addr = free_address()
     kw = {"samp_rate": float(rate), "duration": 0, "address": addr, "json_address": addr,
@@ -130,7 +164,6 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     rows, t0 = [], time.monotonic()
     cpu0 = sum(os.times()[:2])
     tb.start()
-    say = (lambda *a: None) if quiet else emit
     say(f"soak: {task}_headless at {rate / 1e6:g} MS/s for {minutes:g} min, subscriber {subscriber}, "
         f"{machine()['cpu']}")
     per_item = SAMPLES_PER_ITEM[task](model)            # IQ samples per counted item
@@ -170,6 +203,7 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     res = summarise(task, rate, minutes, subscriber, warmup, rows, stop_s, final_m, final_s,
                     sub.counts if sub else None, done_key, seen_key)
     after = [r for r in rows if r["t"] >= warmup] or rows
+    res["class_rates"] = rates
     res["in_msps_mean"] = round(sum(r["in_msps"] for r in after) / max(1, len(after)), 3)
     say(f"input {res['in_msps_mean']} MS/s of {rate / 1e6:g} asked; stop: {stop_s:.2f} s; "
         f"RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "

@@ -96,6 +96,8 @@ def amc_display_item(d: dict, classes):
     arrays for the AMC panel; None if it is neither."""
     if not isinstance(d, dict) or "label" not in d:
         return None
+    if any(np.iscomplexobj(d.get(k)) for k in ("label", "exit", "confidence", "probs")):
+        return None                                     # not a record a classifier sent
     if isinstance(d["label"], np.ndarray):                        # a batch
         return (np.asarray(d["label"], np.int64), np.asarray(d.get("exit", []), np.int64),
                 np.asarray(d.get("confidence", []), np.float32), np.asarray(d.get("probs", []), np.float32))

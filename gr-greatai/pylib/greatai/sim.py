@@ -346,7 +346,8 @@ class StreamSimulator:
         self._dwell_left = 0
         self._events = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="greatai-sim")
-        self._ahead = self._worker.submit(self._prepare)
+        self._ahead = None        # the first dwell is made at the first read: the worker starts only then, after
+        #                           GNU Radio has mapped its buffers (its mappings, raced, failed with shmat EINVAL)
 
     def set_snr(self, lo, hi=None):
         hi = lo if hi is None else hi
