@@ -49,7 +49,8 @@ while True:
             time.sleep(0.01)                      # one message every 10 ms at most
     if time.monotonic() - last >= 0.5:
         last = time.monotonic()
-        print(json.dumps({"messages": msgs, "frames": frames}), flush=True)
+        sys.stdout.write(json.dumps({"messages": msgs, "frames": frames}) + "\n")    # to the soak, line by line
+        sys.stdout.flush()
 """
 
 
@@ -146,7 +147,7 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     rates = None
     if task == "amc":                   # in a process of its own: the soak's memory is the flowgraph's alone
         rates = json.loads(subprocess.run([sys.executable, "-c", "import json; from greatai_apps.bench_soak import "
-                                           "class_rates; print(json.dumps(class_rates()))"],
+                                           "class_rates; import sys; sys.stdout.write(json.dumps(class_rates()))"],
                                           check=True, capture_output=True, text=True).stdout.splitlines()[-1])
     if rates:
         say("the model alone, class by class (MS/s, share to stage 2): "
