@@ -4,7 +4,7 @@ with an absent, slow or fast ZMQ subscriber.
 The flowgraph is the shipped one (``flowgraphs/<task>_headless.grc``, compiled by grcc),
 run in this process so its blocks' counters can be read; the subscriber is a separate
 process.  Every ``interval`` seconds one row: memory (RSS, PSS and the anonymous heap,
-see :func:`memory_mb`), CPU share, frames classified and skipped, results published
+see :func:`greatai.procmem.memory_mb`), CPU share, frames classified and skipped, results published
 (frames sent as JSON) and dropped, and what the subscriber received.  At the end the
 stop latency (``tb.stop(); tb.wait()``), JSON and a PNG of memory and rates over time.
 """
@@ -19,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from greatai import procmem
 
 from .benchutil import emit, machine
 
@@ -70,23 +72,6 @@ def load_flowgraph(task: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return getattr(mod, f"{task}_headless")
-
-
-def memory_mb() -> dict:
-    """This process's memory (MB): ``rss`` as top shows it; ``pss``, which counts a page
-    mapped twice once (GNU Radio maps every stream buffer twice, back to back, so that
-    a wrapped window is contiguous: RSS counts each page of the second alias again once
-    a window first reaches into it, a growth bounded by the buffers' size that is no new
-    memory); ``anon``, the private heap (numpy, ONNX Runtime, Python objects): where a
-    leak would show."""
-    want = {"Rss:": "rss", "Pss:": "pss", "Anonymous:": "anon"}
-    out = dict.fromkeys(want.values(), float("nan"))
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            k = line.split(":", 1)[0] + ":"
-            if k in want:
-                out[want[k]] = round(int(line.split()[1]) / 1024, 1)
-    return out
 
 
 class Subscriber:
@@ -168,7 +153,7 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     say(f"soak: {task}_headless at {rate / 1e6:g} MS/s for {minutes:g} min, subscriber {subscriber}, "
         f"{machine()['cpu']}")
     per_item = SAMPLES_PER_ITEM[task](model)            # IQ samples per counted item
-    say(f"{'t (s)':>7}{'RSS MB':>9}{'PSS MB':>9}{'anon MB':>9}{'CPU %':>7}{'in MS/s':>9}{'done/s':>9}{'skipped':>9}{'published':>11}{'dropped':>9}"
+    say(f"{'t (s)':>7}{'RSS MB':>9}{'PSS MB':>9}{'anon MB':>9}{'shmem MB':>9}{'CPU %':>7}{'in MS/s':>9}{'done/s':>9}{'skipped':>9}{'published':>11}{'dropped':>9}"
         f"{'received':>10}")
     prev = None
     try:
@@ -177,8 +162,8 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
             time.sleep(max(0.0, min(interval, end - time.monotonic())))
             now = time.monotonic()
             m, s = model.metrics(), sink.metrics()
-            mem = memory_mb()
-            row = {"t": round(now - t0, 2), "rss_mb": mem["rss"], "pss_mb": mem["pss"], "anon_mb": mem["anon"],
+            mem = procmem.memory_mb()
+            row = {"t": round(now - t0, 2), **{f"{k}_mb": v for k, v in mem.items()},
                    "cpu_s": sum(os.times()[:2]) - cpu0, "seen": int(m.get(seen_key, 0)),
                    "done": int(m.get(done_key, 0)), "skipped": int(m.get("skipped", 0)),
                    "invalid": int(m.get("invalid", 0)), "unpublished": int(m.get("unpublished", 0)),
@@ -190,7 +175,7 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
             row["in_msps"] = round((row["seen"] - (prev["seen"] if prev else 0)) * per_item / max(dt, 1e-9) / 1e6, 3)
             rows.append(row)
             prev = row
-            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['pss_mb']:>9.1f}{row['anon_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['in_msps']:>9.2f}"
+            say(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}{row['pss_mb']:>9.1f}{row['anon_mb']:>9.1f}{row['shmem_mb']:>9.1f}{row['cpu_pct']:>7.0f}{row['in_msps']:>9.2f}"
                 f"{row['done_per_s']:>9.0f}"
                 f"{row['skipped']:>9}{row['published']:>11}{row['dropped']:>9}{row['received']:>10}")
     finally:
@@ -208,7 +193,8 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
     res["in_msps_mean"] = round(sum(r["in_msps"] for r in after) / max(1, len(after)), 3)
     say(f"input {res['in_msps_mean']} MS/s of {rate / 1e6:g} asked; stop: {stop_s:.2f} s; "
         f"RSS after warm-up {res['rss_after_warmup_mb']} -> {res['rss_end_mb']} MB "
-        f"(growth {res['rss_growth_mb']} MB; PSS {res['pss_growth_mb']}, anonymous {res['anon_growth_mb']}); classified {res['classified_share_pct']} %, published "
+        f"(growth {res['rss_growth_mb']} MB; PSS {res['pss_growth_mb']}, anonymous {res['anon_growth_mb']}, shared "
+        f"{res['shmem_growth_mb']}); classified {res['classified_share_pct']} %, published "
         f"{res['published_share_pct']} % of the classified")
     if out:
         from greatai.fileio import atomic_write
@@ -228,7 +214,7 @@ def summarise(task, rate, minutes, subscriber, warmup, rows, stop_s, m, s, sub, 
             "rss_after_warmup_mb": after[0]["rss_mb"] if after else None,
             "rss_end_mb": rows[-1]["rss_mb"] if rows else None,
             **{f"{k}_growth_mb": round(max(r[f"{k}_mb"] for r in after) - after[0][f"{k}_mb"], 1) if after else None
-               for k in ("rss", "pss", "anon")},
+               for k in ("rss", "pss", "anon", "shmem")},
             "seen": seen, "classified": done, "skipped": int(m.get("skipped", 0)),
             "classified_share_pct": round(100 * done / max(1, seen), 3),
             "published": int(s["frames_sent"]), "dropped": int(s["frames_dropped"]),
@@ -251,7 +237,8 @@ def plot(res: dict, png: str):
     rows = res["rows"]
     t = [r["t"] / 60 for r in rows]
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for key, label in (("rss", "RSS"), ("pss", "PSS (buffer aliases once)"), ("anon", "anonymous (heap)")):
+    for key, label in (("rss", "RSS"), ("pss", "PSS (buffer aliases once)"), ("anon", "anonymous (heap)"),
+                       ("shmem", "shared (stream buffers, both aliases)")):
         a.plot(t, [r.get(f"{key}_mb") for r in rows], "o-", ms=3, label=label)
     a.axvline(res["warmup_s"] / 60, color="grey", ls=":", label="end of warm-up")
     a.set_ylabel("memory (MB)")

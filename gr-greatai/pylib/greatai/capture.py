@@ -162,22 +162,19 @@ def _write_samples(f, x) -> int:
     return len(x)
 
 
-def _write_meta_making_room(base, data_p, rate, ann, description, extra, freq, tries=4):
-    """The metadata of a finished recording; on a full disk the data is cut by 1 MiB at a
-    time (at most ``tries`` times) to make room, so a valid, shorter recording is left."""
-    from .recording import write_sigmf_meta
-    for i in range(tries):
-        try:
-            return write_sigmf_meta(base, data_p, rate, ann, description, extra, freq=freq)
-        except OSError as e:
-            size = os.path.getsize(data_p)
-            if i == tries - 1 or size == 0:
-                raise CaptureError(f"cannot write the metadata of {data_p.name} ({e.strerror or e})") from None
-            keep = max(0, (size - (1 << 20)) // 8 * 8)
-            os.truncate(data_p, keep)
-            for a in ann:
-                a["core:sample_count"] = min(a["core:sample_count"], keep // 8)
-            extra["greatai:ended_early"] = f"error: {e.strerror or e} (cut to {keep // 8} samples for the metadata)"
+def _write_meta_making_room(base, data_p, rate, ann, description, extra, freq):
+    """The metadata of a finished recording, cutting the data to make room on a full disk."""
+    from .recording import write_making_room, write_sigmf_meta
+
+    def cut(keep, e):
+        for a in ann:
+            a["core:sample_count"] = min(a["core:sample_count"], keep)
+        extra["greatai:ended_early"] = f"error: {e.strerror or e} (cut to {keep} samples for the metadata)"
+    try:
+        return write_making_room(lambda: write_sigmf_meta(base, data_p, rate, ann, description, extra, freq=freq),
+                                 data_p, cut)
+    except OSError as e:
+        raise CaptureError(f"cannot write the metadata of {data_p.name} ({e.strerror or e})") from None
 
 
 def capture(reader, out, rate, seconds, freq=0.0, annotation=None, description="", progress=True,

@@ -34,18 +34,23 @@ def open_recording(path) -> Recording:
     return Recording(path, _memmap(path), None)
 
 
-def _memmap(data: Path, header_bytes: int = 0) -> np.ndarray:
+def _memmap(data: Path, header_bytes: int = 0, samples: int | None = None) -> np.ndarray:
     try:
         size = data.stat().st_size - header_bytes
     except OSError as e:
         raise RecordingError(f"cannot read {data}: {e.strerror}") from None
+    if samples is not None:
+        if size < 8 * samples:
+            raise RecordingError(f"{data}: {size} bytes of sample data, fewer than the {samples} samples its "
+                                 "metadata says were written")
+        size = 8 * samples
     if size < 0 or size % 8:
         raise RecordingError(f"{data}: {size} bytes of sample data is not a whole number of cf32 samples "
                              "(8 bytes each): truncated, or not complex float32")
     if size == 0:
         return np.zeros(0, np.complex64)
     try:
-        return np.memmap(data, dtype=np.complex64, mode="r", offset=header_bytes)
+        return np.memmap(data, dtype=np.complex64, mode="r", offset=header_bytes, shape=(size // 8,))
     except (OSError, ValueError) as e:
         raise RecordingError(f"cannot map {data}: {e}") from None
 
@@ -74,6 +79,12 @@ def _open_sigmf(path: Path) -> Recording:
     if not data_p.exists():
         raise RecordingError(f"SigMF data file not found: {data_p}")
     header = sum(int(c.get("core:header_bytes", 0)) for c in meta.get("captures", []))
+    committed = glob.get("greatai:committed_samples")
+    if committed is not None and not glob.get("greatai:complete", True):
+        # a recording that sigmf_recorder did not finish (a crash): the samples its
+        # metadata was last written for (the data may go on, or end in a torn sample)
+        return Recording(meta_p, _memmap(data_p, header, int(committed)), glob.get("core:sample_rate"),
+                         list(meta.get("annotations", [])), meta)
     return Recording(meta_p, _memmap(data_p, header), glob.get("core:sample_rate"),
                      list(meta.get("annotations", [])), meta)
 
@@ -115,18 +126,36 @@ def labelled_frames(path, frame_length: int) -> list:
     return out
 
 
+def write_making_room(write, data_p, on_cut, tries: int = 4):
+    """``write()`` the metadata of the cf32 data file ``data_p``; on a full disk the data is
+    cut by 1 MiB at a time (at most ``tries`` times, ``on_cut(samples_kept, error)`` after
+    each cut) to make room, so that a valid, shorter recording is left.  The last OSError
+    is raised if even that fails."""
+    import os
+    for i in range(tries):
+        try:
+            return write()
+        except OSError as e:
+            size = os.path.getsize(data_p)
+            if i == tries - 1 or size == 0:
+                raise
+            keep = max(0, (size - (1 << 20)) // 8 * 8)
+            os.truncate(data_p, keep)
+            on_cut(keep // 8, e)
+
+
 def write_sigmf(base, samples: np.ndarray, samp_rate: float, annotations=(), description: str = "",
                 extra_global: dict | None = None) -> Path:
     """Write ``base.sigmf-data`` (cf32_le) and ``base.sigmf-meta`` atomically: the data file
     first, then the metadata, each through a temporary file and a rename.  Returns the meta path."""
     from .fileio import atomic_write
-    base = _base(base)
+    base = base_path(base)
     data_p = Path(str(base) + ".sigmf-data")
     atomic_write(data_p, np.ascontiguousarray(samples, dtype=np.complex64).tobytes())
     return write_sigmf_meta(base, data_p, samp_rate, annotations, description, extra_global)
 
 
-def _base(base) -> Path:
+def base_path(base) -> Path:
     base = Path(base)
     return base.with_suffix("") if base.suffix in (".sigmf-meta", ".sigmf-data") else base
 
@@ -135,7 +164,7 @@ def write_sigmf_meta(base, data_p, samp_rate: float, annotations=(), description
                      extra_global: dict | None = None, freq: float = 0.0) -> Path:
     """Write ``base.sigmf-meta`` atomically for the (complete) cf32_le data file data_p."""
     from .fileio import atomic_write, file_digest
-    meta_p = Path(str(_base(base)) + ".sigmf-meta")
+    meta_p = Path(str(base_path(base)) + ".sigmf-meta")
     glob = {"core:datatype": "cf32_le", "core:sample_rate": float(samp_rate), "core:version": "1.0.0",
             "core:recorder": "gr-greatai", "core:sha512": file_digest(data_p, "sha512"),
             # greatai:snr_db (annotations) and greatai:seed (global) are our extension fields

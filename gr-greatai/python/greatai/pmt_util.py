@@ -3,6 +3,8 @@ subscriber checks, throttled logging, guarded work() and stop().  PMT conversion
 :mod:`codec`."""
 import pmt
 
+from greatai import procmem
+
 
 def has_subscribers(block, port: str) -> bool:
     subs = block.message_subscribers(pmt.intern(port))
@@ -125,7 +127,14 @@ def subscriber_names(block, port: str) -> list:
 
 
 def publisher_started(block, ports):
-    """A model block's start(): the sinks on ``ports`` will wait for its stop()."""
+    """A model block's start(): the flowgraph's stream buffers are faulted in (so that the
+    radio's RSS is known now and does not creep as the stream reaches each buffer page and
+    its second alias for the first time, see :mod:`greatai.procmem`), and the sinks on
+    ``ports`` will wait for its stop()."""
+    touched = procmem.prefault_shared()
+    if touched["mappings"] or touched["failed"]:
+        block.logger.debug(f"stream buffers faulted in: {touched['mb']} MB in {touched['mappings']} mappings"
+                           + (f", {touched['failed']} unreadable" if touched["failed"] else ""))
     names = {n for p in ports for n in subscriber_names(block, p)}
     block._final_targets = names
     with _COND:
