@@ -34,18 +34,23 @@ def open_recording(path) -> Recording:
     return Recording(path, _memmap(path), None)
 
 
-def _memmap(data: Path, header_bytes: int = 0) -> np.ndarray:
+def _memmap(data: Path, header_bytes: int = 0, samples: int | None = None) -> np.ndarray:
     try:
         size = data.stat().st_size - header_bytes
     except OSError as e:
         raise RecordingError(f"cannot read {data}: {e.strerror}") from None
+    if samples is not None:
+        if size < 8 * samples:
+            raise RecordingError(f"{data}: {size} bytes of sample data, fewer than the {samples} samples its "
+                                 "metadata says were written")
+        size = 8 * samples
     if size < 0 or size % 8:
         raise RecordingError(f"{data}: {size} bytes of sample data is not a whole number of cf32 samples "
                              "(8 bytes each): truncated, or not complex float32")
     if size == 0:
         return np.zeros(0, np.complex64)
     try:
-        return np.memmap(data, dtype=np.complex64, mode="r", offset=header_bytes)
+        return np.memmap(data, dtype=np.complex64, mode="r", offset=header_bytes, shape=(size // 8,))
     except (OSError, ValueError) as e:
         raise RecordingError(f"cannot map {data}: {e}") from None
 
@@ -74,6 +79,12 @@ def _open_sigmf(path: Path) -> Recording:
     if not data_p.exists():
         raise RecordingError(f"SigMF data file not found: {data_p}")
     header = sum(int(c.get("core:header_bytes", 0)) for c in meta.get("captures", []))
+    committed = glob.get("greatai:committed_samples")
+    if committed is not None and not glob.get("greatai:complete", True):
+        # a recording that sigmf_recorder did not finish (a crash): the samples its
+        # metadata was last written for (the data may go on, or end in a torn sample)
+        return Recording(meta_p, _memmap(data_p, header, int(committed)), glob.get("core:sample_rate"),
+                         list(meta.get("annotations", [])), meta)
     return Recording(meta_p, _memmap(data_p, header), glob.get("core:sample_rate"),
                      list(meta.get("annotations", [])), meta)
 
