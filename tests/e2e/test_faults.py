@@ -13,17 +13,13 @@ import zmq
 from gnuradio import blocks, gr
 
 from gnuradio import greatai
-from greatai import sim
+from greatai import procmem, sim
 
 L = 1024
 
 
 def rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return procmem.memory_mb()["rss"]
 
 
 class FakeRadio(gr.sync_block):

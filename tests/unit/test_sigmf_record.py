@@ -1,6 +1,4 @@
 """greatai.sigmf_record: IQ and results recorded as SigMF, valid at every commit."""
-import json
-
 import numpy as np
 import pytest
 
@@ -129,4 +127,3 @@ def test_bad_settings_and_paths_are_named(tmp_path):
                      (dict(interval=0), "interval"), (dict(max_annotations=0), "max_annotations")):
         with pytest.raises(ValueError, match=what):
             SigMFRecorder(**dict(dict(base=tmp_path / "r", samp_rate=1e6), **kw))
-    json.dumps({})

@@ -3,7 +3,7 @@ with an absent, slow or fast ZMQ subscriber.
 
 The flowgraph is the shipped one (``flowgraphs/<task>_headless.grc``, compiled by grcc),
 run in this process so its blocks' counters can be read; the subscriber is a separate
-process.  Every ``interval`` seconds one row: memory (RSS, PSS and the anonymous heap,
+process.  Every ``interval`` seconds one row: memory (RSS, PSS, the anonymous heap and shared memory,
 see :func:`greatai.procmem.memory_mb`), CPU share, frames classified and skipped, results published
 (frames sent as JSON) and dropped, and what the subscriber received.  At the end the
 stop latency (``tb.stop(); tb.wait()``), JSON and a PNG of memory and rates over time.

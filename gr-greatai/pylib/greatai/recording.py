@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +132,6 @@ def write_making_room(write, data_p, on_cut, tries: int = 4):
     cut by 1 MiB at a time (at most ``tries`` times, ``on_cut(samples_kept, error)`` after
     each cut) to make room, so that a valid, shorter recording is left.  The last OSError
     is raised if even that fails."""
-    import os
     for i in range(tries):
         try:
             return write()
