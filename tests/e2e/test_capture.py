@@ -234,7 +234,7 @@ def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "capture", str(out), "--device", "sim",
                           "--address", "QPSK:1,NOISE:1", "--rate", "200e3", "--seconds", "600", "--label", "QPSK",
                           "--buffer", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    wait_for_data(out.parent / "live.sigmf-data.part", p)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 0, stderr[-2000:]
@@ -243,6 +243,16 @@ def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
     rec = validate(res["meta"])
     assert len(rec.samples) == res["samples"]
     assert json.loads(open(res["meta"]).read())["annotations"][0]["core:label"] == "QPSK"
+
+
+def wait_for_data(path, proc, timeout=60.0):
+    """Until samples reach ``path``: the program is past its imports (a Ctrl-C during an
+    import can be swallowed by a library's bare except) and records, its handlers set."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_size > 0):
+        assert proc.poll() is None and time.monotonic() < deadline, f"{path} never got samples"
+        time.sleep(0.2)
+    time.sleep(1.0)
 
 
 def test_cli_errors_exit_2_with_the_reason(tmp_path):
@@ -279,3 +289,57 @@ def test_a_full_disk_ends_the_capture_with_a_clear_error_and_a_valid_shorter_rec
     assert len(rec.samples) == res["samples"] == doc["annotations"][0]["core:sample_count"]
     assert "error" in doc["global"]["greatai:ended_early"] and not list(tmp_path.glob("*.part"))
     np.testing.assert_array_equal(np.isfinite(rec.samples), True)
+
+
+# ---- greatai record: the amc_record flowgraph (radio -> early-exit AMC -> sigmf_recorder)
+def record(out, *args, **kw):
+    return subprocess.run([sys.executable, "-m", "greatai_apps.cli", "record", str(out), "--device", "sim", *args],
+                          capture_output=True, text=True, timeout=180, **kw)
+
+
+def test_record_writes_iq_and_every_frames_result_as_valid_sigmf(tmp_path):
+    r = record(tmp_path / "rec", "--seconds", "3", "--annotate", "frame")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["complete"] and res["ended_early"] is None and res["samples"] > 2e6
+    rec = validate(res["meta"])
+    assert len(rec.samples) == res["samples"] and res["annotations"] == len(rec.annotations) == res["frames"]
+    assert res["frames"] >= 0.9 * (res["samples"] // 1024) and 0 < res["exit1_share"] < 1
+    assert set(res["labels"]) <= {"BPSK", "QPSK", "QAM16", "WBFM", "NOISE", "8PSK", "QAM64", "PAM4", "GFSK",
+                                  "CPFSK", "AM-DSB", "INVALID"}
+    assert "recorded" in r.stderr and "final:" in r.stderr          # the flowgraph's own log
+
+
+def test_ctrl_c_on_record_finishes_the_recording(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "record", str(tmp_path / "live"), "--device",
+                          "sim", "--seconds", "0", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    wait_for_data(tmp_path / "live.sigmf-data", p)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr[-2000:]
+    res = json.loads(stdout.strip().splitlines()[-1])
+    assert res["complete"] and res["samples"] > 0 and res["frames"] > 0
+    validate(res["meta"])
+
+
+def test_record_on_a_full_disk_ends_the_recording_and_the_radio_runs_on(tmp_path):
+    limit = 3 * 1024 * 1024 + 100
+    r = record(tmp_path / "full", "--seconds", "3", preexec_fn=_file_size_limit(limit))
+    assert r.returncode == 1, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "File too large" in res["ended_early"] and 0 < res["samples"] <= limit // 8
+    rec = validate(res["meta"])
+    assert len(rec.samples) == res["samples"] and res["frames"] > 0
+    assert "runs on without recording" in r.stderr
+    final = [line for line in r.stderr.splitlines() if "final:" in line][-1]
+    assert int(final.split("final:")[1].split()[0]) > 2 * res["samples"] // 1024    # classified on after it
+
+
+def test_record_to_an_unwritable_path_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    r = record(tmp_path / "file" / "x", "--seconds", "2")
+    assert r.returncode == 2 and "nothing was recorded" in r.stderr and "cannot record to" in r.stderr, \
+        r.stderr[-3000:]
+    r = record(tmp_path / "x", "--device", "radio")
+    assert r.returncode == 2 and "--device must be sim, pluto, usrp or file" in r.stderr

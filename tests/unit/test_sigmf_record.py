@@ -4,7 +4,7 @@ import pytest
 
 from greatai import recording
 from greatai.fileio import file_digest
-from greatai.sigmf_record import RecorderError, SigMFRecorder
+from greatai.sigmf_record import RecorderError, SigMFRecorder, result_columns
 
 L = 64
 
@@ -47,7 +47,11 @@ def test_dwells_merge_across_calls_and_the_recording_replays(tmp_path):
     assert g["greatai:complete"] and g["greatai:committed_samples"] == 20 * L
     assert g["core:sha512"] == file_digest(rec.data_p, "sha512")
     assert r.metadata["captures"][0]["core:frequency"] == 2.4e9
-    assert recording.annotation_truth(r.annotations)[1] == (6 * L, "BPSK", None)
+    assert recording.annotation_truth(r.annotations) == []           # results are not ground truth
+    res = recording.annotation_results(r.annotations)                 # one result per frame again
+    np.testing.assert_array_equal(res["start"], np.r_[0:15, 16:20] * L)
+    assert res["label"].tolist() == ["QPSK"] * 6 + ["BPSK"] * 7 + ["NOISE"] * 6
+    assert res["exit"].tolist() == [1] * 13 + [2] * 6 and res["confidence"].tolist() == [0.9] * 19
 
 
 def test_a_crash_loses_at_most_the_last_interval(tmp_path):
@@ -115,6 +119,7 @@ def test_a_full_disk_ends_the_recording_cleanly(tmp_path):
     rec.annotate(*frames(0, ["QPSK"] * 8))
     r = recording.open_recording(rec.close())
     np.testing.assert_array_equal(r.samples, x[:5 * L])
+    assert [(a["core:sample_count"], a["greatai:frames"]) for a in r.annotations] == [(5 * L, 5)]  # cut to the data
     assert "No space left" in r.metadata["global"]["greatai:ended_early"]
     assert "core:sha512" not in r.metadata["global"]
 
@@ -127,3 +132,31 @@ def test_bad_settings_and_paths_are_named(tmp_path):
                      (dict(interval=0), "interval"), (dict(max_annotations=0), "max_annotations")):
         with pytest.raises(ValueError, match=what):
             SigMFRecorder(**dict(dict(base=tmp_path / "r", samp_rate=1e6), **kw))
+
+
+def test_results_ahead_of_the_data_are_cut_to_it(tmp_path):
+    rec = SigMFRecorder(tmp_path / "a", 1e6, annotate="frame", clock=Clock()).open()
+    rec.write(iq(2 * L + L // 2))                     # frames 0, 1 and half of 2 reached the recorder
+    rec.annotate(*frames(0, ["QPSK", "BPSK", "BPSK", "WBFM"]))
+    got = [(a["core:sample_start"], a["core:sample_count"]) for a in recording.open_recording(rec.close()).annotations]
+    assert got == [(0, L), (L, L), (2 * L, L // 2)]
+
+
+def test_result_records_become_annotation_columns():
+    classes = ["BPSK", "QPSK"]
+    batch = {"format": "greatai-batch/1", "frames": 3, "per_frame": ["offset", "label", "exit", "confidence"],
+             "offset": np.array([0, 64, 128], np.uint64), "label": np.array([1, -1, 0], np.int32),
+             "exit": np.array([1, 2, 2], np.uint8), "confidence": np.array([0.5, 0.25, 1.0], np.float32),
+             "classes": classes}
+    s, c, lab, conf, ex, lo, hi = result_columns(batch, L)
+    assert s.tolist() == [0, 64, 128] and c.tolist() == [L] * 3 and ex.tolist() == [1, 2, 2]
+    assert lab.tolist() == ["QPSK", "INVALID", "BPSK"] and conf.tolist() == [0.5, 0.25, 1.0] and lo is None
+    one = {"offset": 640, "label": "WBFM", "exit": 1, "confidence": 0.75, "count": 32, "lower_hz": -1e5,
+           "upper_hz": 1e5}
+    s, c, lab, conf, ex, lo, hi = result_columns(one, L)                # one frame: a classification message
+    assert (s.tolist(), c.tolist(), lab.tolist(), lo.tolist(), hi.tolist()) == ([640], [32], ["WBFM"], [-1e5], [1e5])
+    for bad, what in (([1, 2], "a dict"), ({"offset": 0, "label": "QPSK"}, "exit, confidence"),
+                      (dict(batch, label=np.array([1, 2, 0])), "indices into its 2 classes"),
+                      (dict(one, offset="x"), "bad result record")):
+        with pytest.raises(ValueError, match=what):
+            result_columns(bad, L)

@@ -1,7 +1,7 @@
 """The ``greatai`` command: train, evaluate, benchmark, classify recordings, run demos,
-capture, calibrate, listen to results.  Argument parsing only: each command lives in
+capture, record, calibrate, listen to results.  Argument parsing only: each command lives in
 ``commands_models`` (train, eval, bench, classify), ``commands_radio`` (simulate, capture,
-calibrate, listen) or ``commands_demo`` (demo, screenshot)."""
+record, calibrate, listen) or ``commands_demo`` (demo, screenshot)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ import sys
 from .benchutil import emit
 from .commands_demo import cmd_demo, cmd_flowgraphs, cmd_screenshot
 from .commands_models import cmd_bench, cmd_classify, cmd_eval, cmd_train
-from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_simulate
+from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_record, cmd_simulate
 
 
 def main(argv=None):
@@ -104,6 +104,20 @@ def main(argv=None):
     cp.add_argument("--snr", type=float, help="SNR in dB, if known")
     cp.add_argument("--quiet", action="store_true")
     cp.set_defaults(fn=cmd_capture)
+
+    rc = sub.add_parser("record", help="classify a radio live and record its IQ as SigMF with the results as "
+                                       "annotations (the amc_record flowgraph; Ctrl-C leaves a valid file)")
+    rc.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    rc.add_argument("--device", default="sim", help="sim (default), pluto, usrp or file")
+    rc.add_argument("--address", default="", help="Pluto URI (ip:192.168.2.1, usb:), UHD device args (type=b200) "
+                                                  "or, for file, a recording to replay")
+    rc.add_argument("--freq", type=float, default=2.4e9)
+    rc.add_argument("--rate", type=float, default=1e6)
+    rc.add_argument("--gain", type=float, default=40.0)
+    rc.add_argument("--seconds", type=float, default=10.0, help="0: until Ctrl-C")
+    rc.add_argument("--annotate", default="dwell", choices=("dwell", "frame"))
+    rc.add_argument("--quiet", action="store_true", help="hide the flowgraph's own log")
+    rc.set_defaults(fn=cmd_record)
 
     k = sub.add_parser("calibrate", help="calibrate ProtoBeam from a labelled SigMF recording "
                                          "(live over ZMQ, or into a calibration file)")

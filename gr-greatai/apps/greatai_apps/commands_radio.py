@@ -1,4 +1,4 @@
-"""`greatai` commands about radios and recordings: simulate, capture, calibrate, listen."""
+"""`greatai` commands about radios and recordings: simulate, capture, record, calibrate, listen."""
 from __future__ import annotations
 
 import json
@@ -91,6 +91,49 @@ def cmd_capture(a):
         emit(f"greatai capture: ended early: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_record(a):
+    """The shipped amc_record flowgraph (radio -> early-exit AMC -> SigMF recorder), then
+    what it recorded, read back (and so validated) from the file."""
+    import collections
+    import signal
+    import subprocess
+    from greatai import recording
+    from . import flowgraphs
+    if a.device not in ("sim", "pluto", "usrp", "file"):
+        emit(f"greatai record: --device must be sim, pluto, usrp or file, not {a.device!r}", file=sys.stderr)
+        return 2
+    base = recording.base_path(a.out)
+    meta_p = base.parent / (base.name + ".sigmf-meta")
+    mtime = meta_p.stat().st_mtime_ns if meta_p.exists() else None
+    fg = subprocess.Popen(flowgraphs.command("amc_record", "--out", base, "--device", a.device, "--address",
+                                             a.address, "--freq", a.freq, "--samp-rate", a.rate, "--gain", a.gain,
+                                             "--duration", a.seconds, "--annotate", a.annotate),
+                          stdout=subprocess.DEVNULL if a.quiet else sys.stderr,
+                          stderr=subprocess.DEVNULL if a.quiet else None)
+    try:
+        rc = fg.wait()
+    except KeyboardInterrupt:            # the flowgraph got the Ctrl-C too: it stops and finishes the file
+        fg.send_signal(signal.SIGINT)
+        rc = fg.wait()
+    if not meta_p.exists() or meta_p.stat().st_mtime_ns == mtime:
+        emit(f"greatai record: nothing was recorded to {meta_p} (the flowgraph exited with {rc}; its log says why)",
+             file=sys.stderr)
+        return 2
+    try:
+        rec = recording.open_recording(meta_p)
+    except recording.RecordingError as e:
+        emit(f"greatai record: {e}", file=sys.stderr)
+        return 2
+    g = rec.metadata["global"]
+    res = recording.annotation_results(rec.annotations)
+    emit(json.dumps({"meta": str(meta_p), "samples": len(rec.samples), "seconds": round(len(rec.samples) / a.rate, 3),
+                     "annotations": len(rec.annotations), "frames": len(res["start"]),
+                     "exit1_share": round(float((res["exit"] == 1).mean()), 4) if len(res["exit"]) else None,
+                     "labels": dict(sorted(collections.Counter(res["label"].tolist()).items())),
+                     "complete": bool(g.get("greatai:complete")), "ended_early": g.get("greatai:ended_early")}))
+    return 1 if g.get("greatai:ended_early") or rc not in (0, -signal.SIGINT) else 0
 
 
 def cmd_listen(a):

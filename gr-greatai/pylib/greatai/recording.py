@@ -96,15 +96,36 @@ def frames(samples: np.ndarray, frame_length: int, batch: int = 256):
     return FrameGrid(frame_length).batches(samples, batch)
 
 
-def _labelled(annotations: list) -> list:
-    """The annotations with a label and a start, sorted by start."""
-    return sorted((a for a in annotations if a.get("core:label") is not None and "core:sample_start" in a),
-                  key=lambda a: int(a["core:sample_start"]))
+def _labelled(annotations: list, results: bool = False) -> list:
+    """The annotations with a label and a start, sorted by start: the ground truth, or
+    with ``results`` the models' results (those with ``greatai:exit``, as
+    :mod:`greatai.sigmf_record` writes them)."""
+    return sorted((a for a in annotations if a.get("core:label") is not None and "core:sample_start" in a
+                   and ("greatai:exit" in a) == results), key=lambda a: int(a["core:sample_start"]))
+
+
+def annotation_results(annotations: list) -> dict:
+    """The classified frames a recording's result annotations describe, as arrays:
+    ``start``, ``label`` (names), ``confidence``, ``exit``.  A dwell annotation
+    (``greatai:frames`` > 1) stands for that many equal frames across its samples, each
+    with the dwell's label, mean confidence and majority exit."""
+    anns = _labelled(annotations, results=True)
+    start = np.array([int(a["core:sample_start"]) for a in anns], np.int64)
+    count = np.array([int(a.get("core:sample_count", 0)) for a in anns], np.int64)
+    n = np.array([max(1, int(a.get("greatai:frames", 1))) for a in anns], np.int64)
+    first = np.repeat(np.arange(len(anns)), n)                    # annotation of each frame
+    k = np.arange(len(first)) - np.repeat(np.cumsum(n) - n, n)   # frame index inside it
+    step = count // n
+    return {"start": start[first] + k * step[first],
+            "label": np.array([str(a["core:label"]) for a in anns], object)[first],
+            "confidence": np.array([float(a.get("greatai:confidence", 0.0)) for a in anns], np.float64)[first],
+            "exit": np.array([int(a["greatai:exit"]) for a in anns], np.int64)[first]}
 
 
 def annotation_truth(annotations: list) -> list:
-    """(sample_start, label, snr_db or None) for each annotation with a label, sorted.
-    Labels come from ``core:label``; SNR from ``greatai:snr_db`` when present."""
+    """(sample_start, label, snr_db or None) for each ground-truth annotation (a label and
+    no ``greatai:exit``: not a model's result), sorted.  Labels come from ``core:label``;
+    SNR from ``greatai:snr_db`` when present."""
     return [(int(a["core:sample_start"]), str(a["core:label"]),
              None if a.get("greatai:snr_db") is None else float(a["greatai:snr_db"])) for a in _labelled(annotations)]
 

@@ -65,6 +65,7 @@ class SigMFRecorder:
         self._hash = hashlib.sha512()
         self._ann: list[str] = []            # JSON text of each annotation, in order
         self._starts: list[int] = []         # and its first sample, for commits
+        self._ends: list[int] = []           # and the sample after its last
         self._open_run = None                # dwell mode: the run still growing
         self._validated = 0                  # annotations the sigmf library has checked
         self._due = None
@@ -195,10 +196,12 @@ class SigMFRecorder:
         if self.freq:
             cap["core:frequency"] = self.freq
         head = {"global": glob, "captures": [cap]}
-        anns = self._ann[:k]
-        r = self._open_run                # a dwell still going on: provisional, up to the data's end
+        anns, ends = self._ann[:k], self._ends[:k]
+        r = self._open_run                # a dwell still going on: provisional
         if r is not None and r["start"] < n:
-            anns = anns + [self._run_json(r, min(r["end"], n))]
+            anns, ends = anns + [self._run_json(r)], ends + [r["end"]]
+        for j in np.flatnonzero(np.asarray(ends, np.int64) > n):    # results ahead of the data: cut to it
+            anns[j] = _cut(anns[j], n)
         if self.validate:                 # what is new since the last check (all of it at the end)
             _validate(head, anns if final else anns[min(self._validated, k):])
             self._validated = k
@@ -277,17 +280,19 @@ class SigMFRecorder:
         if len(self._ann) >= self.max_annotations:
             self.counts["annotations_dropped"] += 1
             return
-        self._ann.append(self._run_json(r, r["end"]))
+        self._ann.append(self._run_json(r))
         self._starts.append(r["start"])
+        self._ends.append(r["end"])
         self.counts["annotations"] = len(self._ann)
 
-    def _run_json(self, r, end) -> str:
-        return self._json(r["start"], end - r["start"], r["label"], r["conf"] / r["frames"], r["frames"], r["exit1"])
+    def _run_json(self, r) -> str:
+        return self._json(r["start"], r["end"] - r["start"], r["label"], r["conf"] / r["frames"], r["frames"], r["exit1"])
 
     def _emit(self, rows, band: bool):
         for row in rows:                  # one per dwell (per frame in 'frame' mode)
             self._ann.append(self._json(*row[:6], edges=row[6:] if band else None))
             self._starts.append(int(row[0]))
+            self._ends.append(int(row[0]) + int(row[1]))
         self.counts["annotations"] = len(self._ann)
 
     def _json(self, start, count, label, conf, n, e1, edges=None) -> str:
@@ -304,6 +309,19 @@ class SigMFRecorder:
         return json.dumps(a)
 
 
+def _cut(text: str, n: int) -> str:
+    """An annotation (JSON text) reaching past sample n, cut to end there (a dwell keeps
+    the frames that start before n)."""
+    a = json.loads(text)
+    count = int(a["core:sample_count"])
+    new = n - int(a["core:sample_start"])
+    if "greatai:frames" in a:
+        step = count // max(1, int(a["greatai:frames"]))
+        a["greatai:frames"] = max(1, -(-new // max(1, step)))
+    a["core:sample_count"] = new
+    return json.dumps(a)
+
+
 def _validate(head: dict, annotations: list):
     """The sigmf library's own check of a metadata head plus some annotations."""
     from sigmf import SigMFFile
@@ -312,3 +330,38 @@ def _validate(head: dict, annotations: list):
         SigMFFile(metadata=meta).validate()
     except Exception as e:
         raise RecorderError(f"the recorder made invalid SigMF metadata: {str(e).splitlines()[0]}") from None
+
+
+def result_columns(obj, frame_length: int) -> tuple:
+    """A model block's result record -> the columns :meth:`SigMFRecorder.annotate` takes
+    (starts, counts, labels, confidence, exits, lower, upper; the band edges None unless
+    the record has ``lower_hz`` and ``upper_hz``).  ``obj``: a ``greatai-batch/1`` record
+    (the ``batch`` port: label indices into ``classes``, -1 INVALID) or one frame's record
+    (a ``classification`` message: ``offset`` and a ``label`` name).  A record's per-frame
+    ``count`` overrides ``frame_length``.  ValueError names what is wrong with it."""
+    from .records import label_names
+    from .results import is_batch
+    if not isinstance(obj, dict):
+        raise ValueError(f"a result record is a dict, got {type(obj).__name__}")
+    missing = [k for k in ("offset", "label", "exit", "confidence") if k not in obj]
+    if missing:
+        raise ValueError(f"a result record needs {', '.join(missing)} (it has {', '.join(map(str, obj)) or 'nothing'})")
+    try:
+        starts = np.atleast_1d(np.asarray(obj["offset"])).astype(np.int64)
+        n = len(starts)
+        col = {k: np.broadcast_to(np.atleast_1d(np.asarray(obj[k], np.float64)), (n,))
+               for k in ("exit", "confidence") + tuple(k for k in ("count", "lower_hz", "upper_hz") if k in obj)}
+        if is_batch(obj):
+            table = np.asarray(label_names(obj.get("classes") or []), object)
+            idx = np.atleast_1d(np.asarray(obj["label"])).astype(np.int64)
+            if len(idx) != n or ((idx < -1) | (idx >= len(table) - 1)).any():
+                raise ValueError(f"labels must be {n} indices into its {len(table) - 1} classes (or -1)")
+            labels = table[idx]
+        else:
+            labels = np.broadcast_to(np.atleast_1d(np.asarray(obj["label"], object)), (n,)).astype(str).astype(object)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"bad result record: {e}") from None
+    counts = col["count"].astype(np.int64) if "count" in col else np.full(n, int(frame_length), np.int64)
+    band = ("lower_hz" in col and "upper_hz" in col)
+    return (starts, counts, labels, col["confidence"], col["exit"].astype(np.int64),
+            col["lower_hz"] if band else None, col["upper_hz"] if band else None)

@@ -8,6 +8,7 @@ from .zmq_result_sink import zmq_result_sink
 from .result_summary import result_summary
 from .stft import stft
 from .sigmf_source import sigmf_source
+from .sigmf_recorder import sigmf_recorder
 from .rx_tagger import rx_tagger
 from .sdr_source import sdr_source
 from .protobeam import protobeam
