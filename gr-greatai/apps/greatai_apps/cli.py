@@ -35,10 +35,17 @@ def main(argv=None):
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
     e.add_argument("--n", type=int, default=200, help="frames per class per SNR")
-    e.add_argument("--seed", type=int, default=777)
+    e.add_argument("--seed", type=int, default=None, help="default 777 (2026 with --gnuradio)")
     e.add_argument("--threshold", type=float, default=None)
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--gnuradio", action="store_true",
+                   help="instead: signals made by GNU Radio's own modulators and channel blocks, by impairment "
+                        "(--n frames per class, impairment and SNR; writes OUT/eval_gnuradio.json and .png)")
+    e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
+    e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
+    e.add_argument("--attach", action="store_true", help="with --gnuradio: record the summary in the model's "
+                                                         "model.json (evaluation_gnuradio)")
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
@@ -88,13 +95,7 @@ def main(argv=None):
 
     cp = sub.add_parser("capture", help="record labelled SigMF from a Pluto, a USRP or the simulated radio "
                                         "(background, progress bar, atomic: Ctrl-C leaves a valid shorter file)")
-    cp.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
-    cp.add_argument("--device", default="pluto", help="pluto, usrp or sim")
-    cp.add_argument("--address", default="", help="Pluto URI (ip:192.168.2.1, usb:) or UHD device args "
-                                                  "(type=b200); sim: a schedule")
-    cp.add_argument("--freq", type=float, default=2.4e9)
-    cp.add_argument("--rate", type=float, default=2e6)
-    cp.add_argument("--gain", type=float, default=30.0)
+    _radio_args(cp, "pluto", "pluto, usrp or sim", "sim: a schedule", rate=2e6, gain=30.0)
     cp.add_argument("--gain-mode", default="manual")
     cp.add_argument("--bandwidth", type=float, default=0.0, help="0: the sample rate")
     cp.add_argument("--seconds", type=float, default=5.0)
@@ -107,13 +108,7 @@ def main(argv=None):
 
     rc = sub.add_parser("record", help="classify a radio live and record its IQ as SigMF with the results as "
                                        "annotations (the amc_record flowgraph; Ctrl-C leaves a valid file)")
-    rc.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
-    rc.add_argument("--device", default="sim", help="sim (default), pluto, usrp or file")
-    rc.add_argument("--address", default="", help="Pluto URI (ip:192.168.2.1, usb:), UHD device args (type=b200) "
-                                                  "or, for file, a recording to replay")
-    rc.add_argument("--freq", type=float, default=2.4e9)
-    rc.add_argument("--rate", type=float, default=1e6)
-    rc.add_argument("--gain", type=float, default=40.0)
+    _radio_args(rc, "sim", "sim (default), pluto, usrp or file", "file: a recording to replay", rate=1e6, gain=40.0)
     rc.add_argument("--seconds", type=float, default=10.0, help="0: until Ctrl-C")
     rc.add_argument("--annotate", default="dwell", choices=("dwell", "frame"))
     rc.add_argument("--quiet", action="store_true", help="hide the flowgraph's own log")
@@ -189,8 +184,15 @@ def main(argv=None):
     return rc or 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _radio_args(p, device, devices, other, rate, gain):
+    """The recording commands' output and radio options (capture, record)."""
+    p.add_argument("out", help="base name: writes OUT.sigmf-data and OUT.sigmf-meta")
+    p.add_argument("--device", default=device, help=devices)
+    p.add_argument("--address", default="", help=f"Pluto URI (ip:192.168.2.1, usb:) or UHD device args (type=b200); "
+                                                 f"{other}")
+    p.add_argument("--freq", type=float, default=2.4e9)
+    p.add_argument("--rate", type=float, default=rate)
+    p.add_argument("--gain", type=float, default=gain)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,21 @@ def cmd_train(a):
 
 
 def cmd_eval(a):
-    if a.task == "amc":
+    if a.task == "amc" and a.gnuradio:
+        from . import eval_gr
+        out = Path(a.out) / "eval_gnuradio.json"
+        res = eval_gr.run(a.model, out, impairments=a.impairments.split(",") if a.impairments else None,
+                          snrs=[float(v) for v in a.snrs.split(",")], n_per_point=a.n,
+                          seed=2026 if a.seed is None else a.seed, threads=a.threads, progress=not a.quiet)
+        tables.amc_eval_gnuradio(res)
+        if a.attach:
+            eval_gr.attach_to_metadata(res["model"], res)
+            emit(f"recorded in {res['model']}")
+        emit(f"\nwrote {out} and {out.with_suffix('.png')}")
+    elif a.task == "amc":
         from greatai.amc import evaluate
-        res = evaluate.run(a.model, a.out, n_per_class_per_snr=a.n, seed=a.seed, threshold=a.threshold,
-                           threads=a.threads, progress=not a.quiet)
+        res = evaluate.run(a.model, a.out, n_per_class_per_snr=a.n, seed=777 if a.seed is None else a.seed,
+                           threshold=a.threshold, threads=a.threads, progress=not a.quiet)
         tables.amc_eval(res)
         emit(f"\nwrote {Path(a.out) / 'eval.json'} and {Path(a.out) / 'eval.png'}")
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .benchutil import emit
 
 
@@ -14,6 +16,25 @@ def forecast(ev):
         for name, m in ev["methods"].items():
             emit(f"{name:<34}" + "".join(f"{v:>7.1f}" for v in m[metric]))
     emit("\ntraining seconds: " + json.dumps(ev["training_seconds"]) + "\ngoals: " + json.dumps(ev["goals"]))
+
+
+def amc_eval_gnuradio(res):
+    m = res["machine"]
+    emit(f"model {res['model']}  T={res['threshold']}  {res['frames_per_point']} frames per class, impairment "
+         f"and SNR, seed {res['seed']}; {res['generator']}; {m.get('cpu')} ({', '.join(m.get('isa', [])[:3])}...)")
+    snrs = res["snr_db"]
+    emit(f"{'impairment':<17}" + "".join(f"{f'{s:g} dB':>8}" for s in snrs) +
+         f"{'>=10 dB':>9}{'QAM16':>7}{'QAM64':>7}{'noise FA':>9}{'exit1 %':>8}  worst class >= 10 dB")
+    hi = [i for i, s in enumerate(snrs) if s >= 10]
+    for name, row in res["impairments"].items():
+        worst = min(row["accuracy"], key=lambda c: np.mean([row["accuracy"][c][i] for i in hi]) if hi else 0)
+        w = np.mean([row["accuracy"][worst][i] for i in hi]) if hi else float("nan")
+        cell = lambda k: f"{row[k]:>7.1f}" if k in row else f"{'':>7}"
+        emit(f"{name:<17}" + "".join(f"{v:>8.1f}" for v in row["overall"]) +
+             f"{row['overall_snr_ge_10'] if row['overall_snr_ge_10'] is not None else float('nan'):>9.1f}"
+             + cell("QAM16_snr_ge_10") + cell("QAM64_snr_ge_10")
+             + (f"{row['noise_false_alarm_pct']:>9.1f}" if "noise_false_alarm_pct" in row else f"{'':>9}")
+             + f"{np.mean([row['exit1_share'][i] for i in hi]) if hi else float('nan'):>8.1f}  {worst} {w:.1f}")
 
 
 def amc_eval(res):

@@ -21,6 +21,9 @@ from dataclasses import dataclass, asdict
 import numpy as np
 import scipy.fft as sfft
 
+from . import impair
+from .dsp import fftconv, lowpass_noise as _lowpass_noise
+
 CLASSES = ("BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4",
            "GFSK", "CPFSK", "WBFM", "AM-DSB", "NOISE")
 CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
@@ -61,6 +64,31 @@ class Conditions:
     rician_k_db: tuple = (0.0, 10.0)
     max_doppler: float = 2e-4            # fraction of fs
     amplitude_db: tuple = (-40.0, 40.0)  # overall gain: receivers have arbitrary gain
+    # hardware and propagation impairments (greatai.impair): each drawn per frame with its
+    # probability; all off by default (the data, and the random stream, are then unchanged)
+    resample_prob: float = 0.0           # non-integer samples per symbol and clock offset
+    resample_ratio: tuple = (0.8, 1.25)  # samples per symbol divided by this
+    pa_prob: float = 0.0                 # Rapp PA compression
+    pa_smoothness: tuple = (1.0, 4.0)
+    pa_saturation_db: tuple = (0.0, 6.0)  # saturation above the RMS
+    multipath_prob: float = 0.0          # frequency-selective Rayleigh multipath
+    multipath_spread: tuple = (2, 64)    # taps (samples), exponential power-delay profile
+    interferer_prob: float = 0.0         # an adjacent-channel emitter
+    interferer_offset: tuple = (0.15, 0.45)   # |centre offset|, fraction of fs
+    interferer_db: tuple = (-20.0, 0.0)  # power relative to the signal
+    interferer_bw: tuple = (0.01, 0.05)  # its one-sided bandwidth, fraction of fs
+    phase_noise_prob: float = 0.0        # Wiener phase noise
+    phase_noise_std: tuple = (1e-3, 3e-2)     # rad per sample, log-uniform
+    iq_prob: float = 0.0                 # IQ gain and phase imbalance
+    iq_gain_db: tuple = (0.0, 2.0)
+    iq_phase_deg: tuple = (0.0, 10.0)
+    dc_prob: float = 0.0                 # DC offset
+    dc_db: tuple = (-30.0, -6.0)         # relative to the RMS
+    agc_prob: float = 0.0                # a gain step inside the frame
+    agc_step_db: tuple = (-20.0, 20.0)
+    adc_prob: float = 0.0                # ADC clipping and quantisation
+    adc_bits: tuple = (8, 12)
+    adc_headroom_db: tuple = (6.0, 15.0)  # full scale above the per-rail RMS
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -94,17 +122,6 @@ def sample_params(rng: np.random.Generator, labels: np.ndarray, cond: Conditions
     return p
 
 
-def fftconv(x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Batched full linear convolution of rows of x [B, N] with rows of h [B, T]."""
-    n = x.shape[1] + h.shape[1] - 1
-    nfft = sfft.next_fast_len(n)            # scipy's FFT at a 5-smooth length: 2-4x numpy's at a power of 2
-    if np.iscomplexobj(x) or np.iscomplexobj(h):
-        y = sfft.ifft(sfft.fft(x, nfft, axis=1) * sfft.fft(h, nfft, axis=1), axis=1)
-    else:
-        y = sfft.irfft(sfft.rfft(x, nfft, axis=1) * sfft.rfft(h, nfft, axis=1), nfft, axis=1)
-    return y[:, :n]
-
-
 def rrc_taps(t: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """Root-raised-cosine impulse response at times t (in symbols), beta broadcast per row."""
     t = np.where(np.abs(t) < 1e-8, 1e-8, t)
@@ -113,15 +130,6 @@ def rrc_taps(t: np.ndarray, beta: np.ndarray) -> np.ndarray:
     num = np.sin(np.pi * t * (1 - beta)) + 4 * beta * t * np.cos(np.pi * t * (1 + beta))
     den = np.pi * t * (1 - (4 * beta * t) ** 2)
     return num / den
-
-
-def _lowpass_noise(rng, b, n, bw):
-    """Real Gaussian noise [b, n] with a brick-wall bandwidth bw (fraction of fs), unit RMS."""
-    spec = sfft.rfft(rng.standard_normal((b, n)), axis=1)
-    f = sfft.rfftfreq(n)
-    spec *= (f[None, :] <= bw[:, None])
-    m = sfft.irfft(spec, n, axis=1)
-    return m / (np.sqrt(np.mean(m ** 2, axis=1, keepdims=True)) + 1e-12)
 
 
 def _linear(rng, p, idx, length, cls):
@@ -214,8 +222,12 @@ def clean_signal(rng, p: dict, length: int) -> np.ndarray:
     return out
 
 
-def channel(rng, s: np.ndarray, p: dict, start_sample: int = 0) -> np.ndarray:
-    """Apply fading, carrier offset and phase, AWGN at the drawn SNR and the overall gain."""
+def channel(rng, s: np.ndarray, p: dict, start_sample: int = 0, q: dict | None = None) -> np.ndarray:
+    """Apply fading, carrier offset and phase, AWGN at the drawn SNR and the overall gain;
+    with ``q`` (:func:`greatai.impair.draw`) multipath and an interferer before the fading
+    and the receiver's impairments after the noise."""
+    if q is not None:
+        s = impair.propagation(rng, s, q)
     b, length = s.shape
     fidx = np.nonzero(p["fading"])[0]
     if len(fidx):
@@ -225,7 +237,10 @@ def channel(rng, s: np.ndarray, p: dict, start_sample: int = 0) -> np.ndarray:
     s = s * np.exp(1j * (2 * np.pi * p["cfo"][:, None] * n + p["phase"][:, None]))
     sigma2 = np.where(p["label"] == CLASS_INDEX["NOISE"], 1.0, 10 ** (-p["snr_db"] / 10))
     w = (rng.standard_normal((b, length)) + 1j * rng.standard_normal((b, length))) * np.sqrt(sigma2 / 2)[:, None]
-    return ((s + w) * p["amplitude"][:, None]).astype(np.complex64)
+    y = s + w
+    if q is not None:
+        y = impair.receiver(rng, y, q)
+    return (y * p["amplitude"][:, None]).astype(np.complex64)
 
 
 def generate(rng: np.random.Generator, labels, length: int, cond: Conditions = Conditions(),
@@ -233,7 +248,14 @@ def generate(rng: np.random.Generator, labels, length: int, cond: Conditions = C
     """Frames [B, length] complex64 for the given class indices, and their parameters."""
     labels = np.asarray(labels, dtype=np.int64)
     p = params if params is not None else sample_params(rng, labels, cond, snr_db)
-    return channel(rng, clean_signal(rng, p, length), p), p
+    q = p.get("impair") if params is not None else impair.draw(rng, len(labels), cond)
+    if q is None:
+        return channel(rng, clean_signal(rng, p, length), p), p
+    q["interferer"] &= labels != CLASS_INDEX["NOISE"]      # a NOISE frame holds no emitter
+    p["impair"] = q
+    longer = int(np.ceil(length * impair.RESAMPLE_MARGIN)) + 4 if q["resample"].any() else length
+    s = impair.transmitter(rng, clean_signal(rng, p, longer), q, length)
+    return channel(rng, s, p, q=q), p
 
 
 def dataset(seed: int, n_per_class: int, length: int, cond: Conditions = Conditions(), chunk: int = 2048,

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..frames import rows
-from ..sim import fftconv, noise_bank, rrc_taps
+from ..dsp import fftconv
+from ..sim import noise_bank, rrc_taps
 
 N_BEAMS = 24
 BEAM_ANGLES_DEG = np.linspace(-60.0, 60.0, N_BEAMS)
