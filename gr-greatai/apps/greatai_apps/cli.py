@@ -42,6 +42,10 @@ def main(argv=None):
     e.add_argument("--gnuradio", action="store_true",
                    help="instead: signals made by GNU Radio's own modulators and channel blocks, by impairment "
                         "(--n frames per class, impairment and SNR; writes OUT/eval_gnuradio.json and .png)")
+    e.add_argument("--open-set", action="store_true",
+                   help="instead: how well the model's confidence, per exit, rejects signals outside its classes "
+                        "(greatai.outliers: OFDM, LFM, CSS, OOK, MFSK, tone; --n frames per kind and SNR; writes "
+                        "OUT/openset.json and .png)")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
     e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
     e.add_argument("--attach", action="store_true", help="with --gnuradio: record the summary in the model's "

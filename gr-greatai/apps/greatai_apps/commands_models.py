@@ -59,6 +59,12 @@ def cmd_eval(a):
             eval_gr.attach_to_metadata(res["model"], res)
             emit(f"recorded in {res['model']}")
         emit(f"\nwrote {out} and {out.with_suffix('.png')}")
+    elif a.task == "amc" and a.open_set:
+        from greatai.amc import openset
+        out = Path(a.out) / "openset.json"
+        res = openset.run(a.model, out, n=a.n, seed=4242 if a.seed is None else a.seed, threads=a.threads)
+        tables.amc_openset(res)
+        emit(f"\nwrote {out} and {out.with_suffix('.png')}")
     elif a.task == "amc":
         from greatai.amc import evaluate
         res = evaluate.run(a.model, a.out, n_per_class_per_snr=a.n, seed=777 if a.seed is None else a.seed,

@@ -37,6 +37,23 @@ def amc_eval_gnuradio(res):
              + f"{np.mean([row['exit1_share'][i] for i in hi]) if hi else float('nan'):>8.1f}  {worst} {w:.1f}")
 
 
+def amc_openset(res):
+    emit(f"model {res['model']}  {res['frames_per_kind_per_snr']} frames per kind and SNR {res['snr_db']} dB, "
+         f"seed {res['seed']}; score: {res['score']}")
+    emit(f"in-class accuracy {res['in_class_accuracy_pct']} %, mean confidence when right "
+         f"{res['in_class_mean_confidence']}")
+    emit(f"{'kind':<6} {'mean conf':>9} {'at exit 1 %':>11}  called")
+    for k, r in res["out_of_class"].items():
+        emit(f"{k:<6} {r['mean_confidence']:>9.3f} {r['exit1_pct']:>11.1f}  "
+             + ", ".join(f"{n} {v:g} %" for n, v in r["called"].items()))
+    emit(f"{'in-class loss (pts)':>20} {'out-of-class rejected %':>24}")
+    for r in res["rows"][::5]:
+        emit(f"{r['in_class_loss_pts']:>20.2f} {r['ood_rejected_pct']:>24.2f}")
+    b = res["best_at_1pt"]
+    emit(f"at <= 1 point of in-class loss: {b['ood_rejected_pct']} % rejected (goal >= 90 %)" if b else
+         "no threshold keeps the in-class loss within 1 point")
+
+
 def amc_eval(res):
     emit(f"model {res['model']}  T={res['threshold']}  {res['frames_per_class_per_snr']} frames/class/SNR, seed {res['seed']}")
     emit(f"{'SNR dB':>7} {'exit1 %':>8} {'exit2 %':>8} {'early %':>8} {'at exit1 %':>10}")
