@@ -1,0 +1,70 @@
+"""greatai.scanner: emitters found in spectra with their centre, bandwidth and SNR, and
+followed across dwells with start and stop times."""
+import numpy as np
+import pytest
+
+from greatai import scanner, spectrum
+
+FS, NFFT = 20e6, 1024
+
+
+def band(rng, n, centre, bw, snr_db):
+    """Complex noise of bandwidth bw (Hz) at centre (Hz), at snr_db over unit noise in its band."""
+    spec = np.zeros(n, complex)
+    f = np.fft.fftfreq(n, 1 / FS)
+    inside = np.abs(f - centre) <= bw / 2
+    spec[inside] = rng.standard_normal(inside.sum()) + 1j * rng.standard_normal(inside.sum())
+    x = np.fft.ifft(spec)
+    p_band = bw / FS                                             # unit-power noise's share in the band
+    return x / np.sqrt(np.mean(np.abs(x) ** 2)) * np.sqrt(p_band * 10 ** (snr_db / 10))
+
+
+def dwell(rng, emitters, n=NFFT * 64):
+    w = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)
+    x = w + sum(band(rng, n, c, b, s) for c, b, s in emitters)
+    return spectrum.power_db(x, NFFT, NFFT, spectrum.window("hann", NFFT), average=4)
+
+
+def test_emitters_are_found_with_their_centre_bandwidth_and_snr():
+    rng = np.random.default_rng(0)
+    truth = [(-6e6, 200e3, 15.0), (1e6, 1e6, 10.0), (5.5e6, 150e3, 20.0), (8e6, 2e6, 6.0)]
+    d = scanner.detect(dwell(rng, truth), FS, center_freq=2.4e9, threshold_db=3.0, averaged=4)
+    assert len(d["center_hz"]) == 4
+    for (c, b, s), dc, db, ds in zip(truth, d["center_hz"], d["bandwidth_hz"], d["snr_db"]):
+        assert dc - 2.4e9 == pytest.approx(c, abs=max(FS / NFFT, 0.05 * b))
+        assert db == pytest.approx(b, abs=max(3 * FS / NFFT, 0.25 * b))
+        assert ds == pytest.approx(s, abs=1.5)
+    assert d["floor_db"] == pytest.approx(10 * np.log10(1 / NFFT * 1.5), abs=1.0)   # Hann: 1.5 bins of noise
+
+
+def test_noise_alone_gives_nothing_and_bad_spectra_are_refused():
+    rng = np.random.default_rng(1)
+    hits = sum(len(scanner.detect(dwell(rng, []), FS, threshold_db=6.0, averaged=4)["center_hz"]) for _ in range(20))
+    assert hits == 0
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        scanner.detect(np.full((2, 64), np.nan), FS)
+    with pytest.raises(ValueError, match="F >= 4"):
+        scanner.detect(np.zeros((2, 2)), FS)
+
+
+def test_close_runs_merge_and_narrow_ones_drop():
+    psd = np.full((1, 64), -30.0)
+    psd[0, 10:14] = psd[0, 15:20] = 0.0         # one emitter with a one-bin notch
+    psd[0, 40] = 0.0                            # a one-bin spur
+    d = scanner.detect(psd, 64.0, threshold_db=6.0, min_bins=2, merge_bins=1)
+    assert d["lo_bin"].tolist() == [10] and d["hi_bin"].tolist() == [19] and d["bandwidth_hz"][0] == 10.0
+
+
+def test_tracks_start_and_stop():
+    tr = scanner.Tracker(max_gap=1)
+    det = lambda cs: {"center_hz": np.array(cs, float), "bandwidth_hz": np.full(len(cs), 10.0),
+                      "snr_db": np.full(len(cs), 12.0)}
+    seen, ended = tr.update(det([100, 300]), 0.0, 0.1)
+    assert [s["id"] for s in seen] == [0, 1] and not ended
+    seen, ended = tr.update(det([101, 500]), 0.1, 0.2)        # 100 goes on (moved 1 Hz), 300 missing, 500 new
+    assert [(s["id"], s["start"], s["stop"]) for s in seen] == [(0, 0.0, 0.2), (2, 0.1, 0.2)] and not ended
+    seen, ended = tr.update(det([101]), 0.2, 0.3)             # 300 gone for two dwells: it ended at 0.1
+    assert [(e["id"], e["start"], e["stop"]) for e in ended] == [(1, 0.0, 0.1)]
+    small = scanner.Tracker(max_tracks=2)
+    small.update(det([1, 100, 200]), 0.0, 0.1)
+    assert len(small.tracks) == 2 and small.dropped == 1
