@@ -15,7 +15,6 @@ transients), 1024 samples each.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -280,13 +279,8 @@ def plot(res, path):
 
 
 def run(model=None, out="results/amc/eval_gnuradio.json", **kw):
-    from greatai.fileio import atomic_write
-    res = evaluate(model, **kw)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(res, indent=2))
-    plot(res, out.with_suffix(".png"))
-    return res
+    from greatai.amc.evaluate import save
+    return save(evaluate(model, **kw), out, plot)
 
 
 def attach_to_metadata(meta_path, res):

@@ -81,14 +81,18 @@ def plot(res, path):
     plt.close(fig)
 
 
-def run(model=None, out_dir="results/amc", **kw):
+def save(res: dict, out, plot_fn) -> dict:
+    """An evaluation's results: JSON at ``out`` (atomically) and its picture beside it (.png)."""
     from ..fileio import atomic_write
-    res = evaluate(model, **kw)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "eval.json", json.dumps(res, indent=2))
-    plot(res, out / "eval.png")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, json.dumps(res, indent=2))
+    plot_fn(res, out.with_suffix(".png"))
     return res
+
+
+def run(model=None, out_dir="results/amc", **kw):
+    return save(evaluate(model, **kw), Path(out_dir) / "eval.json", plot)
 
 
 def attach_to_metadata(meta_path, res):

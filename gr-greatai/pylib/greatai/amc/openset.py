@@ -8,9 +8,6 @@ lost (correct frames rejected), over q.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from .. import outliers, sim
@@ -92,10 +89,5 @@ def plot(res, path):
 
 
 def run(model=None, out="results/amc/openset.json", **kw):
-    from ..fileio import atomic_write
-    res = evaluate(model, **kw)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(res, indent=2))
-    plot(res, out.with_suffix(".png"))
-    return res
+    from .evaluate import save
+    return save(evaluate(model, **kw), out, plot)
