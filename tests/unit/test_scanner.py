@@ -68,3 +68,37 @@ def test_tracks_start_and_stop():
     small = scanner.Tracker(max_tracks=2)
     small.update(det([1, 100, 200]), 0.0, 0.1)
     assert len(small.tracks) == 2 and small.dropped == 1
+
+
+def scan(x, fs, dwell_samples=NFFT * 64, threshold_db=6.0):
+    """Spectra per dwell -> detect -> track: the detections with their start and stop."""
+    from greatai import scanner
+    tr, out = scanner.Tracker(max_gap=1), {}
+    win = spectrum.window("hann", NFFT)
+    for k in range(len(x) // dwell_samples):
+        psd = spectrum.power_db(x[k * dwell_samples:(k + 1) * dwell_samples], NFFT, NFFT, win, average=4)
+        seen, _ = tr.update(scanner.detect(psd, fs, threshold_db=threshold_db, averaged=4),
+                            k * dwell_samples / fs, (k + 1) * dwell_samples / fs)
+        for s in seen:
+            out[s["id"]] = s                      # the latest record of each emitter
+    return list(out.values())
+
+
+def test_a_simulated_band_is_scanned_against_its_truth():
+    from greatai import wideband
+    ems = [wideband.Emitter("QPSK", -6e6, 400e3, 15.0), wideband.Emitter("WBFM", 2e6, 1e6, 12.0),
+           wideband.Emitter("GFSK", 6e6, 250e3, 18.0, on_s=0.01, off_s=0.01, offset_s=0.005)]
+    x, truth = wideband.make(FS, 0.05, ems, seed=7)
+    assert x.dtype == np.complex64 and len(x) == 1_000_000
+    gfsk = [t for t in truth if t["label"] == "GFSK"]
+    assert [(round(t["start"], 4), round(t["stop"], 4)) for t in gfsk] == [(0.005, 0.015), (0.025, 0.035),
+                                                                            (0.045, 0.05)]
+    assert all(0.3 * e.bandwidth_hz < t["bandwidth_hz"] < 1.5 * e.bandwidth_hz
+               for e in ems for t in truth if t["label"] == e.label)
+    s = wideband.score(scan(x, FS), truth)
+    assert s["recall_pct"] == 100.0 and s["precision_pct"] == 100.0 and s["accuracy_pct"] is None
+    assert wideband.score([], truth)["recall_pct"] == 0.0
+    with pytest.raises(ValueError, match="does not fit"):
+        wideband.make(FS, 0.01, [wideband.Emitter("QPSK", 9.9e6, 1e6)])
+    with pytest.raises(ValueError, match="not a signal class"):
+        wideband.make(FS, 0.01, [wideband.Emitter("NOISE", 0.0, 1e6)])
