@@ -116,10 +116,12 @@ def annotation_results(annotations: list) -> dict:
     first = np.repeat(np.arange(len(anns)), n)                    # annotation of each frame
     k = np.arange(len(first)) - np.repeat(np.cumsum(n) - n, n)   # frame index inside it
     step = count // n
-    return {"start": start[first] + k * step[first],
-            "label": np.array([str(a["core:label"]) for a in anns], object)[first],
-            "confidence": np.array([float(a.get("greatai:confidence", 0.0)) for a in anns], np.float64)[first],
-            "exit": np.array([int(a["greatai:exit"]) for a in anns], np.int64)[first]}
+    starts = start[first] + k * step[first]
+    order = np.argsort(starts, kind="stable")                     # overlapping annotations (bands) interleave
+    return {"start": starts[order],
+            "label": np.array([str(a["core:label"]) for a in anns], object)[first][order],
+            "confidence": np.array([float(a.get("greatai:confidence", 0.0)) for a in anns], np.float64)[first][order],
+            "exit": np.array([int(a["greatai:exit"]) for a in anns], np.int64)[first][order]}
 
 
 def annotation_truth(annotations: list) -> list:
