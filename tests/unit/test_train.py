@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from greatai.amc.engine import EarlyExitEngine
 
@@ -38,3 +39,35 @@ def test_tiny_protobeam_training_runs_every_row_and_exports(tmp_path):
     eng = ProtoBeamEngine(tmp_path / "pb")
     assert eng.dim == meta["embedding_dim"] and eng.default.shape == (24, eng.dim)
     assert meta["training"]["command"].startswith("greatai train protobeam --seed 3")
+
+
+@pytest.fixture(scope="module")
+def tiny_hw_model(tmp_path_factory):
+    from greatai.amc import train
+    out = tmp_path_factory.mktemp("hw")
+    train.train(out, "tiny-hardware", seed=6, progress=False)
+    return out
+
+
+def test_tiny_hardware_training_adds_the_unknown_background_class(tiny_hw_model):
+    from greatai import outliers
+    tmp_path = tiny_hw_model
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["classes"][-1] == "UNKNOWN" and len(meta["classes"]) == 12
+    data = meta["training"]["data"]
+    assert data["conditions_preset"] == "hardware" and data["conditions"]["multipath_prob"] == 0.5
+    assert data["background"]["held_out"] == ["CSS"] and set(data["background"]["kinds"]) < set(outliers.KINDS)
+    assert meta["training"]["command"] == "greatai train amc --config tiny-hardware --seed 6"
+    eng = EarlyExitEngine(tmp_path)
+    r = eng.classify(outliers.generate(np.random.default_rng(0), ["OFDM", "CSS"], 1024, snr_db=20.0))
+    assert r.probs.shape == (2, 12) and set(eng.label_names(r.label)) <= set(meta["classes"])
+
+
+def test_evaluations_take_a_model_with_a_background_class(tiny_hw_model):
+    from greatai.amc import evaluate, openset
+    tmp_path = tiny_hw_model
+    res = evaluate.evaluate(tmp_path, n_per_class_per_snr=4, snrs=(10,), threads=1, progress=False)
+    assert len(res["confusion_snr_ge_10"]["rows_true_cols_pred"]) == 12
+    assert sum(res["confusion_snr_ge_10"]["rows_true_cols_pred"][-1]) == 0          # no UNKNOWN truth row
+    o = openset.evaluate(tmp_path, n=3, snrs=(20,), threads=1)
+    assert o["background_class"] and "UNKNOWN class" in o["score"]

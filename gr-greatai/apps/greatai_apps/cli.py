@@ -21,7 +21,8 @@ def main(argv=None):
     t = sub.add_parser("train", help="train a model on simulated data and export it to ONNX")
     t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast"],
                    help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm)")
-    t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test)")
+    t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test); amc also hardware "
+                                                    "(impairments and an UNKNOWN background class) and tiny-hardware")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", help="model directory (default: models/<name>)")
     t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import sim
+from . import impair, sim
 
 KINDS = ("OFDM", "LFM", "CSS", "OOK", "MFSK", "TONE")
 
@@ -108,9 +108,10 @@ def tone(rng, b, n):
 _MAKERS = {"OFDM": ofdm, "LFM": lfm, "CSS": css, "OOK": ook, "MFSK": mfsk, "TONE": tone}
 
 
-def generate(rng, kinds, length: int, snr_db=None, cond: sim.Conditions = sim.Conditions()):
+def generate(rng, kinds, length: int, snr_db=None, cond: sim.Conditions = sim.Conditions(), with_snr=False):
     """Frames [B, length] complex64 of the given kinds (names from KINDS, one per frame),
-    through the simulator's channel at ``snr_db`` (or its SNR range)."""
+    through the simulator's channel at ``snr_db`` (or its SNR range); with ``with_snr``
+    also each frame's SNR."""
     kinds = np.asarray(kinds, dtype=object)
     unknown = set(kinds.tolist()) - set(KINDS)
     if unknown:
@@ -122,4 +123,9 @@ def generate(rng, kinds, length: int, snr_db=None, cond: sim.Conditions = sim.Co
             s[idx] = _MAKERS[k](rng, len(idx), length)
     s /= np.sqrt(np.mean(np.abs(s) ** 2, axis=1, keepdims=True)) + 1e-12
     p = sim.sample_params(rng, np.zeros(len(kinds), np.int64), cond, snr_db)   # the channel of a signal frame
-    return sim.channel(rng, s, p)
+    q = impair.draw(rng, len(kinds), cond)        # the same hardware as the classes (no resampling needed)
+    if q is not None:
+        q["resample"][:] = False
+        s = impair.transmitter(rng, s, q, length)
+    x = sim.channel(rng, s, p, q=q)
+    return (x, p["snr_db"]) if with_snr else x

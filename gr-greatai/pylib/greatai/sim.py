@@ -94,6 +94,21 @@ class Conditions:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+# named condition sets for training: "default" is the shipped model's; "hardware" adds the
+# impairments of greatai.impair, each on a share of the frames
+PRESETS = {
+    "default": Conditions(),
+    "hardware": Conditions(resample_prob=0.3, pa_prob=0.2, multipath_prob=0.5, interferer_prob=0.2,
+                           phase_noise_prob=0.3, iq_prob=0.3, dc_prob=0.3, agc_prob=0.15, adc_prob=0.3),
+}
+
+
+def preset(name: str) -> Conditions:
+    if name not in PRESETS:
+        raise ValueError(f"unknown conditions {name!r}: one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
 def sample_params(rng: np.random.Generator, labels: np.ndarray, cond: Conditions = Conditions(),
                   snr_db=None) -> dict:
     """Draw one set of channel and waveform parameters per frame (arrays of length B)."""

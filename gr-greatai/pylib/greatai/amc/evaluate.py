@@ -21,6 +21,9 @@ def evaluate(model=None, seed=777, n_per_class_per_snr=100, snrs=tuple(range(-20
     from tqdm import tqdm
     eng = EarlyExitEngine(model, threads=threads, threshold=threshold)
     C = len(eng.classes)
+    S = len(sim.CLASSES)                     # the simulator's classes (a model may add UNKNOWN after them)
+    if list(eng.classes[:S]) != list(sim.CLASSES):
+        raise ValueError(f"{eng.meta_path}: classes {eng.classes} do not start with the simulator's {sim.CLASSES}")
     rng = np.random.default_rng(seed)
     res = {"model": str(eng.meta_path), "threshold": eng.threshold, "seed": seed,
            "frames_per_class_per_snr": n_per_class_per_snr, "snr_db": list(snrs),
@@ -28,7 +31,7 @@ def evaluate(model=None, seed=777, n_per_class_per_snr=100, snrs=tuple(range(-20
     conf = np.zeros((C, C), np.int64)
     noise_hits = noise_total = 0
     for s in tqdm(snrs, desc="eval SNR", disable=not progress, leave=False):
-        labels = np.repeat(np.arange(C), n_per_class_per_snr)
+        labels = np.repeat(np.arange(S), n_per_class_per_snr)
         x, p = sim.generate(rng, labels, eng.frame_length, snr_db=float(s))
         out = {}
         for mode in ("exit1", "exit2", "early"):
@@ -38,7 +41,8 @@ def evaluate(model=None, seed=777, n_per_class_per_snr=100, snrs=tuple(range(-20
         r = out["early"]
         res["exit1_share"].append(round(100 * float(np.mean(r.exit == 1)), 2))
         if s >= 10:
-            np.add.at(conf, (labels, r.label), 1)
+            ok = r.label >= 0
+            np.add.at(conf, (labels[ok], r.label[ok]), 1)
         nm = labels == sim.CLASS_INDEX["NOISE"]
         noise_hits += int(np.sum(r.label[nm] == labels[nm]))
         noise_total += int(nm.sum())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import contract, sim
+from .. import contract, outliers, sim
 
 CONFIGS = {
     # the shipped model
@@ -20,6 +20,12 @@ CONFIGS = {
     # a few seconds: used by the test suite to prove the pipeline end to end
     "tiny": dict(n_per_class=40, n_val_per_class=20, epochs=1, batch=64, lr=4e-3, frame_length=1024),
 }
+# issue 16: the simulator's hardware impairments, and a trained background class UNKNOWN of
+# signals outside the classes (CSS is held out of it, for the open-set evaluation)
+BACKGROUND = ("OFDM", "LFM", "OOK", "MFSK", "TONE")
+CONFIGS["hardware"] = dict(CONFIGS["full"], conditions="hardware", background=list(BACKGROUND))
+CONFIGS["tiny-hardware"] = dict(CONFIGS["tiny"], conditions="hardware", background=list(BACKGROUND))
+UNKNOWN = "UNKNOWN"
 
 
 def _to_tensor(iq):
@@ -60,12 +66,15 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     L = cfg["frame_length"]
+    cond = sim.preset(cfg.get("conditions", "default"))
+    background = tuple(cfg.get("background") or ())
+    classes = list(sim.CLASSES) + ([UNKNOWN] if background else [])
     t0 = time.time()
-    iq, y, snr = _gen(seed, cfg["n_per_class"], L, progress, "train data")
-    viq, vy, vsnr = _gen(seed + 1, cfg["n_val_per_class"], L, progress, "val data")
+    iq, y, snr = _gen(seed, cfg["n_per_class"], L, progress, "train data", cond, background)
+    viq, vy, vsnr = _gen(seed + 1, cfg["n_val_per_class"], L, progress, "val data", cond, background)
     t_data = time.time() - t0
 
-    model = EarlyExitAMC(n_classes=len(sim.CLASSES))
+    model = EarlyExitAMC(n_classes=len(classes))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
     steps = cfg["epochs"] * (len(y) // cfg["batch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(1, steps), pct_start=0.15)
@@ -105,7 +114,7 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
         "name": "amc_ee",
         "task": "amc", "version": "1",
         "description": "early-exit automatic modulation classification",
-        "classes": list(sim.CLASSES),
+        "classes": classes,
         "frame_length": L,
         "files": {"stage1": contract.file_entry(s1), "stage2": contract.file_entry(s2)},
         "inputs": {
@@ -127,7 +136,11 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
         "training": {
             "command": "greatai train amc" + ("" if config == "full" else f" --config {config}") + f" --seed {seed}",
             "seed": seed, "config": cfg, "algorithm": "Algorithm 1 (loss 2 updates branch 2 only)",
-            "data": {"generator": "greatai.sim", "conditions": sim.Conditions().to_dict()},
+            "data": {"generator": "greatai.sim", "conditions_preset": cfg.get("conditions", "default"),
+                     "conditions": cond.to_dict(),
+                     **({"background": {"class": UNKNOWN, "generator": "greatai.outliers", "kinds": list(background),
+                                        "held_out": [k for k in outliers.KINDS if k not in background]}}
+                        if background else {})},
             "seconds": {"data": round(t_data, 1), "train": round(t_train, 1)},
             "history": history,
             "torch": torch.__version__,
@@ -141,11 +154,22 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
     return out / "model.json"
 
 
-def _gen(seed, n_per_class, L, progress, desc):
+def _gen(seed, n_per_class, L, progress, desc, cond=sim.Conditions(), background=()):
+    """The simulator's classes, and with ``background`` as many frames of those
+    out-of-class kinds labelled as one more class, shuffled in."""
     from functools import partial
     from tqdm import tqdm
     bar = partial(tqdm, desc=desc, disable=not progress, file=sys.stderr, leave=False)
-    return sim.dataset(seed, n_per_class, L, progress=bar)
+    iq, y, snr = sim.dataset(seed, n_per_class, L, cond, progress=bar)
+    if not background:
+        return iq, y, snr
+    rng = np.random.default_rng(seed + 7919)
+    kinds = rng.choice(np.asarray(background, object), n_per_class)
+    xo, so = outliers.generate(rng, kinds, L, cond=cond, with_snr=True)
+    iq, y = np.concatenate([iq, xo]), np.concatenate([y, np.full(n_per_class, len(sim.CLASSES), y.dtype)])
+    snr = np.concatenate([snr, so.astype(snr.dtype)])
+    order = rng.permutation(len(y))
+    return iq[order], y[order], snr[order]
 
 
 def _torch_probs(model, iq, batch=1024):
