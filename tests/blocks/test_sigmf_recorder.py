@@ -112,3 +112,12 @@ def test_bad_messages_and_tags_are_counted_not_recorded(tmp_path):
 def test_bad_settings_are_named(tmp_path, kw, what):
     with pytest.raises(ValueError, match=what):
         greatai.sigmf_recorder(**dict(dict(path=str(tmp_path / "r"), samp_rate=1e6), **kw))
+
+
+def test_a_replay_for_classifying_again_leaves_the_recorded_results_out(tmp_path):
+    tb, clf, rec, snk = classify_and_record(tmp_path, annotate="frame")
+    src, out = greatai.sigmf_source(path=str(rec.path), result_key=""), blocks.vector_sink_c()
+    tb2 = gr.top_block()
+    tb2.connect(src, out)                      # (a Python block passed inline would be freed while it runs)
+    tb2.run()
+    assert len(out.data()) == len(snk.data()) and not amc_tags(out.tags())

@@ -87,7 +87,8 @@ class sdr_source(gr.hier_block2):
 
     def _make_file(self, freq, rate, gain, mode, bw, schedule, buffer_size):
         from .sigmf_source import sigmf_source
-        return sigmf_source(path=self.address, realtime=True, repeat=True, samp_rate=rate)
+        # a stand-in for a radio: the truth tags, not the results a recorder wrote
+        return sigmf_source(path=self.address, realtime=True, repeat=True, samp_rate=rate, result_key="")
 
     def set_freq(self, freq):
         sdr.check_value(self.device, "freq", float(freq))

@@ -25,7 +25,8 @@ class sigmf_source(gr.sync_block):
         realtime: pace the output at the recording's sample rate (else as fast as possible).
         repeat: loop the recording forever (else stop at its end).
         samp_rate: sample rate for raw files, or to override the recording's (0: use the file's).
-        result_key: tag key of the recorded results.
+        result_key: tag key of the recorded results ('': not replayed, e.g. when the stream is
+            classified again downstream).
     """
 
     def __init__(self, path="", realtime=False, repeat=False, samp_rate=0.0, result_key="amc"):
@@ -39,8 +40,8 @@ class sigmf_source(gr.sync_block):
         self.realtime, self.repeat = bool(realtime), bool(repeat)
         self.truth = recording.annotation_truth(self.rec.annotations)
         self._starts = np.array([t[0] for t in self.truth], np.int64)
-        self.results = recording.annotation_results(self.rec.annotations)
-        self._result_key = pmt.intern(result_key)
+        self.results = recording.annotation_results([] if not result_key else self.rec.annotations)
+        self._result_key = pmt.intern(result_key or "amc")
         self._result_tags = codec.TagCache(lambda k: {"label": k[0], "exit": k[1], "confidence": k[2]})
         self._pos = 0           # position inside the recording
         self._t0 = None
