@@ -139,6 +139,21 @@ def test_forecast_panel_screenshot_shows_the_data(app, tmp_path):
     assert colour_pixels(screenshot.grab_rgb(panel), fp.FREE_COLOUR, tol=20) == 0   # nothing free: no box
 
 
+def test_forecast_panel_axes_read_in_radio_units(app):
+    from greatai.gui import forecast_panel as fp
+    panel = fp.ForecastPanel(64, 8, history=100)
+    assert panel.p.getAxis("bottom").labelText == "channel"
+    panel.set_units(2.39e9, 20e6 / 64, 1024 / 20e6)        # 20 MS/s around 2.4 GHz, 1024-point frames
+    bottom, left = panel.p.getAxis("bottom"), panel.p.getAxis("left")
+    assert bottom.labelText == "frequency (GHz)" and left.labelText.startswith("time (ms")
+    assert [t for _, t in bottom._tickLevels[0]] == ["2.390", "2.395", "2.400", "2.405", "2.410"]
+    assert [t for _, t in left._tickLevels[0]][0] == "-5.12" and left._tickLevels[0][-1][1] == "+0.41"
+    panel.set_units(-1e6, 2e6 / 64, 0.5)                    # baseband, slow frames
+    assert panel.p.getAxis("bottom").labelText == "frequency (MHz)"
+    assert [t for _, t in panel.p.getAxis("bottom")._tickLevels[0]][:2] == ["-1.0", "-0.5"]
+    assert panel.p.getAxis("left").labelText.startswith("time (s")
+
+
 def test_live_forecast_screenshot(tmp_path):
     assert live_screenshot("forecast", tmp_path / "live_fc.png") > 300
 

@@ -47,7 +47,32 @@ class ForecastPanel(Panel):
         self.p.setXRange(0, self.channels, padding=0)
         self.p.setYRange(-self.history, self.horizons * ROW, padding=0)
         self.p.setMouseEnabled(x=False, y=False)
+        self.units = None
         self.resize(800, 640)
+
+    def set_units(self, low_hz: float, channel_hz: float, frame_seconds: float):
+        """Label the axes in radio units: frequency in Hz/kHz/MHz/GHz (the band's absolute
+        frequencies) and time in ms or s (0 = now, the forecast above).  Until called the
+        axes read channels and frames.  GUI thread."""
+        key = (float(low_hz), float(channel_hz), float(frame_seconds))
+        if key == self.units or not channel_hz > 0 or not frame_seconds > 0:
+            return
+        self.units = key
+        pos = np.linspace(0, self.channels, 5)
+        freqs = low_hz + pos * channel_hz
+        top = float(np.max(np.abs(freqs)))
+        scale, unit = next((s, u) for s, u in ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz"))
+                           if top >= s or s == 1.0)
+        digits = max(0, int(np.ceil(-np.log10(channel_hz * self.channels / 4 / scale) - 1e-9)))   # the tick step
+        self.p.getAxis("bottom").setTicks([[(float(x), f"{f / scale:.{digits}f}") for x, f in zip(pos, freqs)]])
+        self.p.setLabel("bottom", f"frequency ({unit})")
+        span = self.history * frame_seconds
+        tscale, tunit = (1.0, "s") if span >= 10 else (1e3, "ms")
+        rows = np.linspace(-self.history, 0, 5)
+        ticks = [(float(r), f"{r * frame_seconds * tscale:.3g}") for r in rows]
+        ticks.append((float(self.horizons * ROW), f"+{self.horizons * frame_seconds * tscale:.3g}"))
+        self.p.getAxis("left").setTicks([ticks])
+        self.p.setLabel("left", f"time ({tunit}; 0 = now, forecast above)")
 
     def push_spectrum(self, rows_db):
         """Queue pooled spectrogram rows [n, channels] (dB); safe from any thread."""
