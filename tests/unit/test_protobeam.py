@@ -228,3 +228,14 @@ def test_fast_stream_generator_matches_generate():
                                             positions=np.zeros(8, int))[0])
         acc = [100 * np.mean(e.classify(x).beam == beams) for x in (xt, xs)]
         assert abs(acc[0] - acc[1]) < 4, (calibrate, acc)
+
+
+def test_the_power_delay_profile_baseline_is_the_learnt_front_in_numpy():
+    import torch
+    from greatai.protobeam import evaluate, model, sim
+    x, y, sc, _ = sim.dataset(3, (0,), 2)
+    iq = torch.from_numpy(np.ascontiguousarray(x).view(np.float32).reshape(len(x), -1, 2).copy())
+    want = model.Front(data_norm=True)(iq)[:, 0].numpy()
+    np.testing.assert_allclose(evaluate.pdp_features(x), want, atol=2e-3)
+    s = evaluate.spectrum_features(x)
+    assert s.shape == x.shape and np.allclose(np.linalg.norm(s, axis=1), 1)

@@ -31,7 +31,8 @@ def test_tiny_protobeam_training_runs_every_row_and_exports(tmp_path):
     from greatai.protobeam.engine import ProtoBeamEngine
     meta = train.train_all(tmp_path / "pb", "tiny", seed=3, progress=False, results_dir=tmp_path / "res")
     ev = meta["evaluation"]
-    assert [r["key"] for r in ev["rows"]] == ["baseline_one", "baseline_mixed", "plain", "dnorm", "dnorm_aug", "full"]
+    assert [r["key"] for r in ev["rows"]] == ["baseline_one", "baseline_mixed", "nn_pdp", "nn_spectrum", "plain",
+                                              "dnorm", "dnorm_aug", "full"]
     assert set(ev["rows"][-1]["unseen"]) == {"1", "2", "4", "8", "16", "32"}
     assert {"baseline_collapse", "protobeam_8shot_gap"} <= set(ev["goals"])
     assert (tmp_path / "res" / "pca.png").stat().st_size > 10000

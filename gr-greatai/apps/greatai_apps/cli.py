@@ -32,7 +32,8 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
-    e.add_argument("task", choices=["amc"])
+    e.add_argument("task", choices=["amc", "protobeam"],
+                   help="protobeam: the non-learnt nearest-prototype baselines on the shipped model's Table I frames")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
     e.add_argument("--n", type=int, default=200, help="frames per class per SNR")

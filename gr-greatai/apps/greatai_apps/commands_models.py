@@ -48,7 +48,17 @@ def cmd_train(a):
 
 
 def cmd_eval(a):
-    if a.task == "amc" and a.gnuradio:
+    if a.task == "protobeam":
+        from greatai import contract
+        from greatai.amc.evaluate import save
+        from greatai.protobeam import evaluate as pb_eval
+        m = contract.load(a.model or "", "protobeam", verify=False)
+        out = Path(a.out if a.out != "results/amc" else "results/protobeam") / "table_with_baselines.json"
+        res = save(dict(pb_eval.shipped_baselines(m.meta), model=str(m.dir)), out,
+                   lambda r, png: pb_eval.plot_kshot(r, png))
+        emit(pb_eval.format_table(res))
+        emit(f"\nwrote {out} and {out.with_suffix('.png')}")
+    elif a.task == "amc" and a.gnuradio:
         from . import eval_gr
         out = Path(a.out) / "eval_gnuradio.json"
         res = eval_gr.run(a.model, out, impairments=a.impairments.split(",") if a.impairments else None,

@@ -13,6 +13,47 @@ VARIANTS = (
 )
 
 SHOTS = (1, 2, 4, 8, 16, 32)
+WINDOW = (16, 80)        # lags kept around the strongest one (as the learnt front's)
+
+# non-learnt nearest-prototype baselines, computed with the same shots (issue 18)
+FEATURE_BASELINES = (
+    ("nn_pdp", "nearest prototype on the power-delay profile (no learning)"),
+    ("nn_spectrum", "nearest prototype on the normalised spectrum magnitude (no learning)"),
+)
+
+
+def pdp_features(x: np.ndarray) -> np.ndarray:
+    """The learnt front's fixed part in numpy: correlation with the known waveform, power
+    folded over the frame's whole periods, divided by its mean and log-compressed, and
+    aligned on its strongest lag (a window of WINDOW lags): [B, sum(WINDOW)]."""
+    c = sim.known_waveform()
+    P, L = sim.PERIOD, x.shape[1]
+    n_fold = (L - P + 1) // P
+    nfft = L + P
+    r = np.fft.ifft(np.fft.fft(x, nfft, axis=1) * np.conj(np.fft.fft(c, nfft))[None, :], axis=1)[:, :n_fold * P] / P
+    p = (np.abs(r) ** 2).reshape(len(x), n_fold, P).mean(1)
+    p = np.log10(p / (p.mean(1, keepdims=True) + 1e-12) + 1e-3)
+    idx = (p.argmax(1)[:, None] + np.arange(-WINDOW[0], WINDOW[1])[None, :]) % P
+    return np.take_along_axis(p, idx, axis=1)
+
+
+def spectrum_features(x: np.ndarray) -> np.ndarray:
+    """The frame's spectrum magnitude, unit norm: [B, L]."""
+    m = np.abs(np.fft.fft(x, axis=1))
+    return m / (np.linalg.norm(m, axis=1, keepdims=True) + 1e-12)
+
+
+def baseline_rows(x, y, sc, repeats=20, seed=0, shots=SHOTS) -> list:
+    """Table I rows of the two non-learnt baselines on frames x (same and unseen front ends)."""
+    fe = sim.scenario_front_end(sc)
+    same, unseen = tuple(np.unique(fe[np.isin(fe, sim.TRAIN_FRONT_ENDS)])), sim.UNSEEN_FRONT_ENDS
+    rows = []
+    for (key, title), fn in zip(FEATURE_BASELINES, (pdp_features, spectrum_features)):
+        z = np.concatenate([fn(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+        rows.append({"key": key, "title": title,
+                     "same": kshot_accuracy(z, y, sc, same, shots, repeats, seed, False),
+                     "unseen": kshot_accuracy(z, y, sc, unseen, shots, repeats, seed, False)})
+    return rows
 
 
 def prototypes_from(z, y, n_beams, normalise=True):
@@ -62,8 +103,9 @@ def kshot_accuracy(z, y, sc, front_ends, shots, repeats, seed, proto_norm):
     return {str(k): round(float(np.mean(v)), 2) for k, v in acc.items()}
 
 
-def table(embeddings, scales, baselines, y, sc, snr, repeats=20, seed=0, shots=SHOTS):
-    """Table I: rows = baselines then ProtoBeam variants; columns = same / unseen front end x k."""
+def table(embeddings, scales, baselines, y, sc, snr, repeats=20, seed=0, shots=SHOTS, frames=None):
+    """Table I: rows = baselines (the CNNs, and with ``frames`` the non-learnt nearest
+    prototypes on them) then ProtoBeam variants; columns = same / unseen front end x k."""
     fe = sim.scenario_front_end(sc)
     same, unseen = tuple(np.unique(fe[np.isin(fe, sim.TRAIN_FRONT_ENDS)])), sim.UNSEEN_FRONT_ENDS
     rows = []
@@ -75,6 +117,8 @@ def table(embeddings, scales, baselines, y, sc, snr, repeats=20, seed=0, shots=S
         rows.append({"key": key, "title": titles[key],
                      "same": round(100 * float(ok[np.isin(fe, s_fe)].mean()), 2),
                      "unseen": round(100 * float(ok[np.isin(fe, unseen)].mean()), 2)})
+    if frames is not None:
+        rows += baseline_rows(frames, y, sc, repeats, seed, shots)
     for key, title, _, _, pn in VARIANTS:
         if key not in embeddings:
             continue
@@ -171,3 +215,37 @@ def format_table(report) -> str:
             cells = [f"{r['same']:.1f}"] * len(shots) + [f"{r['unseen']:.1f}"] * len(shots)
         lines.append(f"| {r['title']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def shipped_baselines(meta: dict) -> dict:
+    """The non-learnt baselines on the very frames a shipped model's Table I was computed
+    on (its training seed + 1, config and front ends), beside its rows."""
+    ev = meta["evaluation"]
+    cfg = ev["config"]
+    fes = tuple(ev["front_ends"]["same"]) + tuple(ev["front_ends"]["unseen"])
+    x, y, sc, _ = sim.dataset(int(cfg["seed"]) + 1, fes, int(cfg["n_eval_per_beam"]))
+    rows = baseline_rows(x, y, sc, int(cfg["repeats"]), int(cfg["seed"]), tuple(ev["shots"]))
+    keep = [r for r in ev["rows"] if r["key"] not in {k for k, _ in FEATURE_BASELINES}]
+    at = next((i for i, r in enumerate(keep) if not r["key"].startswith("baseline")), len(keep))
+    return dict(ev, rows=keep[:at] + rows + keep[at:], baselines_computed="greatai eval protobeam")
+
+
+def plot_kshot(report, path):
+    """Accuracy against shots, same and unseen front ends, one line per row of Table I."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    k = report["shots"]
+    for r in report["rows"]:
+        for a, g in zip(ax, ("same", "unseen")):
+            v = [r[g][str(s)] for s in k] if isinstance(r[g], dict) else [r[g]] * len(k)
+            a.plot(k, v, marker="o" if isinstance(r[g], dict) else None,
+                   ls="--" if r["key"].startswith("nn_") else "-", label=r["title"])
+    for a, g in zip(ax, ("same front ends", "unseen front ends")):
+        a.set_xscale("log", base=2); a.set_xlabel("shots per beam"); a.set_title(g); a.grid(alpha=.3)
+    ax[0].set_ylabel("accuracy (%)")
+    ax[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

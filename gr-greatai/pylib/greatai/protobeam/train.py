@@ -171,7 +171,7 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
         timings[key] = time.time() - t
         base[key] = embed(b, ex).argmax(1)
     del x1, y1
-    report = evaluate.table(embeddings, scales, base, ey, esc, esnr, cfg["repeats"], seed)
+    report = evaluate.table(embeddings, scales, base, ey, esc, esnr, cfg["repeats"], seed, frames=ex)
     report["training_seconds"] = {k: round(v, 1) for k, v in timings.items()}
     report["config"] = dict(cfg, name=config, seed=seed)
     # ship the full method
