@@ -233,7 +233,8 @@ def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
     out = tmp_path / "live"
     p = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "capture", str(out), "--device", "sim",
                           "--address", "QPSK:1,NOISE:1", "--rate", "200e3", "--seconds", "600", "--label", "QPSK",
-                          "--buffer", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--buffer", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_default)
     wait_for_data(out.parent / "live.sigmf-data.part", p)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)
@@ -243,6 +244,12 @@ def test_ctrl_c_on_the_cli_keeps_what_was_recorded(tmp_path):
     rec = validate(res["meta"])
     assert len(rec.samples) == res["samples"]
     assert json.loads(open(res["meta"]).read())["annotations"][0]["core:label"] == "QPSK"
+
+
+def sigint_default():
+    """In the child: Ctrl-C acts even when the suite itself was started in the background
+    by a shell, which starts such jobs with SIGINT ignored (inherited across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_data(path, proc, timeout=60.0):
@@ -313,7 +320,7 @@ def test_record_writes_iq_and_every_frames_result_as_valid_sigmf(tmp_path):
 def test_ctrl_c_on_record_finishes_the_recording(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "greatai_apps.cli", "record", str(tmp_path / "live"), "--device",
                           "sim", "--seconds", "0", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=sigint_default)
     wait_for_data(tmp_path / "live.sigmf-data", p)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)

@@ -59,9 +59,7 @@ class forecast_display(gr.sync_block):
     def _decode(self, d):
         if not isinstance(d, dict) or "channel_hz" not in d:
             return None
-        geometry = BandGeometry.from_message(d, self.channels)
-        self.panel.set_units(geometry.low_hz, geometry.channel_hz, float(d.get("frame_seconds", 0.0)))
-        item = records.forecast_display_item(d, geometry)
+        item = records.forecast_display_item(d, BandGeometry.from_message(d, self.channels))
         return None if item is None else ("f",) + (item[0].reshape(-1, self.channels),) + item[1:]
 
     def stop(self):
