@@ -111,10 +111,11 @@ def cmd_record(a):
                                              a.address, "--freq", a.freq, "--samp-rate", a.rate, "--gain", a.gain,
                                              "--duration", a.seconds, "--annotate", a.annotate),
                           stdout=subprocess.DEVNULL if a.quiet else sys.stderr,
-                          stderr=subprocess.DEVNULL if a.quiet else None)
+                          stderr=subprocess.DEVNULL if a.quiet else None,
+                          start_new_session=True)     # a terminal's Ctrl-C reaches only this process ...
     try:
         rc = fg.wait()
-    except KeyboardInterrupt:            # the flowgraph got the Ctrl-C too: it stops and finishes the file
+    except KeyboardInterrupt:            # ... which passes it on once: the flowgraph stops and finishes the file
         fg.send_signal(signal.SIGINT)
         rc = fg.wait()
     if not meta_p.exists() or meta_p.stat().st_mtime_ns == mtime:

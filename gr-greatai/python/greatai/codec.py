@@ -163,3 +163,28 @@ class TagCache:
             for k in missing:
                 cache[k] = to_pmt(self.build(k))
         return [cache[k] for k in keys]
+
+
+def result_tags(tags, confidence: bool = False):
+    """Read result tags (``amc`` and the like: a dict with a symbol ``label``, an integer
+    ``exit``, 0 if absent, and with ``confidence`` a real ``confidence``, required) in a
+    few pybind calls each.  Returns (offsets, labels, exits, confidences, bad): lists,
+    confidences empty unless asked, and how many tags were not such a dict."""
+    offs, labels, exits, confs, bad = [], [], [], [], 0
+    k_label, k_exit, k_conf = sym("label"), sym("exit"), sym("confidence")
+    nil, zero = pmt.PMT_NIL, pmt.from_long(0)
+    dict_ref, symbol, to_long, to_double = pmt.dict_ref, pmt.symbol_to_string, pmt.to_long, pmt.to_double
+    for t in tags:
+        v = t.value
+        try:
+            lab, ex = symbol(dict_ref(v, k_label, nil)), to_long(dict_ref(v, k_exit, nil if confidence else zero))
+            c = to_double(dict_ref(v, k_conf, nil)) if confidence else None
+        except Exception:           # not a result: counted, skipped
+            bad += 1
+            continue
+        offs.append(t.offset)
+        labels.append(lab)
+        exits.append(ex)
+        if confidence:
+            confs.append(c)
+    return offs, labels, exits, confs, bad

@@ -8,6 +8,7 @@ from gnuradio import gr
 from greatai.fileio import atomic_write
 from greatai.summary import Scoreboard
 
+from . import codec
 from .pmt_util import end_program, stop_steps
 
 
@@ -43,8 +44,6 @@ class result_summary(gr.sync_block):
         self.board = Scoreboard()
         self._t0 = None
         self._last = None
-        self._keys = (pmt.intern("label"), pmt.intern("exit"))
-        self._zero = pmt.from_long(0)
 
     def set_interval(self, interval):
         self.interval = float(interval)
@@ -56,18 +55,7 @@ class result_summary(gr.sync_block):
         n = len(input_items[0])
         r = self.nitems_read(0)
         truth = self.get_tags_in_range(0, r, r + n, self.truth_key)
-        offs, labels, exits = [], [], []
-        (k_label, k_exit), zero, nil = self._keys, self._zero, pmt.PMT_NIL
-        dict_ref, symbol, to_long = pmt.dict_ref, pmt.symbol_to_string, pmt.to_long
-        for t in self.get_tags_in_range(0, r, r + n, self.result_key):
-            v = t.value
-            try:                        # a dict with a symbol label (and an integer exit, or none)
-                lab, ex = symbol(dict_ref(v, k_label, nil)), to_long(dict_ref(v, k_exit, zero))
-            except Exception:           # anything else is not a result: skipped (few pybind calls per frame)
-                continue
-            offs.append(t.offset)
-            labels.append(lab)
-            exits.append(ex)
+        offs, labels, exits, _, _ = codec.result_tags(self.get_tags_in_range(0, r, r + n, self.result_key))
         self.board.update(offs, labels, exits, [t.offset for t in truth], [_text(t.value) for t in truth])
         if now - self._last >= self.interval:
             self._last = now

@@ -62,7 +62,6 @@ class sigmf_recorder(gr.sync_block):
         self.set_msg_handler(pmt.intern("batch"), self._handle)
         self.message_port_register_out(pmt.intern("metrics"))
         self._metrics_due = every(1.0)
-        self._tag_keys = tuple(pmt.intern(k) for k in ("label", "confidence", "exit"))
 
     @property
     def path(self):
@@ -111,24 +110,12 @@ class sigmf_recorder(gr.sync_block):
         return n
 
     def _annotate_tags(self, tags):
-        offs, labels, conf, exits = [], [], [], []
-        (k_label, k_conf, k_exit), nil = self._tag_keys, pmt.PMT_NIL
-        dict_ref, symbol, to_double, to_long = pmt.dict_ref, pmt.symbol_to_string, pmt.to_double, pmt.to_long
-        for t in tags:                    # a few pybind calls per frame (tags are per frame)
-            v = t.value
-            try:
-                lab = symbol(dict_ref(v, k_label, nil))
-                c, e = to_double(dict_ref(v, k_conf, nil)), to_long(dict_ref(v, k_exit, nil))
-            except Exception:
-                self.bad_results += 1
-                log_every(self, "bad", 5.0, f"{self.bad_results} '{pmt.symbol_to_string(self.result_key)}' tags "
-                                            "not recorded so far: not a dict with label, confidence and exit",
-                          level="error")
-                continue
-            offs.append(t.offset)
-            labels.append(lab)
-            conf.append(c)
-            exits.append(e)
+        offs, labels, exits, conf, bad = codec.result_tags(tags, confidence=True)
+        if bad:
+            self.bad_results += bad
+            log_every(self, "bad", 5.0, f"{self.bad_results} '{pmt.symbol_to_string(self.result_key)}' tags "
+                                        "not recorded so far: not a dict with label, confidence and exit",
+                      level="error")
         if offs:
             self.rec.annotate(offs, self.L, labels, conf, exits)
 
