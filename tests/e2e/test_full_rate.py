@@ -60,8 +60,10 @@ def launch(grc, tmp_path, duration, fast=True):
         args += ["--duration", str(duration)]
     if "--samp-rate" in options and grc.stem in FAST and fast:
         args += ["--samp-rate", FAST[grc.stem]]
+    if "--out" in options:                     # amc_record: its recording goes to the test's folder
+        args += ["--out", str(tmp_path / "rec")]
     for opt in ("--address", "--iq-address", "--json-address", "--pmt-address", "--control-address"):
-        if opt in options:
+        if opt in options and not (opt == "--address" and grc.stem == "amc_record"):   # there: the radio's
             addr = f"tcp://127.0.0.1:{free_port()}"
             args += [opt, addr]
             if opt in ("--address", "--json-address"):
