@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 YMLS = sorted((ROOT / "gr-greatai" / "grc").glob("*.block.yml"))
 FLOWGRAPHS = sorted((ROOT / "flowgraphs").glob("*.grc"))
 HARDWARE = {"amc_pluto": ("usb:", "no ADALM-Pluto found at URI 'usb:'"),
-            "amc_usrp": ("type=b200", "no USRP found with device args 'type=b200'")}
+            "amc_usrp": ("type=b200", "no USRP found with device args 'type=b200'"),
+            "scanner_pluto": ("usb:", "no ADALM-Pluto found at URI 'usb:'"),
+            "scanner_usrp": ("type=b200", "no USRP found with device args 'type=b200'")}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,9 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
     options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*) [A-Z_]+", help_text))     # the program's own options
     args = []
     if "--duration" in options:
-        args += ["--duration", "4"]
+        args += ["--duration", "2" if grc.stem.startswith("scanner") else "4"]
+    if "--samp-rate" in options:             # the scanner's band: a fifth of its 20 MS/s, for a quick start
+        args += ["--samp-rate", "4e6"]
     for opt in ("--address", "--iq-address", "--json-address", "--pmt-address", "--control-address"):
         if opt in options and not (opt == "--address" and grc.stem == "amc_record"):   # there: the radio's
             args += [opt, f"tcp://127.0.0.1:{free_port()}"]
@@ -129,6 +133,11 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
         assert "final:" in log and "frames/s" in log
     if grc.stem in ("forecast_headless", "forecast_gui"):
         assert "live forecast F1 vs truth" in log, log[-3000:]
+    if grc.stem.startswith("scanner"):       # emitters found and classified (the band's classes)
+        final = [ln for ln in log.splitlines() if "scanner final:" in ln]
+        assert final and "labelled: none" not in final[-1], log[-3000:]
+        labels = [w for w in final[-1].split("labelled:")[1].replace(",", " ").split() if not w.isdigit()]
+        assert set(labels) <= set(CLASSES) | {"UNKNOWN"}, final
     if grc.stem == "amc_record":              # the IQ and every classified frame, as valid SigMF
         from greatai import recording
         rec = recording.open_recording(tmp_path / "rec.sigmf-meta")

@@ -32,7 +32,7 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
-    e.add_argument("task", choices=["amc", "protobeam"],
+    e.add_argument("task", choices=["amc", "protobeam", "scanner"],
                    help="protobeam: the non-learnt nearest-prototype baselines on the shipped model's Table I frames")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
@@ -55,7 +55,7 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory"],
+    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory", "scanner"],
                    help="a model's throughput; soak: a shipped headless flowgraph for minutes or hours; sources: "
                         "the simulated radios' rates; memory: the headless flowgraphs' RSS and the buffers")
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")

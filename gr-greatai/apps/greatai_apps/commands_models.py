@@ -58,6 +58,12 @@ def cmd_eval(a):
                    lambda r, png: pb_eval.plot_kshot(r, png))
         emit(pb_eval.format_table(res))
         emit(f"\nwrote {out} and {out.with_suffix('.png')}")
+    elif a.task == "scanner":
+        from . import scan
+        out = Path(a.out if a.out != "results/amc" else "results/scanner") / "eval.json"
+        res = scan.evaluate(out, seed=0 if a.seed is None else a.seed, model=a.model or "")
+        tables.scanner_eval(res)
+        emit(f"\nwrote {out}, {out.with_suffix('.png')} and {out.with_name('waterfall.png')}")
     elif a.task == "amc" and a.gnuradio:
         from . import eval_gr
         out = Path(a.out) / "eval_gnuradio.json"
@@ -98,6 +104,10 @@ def cmd_bench(a):
     elif a.task == "forecast":
         from . import bench_forecast as bench
         bench.run(out=a.out or "results/forecast/bench.json", seconds=a.seconds)
+    elif a.task == "scanner":
+        from . import scan
+        res = scan.bench(out=a.out or "results/scanner/bench.json", seconds=a.seconds)
+        tables.scanner_bench(res)
     elif a.task in ("sources", "memory"):
         from . import bench_sources as bench
         getattr(bench, a.task)(out=a.out or f"results/{a.task}/bench.json")

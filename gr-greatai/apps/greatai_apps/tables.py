@@ -68,3 +68,29 @@ def amc_eval(res):
     emit(" " * 7 + "".join(f"{n:>7}" for n in names))
     for n, row in zip(names, conf["rows_true_cols_pred"]):
         emit(f"{n:>7}" + "".join(f"{v:>7}" for v in row))
+
+
+def _machine_line(m):
+    return f"{m.get('cpu')} ({', '.join(m.get('isa', [])[:3])}...), {m.get('cores')} cores"
+
+
+def scanner_eval(res):
+    s = res["score"]
+    emit(f"wideband scanner on the simulated band: {res['samp_rate'] / 1e6:g} MS/s, {res['seconds']:g} s, "
+         f"{res['emitters']} emitters, every_n {res['every_n']}, every frame classified; {_machine_line(res['machine'])}")
+    emit(f"bursts {s['truth']}, emitters reported {s['detections']}: recall {s['recall_pct']} %, precision "
+         f"{s['precision_pct']} %, classification accuracy {s['accuracy_pct']} %  ({res['rate_msps']} MS/s)")
+    emit(f"{'class':<8}{'bursts':>8}{'found':>7}{'right':>7}")
+    for c, r in res["per_class"].items():
+        emit(f"{c:<8}{r['bursts']:>8}{r['found']:>7}{r['right']:>7}")
+
+
+def scanner_bench(res):
+    emit(f"wideband scanner, {res['samp_rate'] / 1e6:g} MS/s band of {res['emitters']} emitters, frames skipped "
+         f"under load; {_machine_line(res['machine'])}")
+    emit(f"{'every_n':>8}{'thr dB':>8}{'MS/s':>8}{'keeps up':>9}{'classified':>11}{'skipped':>9}"
+         f"{'recall %':>9}{'prec %':>8}{'acc %':>7}")
+    for r in res["rows"]:
+        emit(f"{r['every_n']:>8}{r['threshold_db']:>8g}{r['rate_msps']:>8.2f}{str(r['keeps_up']):>9}"
+             f"{r['classified']:>11}{r['skipped']:>9}{r['recall_pct']!s:>9}{r['precision_pct']!s:>8}"
+             f"{r['accuracy_pct']!s:>7}")

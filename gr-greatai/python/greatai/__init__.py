@@ -15,11 +15,15 @@ from .protobeam import protobeam
 from .protobeam_source import protobeam_source
 from .band_source import band_source
 from .spectrogram_forecaster import spectrogram_forecaster
+from .wideband_source import wideband_source
+from .scan_detector import scan_detector
+from .emitter_scanner import emitter_scanner
 
 
 def __getattr__(name):
     # Qt blocks load PyQt5 only when asked for, so headless radios never import Qt
-    if name in ("amc_display", "protobeam_display", "forecast_display"):
+    if name in ("amc_display", "protobeam_display", "forecast_display",
+                "scanner_display"):
         import importlib
         cls = getattr(importlib.import_module(f".{name}", __name__), name)
         globals()[name] = cls          # the submodule import set the name to the module
