@@ -102,3 +102,48 @@ def test_a_simulated_band_is_scanned_against_its_truth():
         wideband.make(FS, 0.01, [wideband.Emitter("QPSK", 9.9e6, 1e6)])
     with pytest.raises(ValueError, match="not a signal class"):
         wideband.make(FS, 0.01, [wideband.Emitter("NOISE", 0.0, 1e6)])
+
+
+def seen(i, centre, bw=1e5, snr=10.0):
+    return {"id": i, "center_hz": centre, "bandwidth_hz": bw, "snr_db": snr, "start": 0.0, "stop": 0.02}
+
+
+def test_chains_go_to_the_strongest_emitters_and_retune_only_when_they_move():
+    from greatai import scanner
+    pool = scanner.SlotPool(2, oversample=8.0, channel_rate=2.5e6)
+    out = pool.plan([seen(0, 1e6, snr=5.0), seen(1, 2e6, snr=20.0), seen(2, 3e6, snr=12.0)])
+    assert [(k, i) for k, i, _, _ in out] == [(0, 1), (1, 2)] and pool.unserved == 1     # strongest first
+    assert out[0][3] == 8e5                                              # 8 x the occupied bandwidth
+    assert pool.plan([seen(1, 2e6 + 1e4, snr=20.0), seen(2, 3e6, snr=12.0)]) == []    # moved < 25 %: no retune
+    again = pool.plan([seen(1, 2.2e6, snr=20.0)])                       # moved: retuned; 2 unseen: freed
+    assert again == [(0, 1, 2.2e6, 8e5)] and pool.slot_of(2) == -1 and pool.slot_of(1) == 0
+    with pytest.raises(ValueError, match="at least 1 extraction chain"):
+        scanner.SlotPool(0, 8.0, 1e6)
+    assert scanner.extraction_rate(1e6, 8.0, 2.5e6) == 2.5e6              # capped at the channel rate
+
+
+def test_an_emitter_is_labelled_by_the_majority_of_its_fresh_frames():
+    from greatai import scanner
+    sc = scanner.Scan(1e6, 64, 2, 1, 1e6 / 8, classes=["A", "B", "C"])
+    sc.pool.track[0], sc.pool.mark[0] = 7, 100
+    offs = np.array([0, 50, 100, 200, 300, 400])
+    n = sc.results(0, offs, [1, 1, 0, 0, 2, 0], [1, 1, 2, 1, 1, 1], [.9, .9, .6, .8, .7, 1.0], [1, 1, 1, 1, 1, 0])
+    assert n == 3 and sc.counts["stale_results"] == 2                   # before the retune's mark
+    assert sc.votes.summary(7) == {"label": "A", "confidence": 0.7, "exit": 1, "frames": 3}
+    sc.pool.track[0] = -1
+    assert sc.results(0, offs, [0] * 6, [1] * 6, [1.0] * 6, [1] * 6) == 0 and sc.counts["idle_results"] == 6
+    v = scanner.Votes(["A"], max_tracks=2)
+    for t in range(3):
+        v.add(t, [0], [1], [1.0])
+    assert v.summary(0)["frames"] == 0 and v.summary(2)["frames"] == 1    # the oldest track went
+
+
+def test_reports_become_one_record_per_emitter():
+    from greatai import scanner
+    reps = [dict(seen(0, 1e6), start=0.0, stop=0.02, label="", frames=0),
+            dict(seen(0, 1.01e6), start=0.0, stop=0.04, label="QPSK", confidence=0.9, exit=1, frames=5),
+            dict(seen(1, 3e6), start=0.02, stop=0.04, label="", frames=0)]
+    t = scanner.tracks_from_reports(reps)
+    assert [x["id"] for x in t] == [0, 1] and t[0]["label"] == "QPSK" and t[0]["frames"] == 5
+    assert t[0]["stop"] == 0.04 and t[1]["label"] is None
+    assert abs(t[0]["bandwidth_hz"] - 1.1e5) < 1 and abs(t[0]["center_hz"] - 1.005e6) < 1
