@@ -136,7 +136,7 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
     if grc.stem.startswith("scanner"):       # emitters found and classified (the band's classes)
         final = [ln for ln in log.splitlines() if "scanner final:" in ln]
         assert final and "labelled: none" not in final[-1], log[-3000:]
-        labels = [w for w in final[-1].split("labelled:")[1].replace(",", " ").split() if not w.isdigit()]
+        labels = [w for w in final[-1].split("labelled:")[1].split(";")[0].replace(",", " ").split() if not w.isdigit()]
         assert set(labels) <= set(CLASSES) | {"UNKNOWN"}, final
     if grc.stem == "amc_record":              # the IQ and every classified frame, as valid SigMF
         from greatai import recording

@@ -124,14 +124,22 @@ def test_chains_go_to_the_strongest_emitters_and_retune_only_when_they_move():
 
 def test_an_emitter_is_labelled_by_the_majority_of_its_fresh_frames():
     from greatai import scanner
+    cf = scanner.ChainFrames(2, 4, every_n=1)
+    buf = np.arange(18).astype(np.complex64)
+    used, offs, fr = cf.take(0, 0, buf, follows=True, mark=4)
+    assert used == 16 and offs.tolist() == [4, 8, 12] and fr[0].tolist() == [4, 5, 6, 7]   # after the mark
+    assert cf.counts["stale_frames"] == 1
+    used, offs, _ = cf.take(0, 16, np.zeros(6, np.complex64), True, 4)       # the grid goes on
+    assert used == 4 and offs.tolist() == [16]
+    assert cf.take(1, 0, buf, follows=False, mark=0)[1].size == 0 and cf.counts["idle_frames"] == 4
+    cf.set_every_n(4)
+    cf.set_ratio(1, 0.25)
+    assert [g.every_n for g in cf.grids] == [4, 1]                            # narrower: every frame
     sc = scanner.Scan(1e6, 64, 2, 1, 1e6 / 8, classes=["A", "B", "C"])
-    sc.pool.track[0], sc.pool.mark[0] = 7, 100
-    offs = np.array([0, 50, 100, 200, 300, 400])
-    n = sc.results(0, offs, [1, 1, 0, 0, 2, 0], [1, 1, 2, 1, 1, 1], [.9, .9, .6, .8, .7, 1.0], [1, 1, 1, 1, 1, 0])
-    assert n == 3 and sc.counts["stale_results"] == 2                   # before the retune's mark
+    n = sc.results([7, 7, 7, 7, 9], [0, 0, 2, 1, 1], [2, 1, 1, 1, 1], [.6, .8, .7, 1.0, .5], [1, 1, 1, 0, 1])
+    assert n == 4 and sc.counts["results"] == 4
     assert sc.votes.summary(7) == {"label": "A", "confidence": 0.7, "exit": 1, "frames": 3}
-    sc.pool.track[0] = -1
-    assert sc.results(0, offs, [0] * 6, [1] * 6, [1.0] * 6, [1] * 6) == 0 and sc.counts["idle_results"] == 6
+    assert sc.votes.summary(9)["label"] == "B"
     v = scanner.Votes(["A"], max_tracks=2)
     for t in range(3):
         v.add(t, [0], [1], [1.0])

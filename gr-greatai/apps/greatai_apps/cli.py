@@ -154,7 +154,7 @@ def main(argv=None):
     d.set_defaults(fn=cmd_demo)
 
     g = sub.add_parser("screenshot", help="run a panel on the simulated source and save it as PNG")
-    g.add_argument("task", choices=["amc", "protobeam", "forecast"])
+    g.add_argument("task", choices=["amc", "protobeam", "forecast", "scanner"])
     g.add_argument("out")
     g.add_argument("--seconds", type=float, default=4.0)
     g.set_defaults(fn=cmd_screenshot)

@@ -17,14 +17,14 @@ def _repo_models():
 def cmd_train(a):
     if a.task == "amc":
         from greatai.amc import evaluate, train
-        out = Path(a.out or (_repo_models() / "amc_ee"))
+        out = Path(a.out or (_repo_models() / train.model_name(a.config)))
         meta_p = train.train(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet)
         # measured accuracy goes into the metadata, from data the model never saw
         res = evaluate.run(out, a.results or "results/amc", n_per_class_per_snr=a.eval_n, threads=a.threads,
                            progress=not a.quiet)
         meta = evaluate.attach_to_metadata(meta_p, res)
         emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
-                          "threshold": meta["default_threshold"]}))
+                          "threshold": meta["thresholds"]["exit"]}))
     elif a.task == "msm":
         from greatai.forecast import train
         out = Path(a.out or (_repo_models() / "forecast"))

@@ -197,7 +197,7 @@ def evaluate(model=None, classes=None, impairments=None, snrs=(0, 10, 20, 30), n
     from greatai.amc.engine import EarlyExitEngine
     from .benchutil import machine
     eng = EarlyExitEngine(model, threads=threads)
-    classes = list(classes or eng.classes)
+    classes = list(classes or [c for c in eng.classes if c != "UNKNOWN"])     # UNKNOWN has no transmitter
     impairments = list(impairments or IMPAIRMENTS)
     for name in impairments:
         if name not in IMPAIRMENTS:

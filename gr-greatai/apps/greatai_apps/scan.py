@@ -15,12 +15,12 @@ from greatai import scanner, wideband
 
 
 def run(samp_rate: float = 20e6, seconds: float = 3.0, seed: int = 0, every_n: int = 4, threshold_db: float = 8.0,
-        overload: str = "skip", slots: int = 5, model: str = "", log=print, src=None) -> dict:
+        overload: str = "skip", slots: int = 5, model: str = "", log=print) -> dict:
     """One run: wideband_source -> head -> emitter_scanner; the reports are collected."""
     from gnuradio import blocks, gr, greatai
     from gnuradio.greatai import codec
     t0 = time.perf_counter()
-    src = src or greatai.wideband_source(samp_rate, "", 0.6, seed)
+    src = greatai.wideband_source(samp_rate, "", 0.6, seed)
     made = time.perf_counter() - t0
     n = int(round(seconds * samp_rate))
     head = blocks.head(gr.sizeof_gr_complex, n)
@@ -84,7 +84,7 @@ def evaluate(out="results/scanner/eval.json", samp_rate: float = 20e6, seconds: 
     from greatai_apps.benchutil import machine
     from gnuradio import greatai
     res = run(samp_rate, seconds, seed, every_n, overload="block", model=model)
-    classes = list(greatai.emitter_scanner(samp_rate, slots=1, model=model).chains[0][2].engine.classes)
+    classes = list(greatai.emitter_scanner(samp_rate, slots=1, model=model).engine.classes)
     src = greatai.wideband_source(samp_rate, "", 0.6, seed)
     truth = src.truth(res["seconds"])
     res.update(machine=machine(), classes=classes,
@@ -104,11 +104,9 @@ def bench(out="results/scanner/bench.json", samp_rate: float = 20e6, seconds: fl
     from greatai.amc.evaluate import save
     from greatai_apps.benchutil import machine
     from gnuradio import greatai
-    src = greatai.wideband_source(samp_rate, "", 0.6, 0)
     rows = []
-    for every_n, thr in settings:
-        src.band.pos = 0
-        r = run(samp_rate, seconds, 0, every_n, thr, "skip", model=model, src=src)
+    for every_n, thr in settings:           # a new flowgraph each time; the band is made once (wideband.made)
+        r = run(samp_rate, seconds, 0, every_n, thr, "skip", model=model)
         m = r["metrics"]
         rows.append({"every_n": every_n, "threshold_db": thr, "rate_msps": r["rate_msps"], "keeps_up": r["keeps_up"],
                      "classified": m["classified"], "skipped": m["skipped"], "recall_pct": r["score"]["recall_pct"],
@@ -136,7 +134,7 @@ def plot_confusion(res, png):
     ax.set_ylabel("true emitter")
     ax.set_title(f"wideband scanner, {res['samp_rate'] / 1e6:g} MS/s band: bursts by label")
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=90)
     plt.close(fig)
 
 
@@ -149,7 +147,8 @@ def plot_waterfall(x, samp_rate, tracks, truth, png, seconds: float = 0.6, fft_s
     from matplotlib.patches import Rectangle
     from greatai import spectrum
     n = min(len(x), int(seconds * samp_rate))
-    db = spectrum.power_db(x[:n], fft_size, fft_size, spectrum.window("hann", fft_size), average)
+    from greatai.forecast.engine import pool
+    db = pool(spectrum.power_db(x[:n], fft_size, fft_size, spectrum.window("hann", fft_size), average), 512)
     fig, ax = plt.subplots(figsize=(9, 5))
     ext = (-samp_rate / 2e6, samp_rate / 2e6, 0, len(db) * fft_size * average / samp_rate)
     ax.imshow(db, origin="lower", aspect="auto", extent=ext, cmap="viridis",
@@ -163,11 +162,12 @@ def plot_waterfall(x, samp_rate, tracks, truth, png, seconds: float = 0.6, fft_s
             lo = (d["center_hz"] - d["bandwidth_hz"] / 2) / 1e6
             ax.add_patch(Rectangle((lo, d["start"]), d["bandwidth_hz"] / 1e6, min(d["stop"], ext[3]) - d["start"],
                                    fill=False, ec="red", lw=1.5))
-            ax.text(lo, min(d["stop"], ext[3]), f" {d.get('label') or '?'}", color="red", fontsize=8,
-                    va="top", ha="left", rotation=90)
+            top = min(d["stop"], ext[3])
+            ax.text(lo + d["bandwidth_hz"] / 1e6 + 0.15, (d["start"] + top) / 2, d.get("label") or "?", color="red",
+                    fontsize=7, va="center", ha="left", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
     ax.set_xlabel("frequency offset (MHz)")
     ax.set_ylabel("time (s)")
     ax.set_title("wideband scanner: truth (dashed) and emitters found, labelled (red)")
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=90)
     plt.close(fig)

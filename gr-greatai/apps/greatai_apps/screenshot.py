@@ -94,3 +94,23 @@ def forecast(path, seconds: float = 4.0, samp_rate: float = 4e6, seed: int = 1):
     tb.connect(st, disp)
     tb.msg_connect(fc, "forecast", disp, "forecast")
     return _show(app, tb, disp.panel, seconds, path)
+
+
+def scanner(path, seconds: float = 4.0, samp_rate: float = 20e6, seed: int = 0):
+    """Run wideband_source -> throttle -> emitter_scanner (as if tuned to 2.44 GHz), with
+    scanner_display fed by an STFT of the band and the scanner's emitters, and save the
+    panel as PNG."""
+    from gnuradio import blocks, gr, greatai
+    app = _app()
+    tb = gr.top_block()
+    src = greatai.wideband_source(samp_rate, "", 0.6, seed)
+    thr = blocks.throttle(gr.sizeof_gr_complex, samp_rate, True)
+    scan = greatai.emitter_scanner(samp_rate, 2.44e9)      # as if tuned to 2.44 GHz
+    st = greatai.stft(1024, 1024, "hann", 8)
+    disp = greatai.scanner_display(samp_rate, 2.44e9, 1024, 8, 512, history=400)
+    tb.connect(src, thr, scan)
+    tb.connect(thr, st, disp)
+    tb.msg_connect(scan, "emitters", disp, "emitters")
+    panel = _show(app, tb, disp.panel, seconds, path)
+    panel.frames = panel.n_rows
+    return panel

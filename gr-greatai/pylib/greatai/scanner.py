@@ -245,7 +245,7 @@ def tracks_from_reports(reports: list) -> list:
 class Scan:
     """The scanner's bookkeeping, dwell by dwell: spectra in (``push``), detection
     (:func:`detect`), tracking (:class:`Tracker`), chain assignment (:class:`SlotPool`)
-    and each emitter's classification from its chain's results (``results``, into
+    and each emitter's classification from its frames' results (``results``, into
     :class:`Votes`).  ``push`` returns, per completed dwell, the chains to retune and the
     reports: one dict per emitter seen (id, center_hz, bandwidth_hz, snr_db, start, stop,
     slot, label, confidence, exit, frames) and one per emitter that ended (the same with
@@ -266,7 +266,7 @@ class Scan:
         self.votes = Votes(classes)
         self._rows, self._pending = None, 0
         self.dwells = 0
-        self.counts = {"dwells": 0, "detections": 0, "results": 0, "stale_results": 0, "idle_results": 0}
+        self.counts = {"dwells": 0, "detections": 0, "results": 0}
         self.latest: dict = {}
         self.max_latest = 4096
 
@@ -322,17 +322,61 @@ class Scan:
     def set_mark(self, slot: int, mark: int):
         self.pool.mark[slot] = int(mark)
 
-    def results(self, slot: int, offset, label, exit_, confidence, ok) -> int:
-        """A chain's frame results (vectors): those from its current emitter's samples go
-        to that emitter's votes; the rest are counted (stale: made before the last retune;
-        idle: the chain follows nobody)."""
-        offset = np.asarray(offset, np.int64)
-        if self.pool.track[slot] < 0:
-            self.counts["idle_results"] += len(offset)
-            return 0
-        fresh = (offset >= self.pool.mark[slot]) & np.asarray(ok, bool)
-        self.counts["stale_results"] += int((offset < self.pool.mark[slot]).sum())
-        n = self.votes.add(int(self.pool.track[slot]), np.asarray(label)[fresh], np.asarray(exit_)[fresh],
-                           np.asarray(confidence)[fresh])
+    def results(self, track_ids, label, exit_, confidence, ok) -> int:
+        """Frame results (vectors), each for the emitter whose chain made the frame
+        (``track_ids``, as :class:`ChainFrames` took them): into that emitter's votes.
+        Returns the frames counted."""
+        track_ids, ok = np.asarray(track_ids, np.int64), np.asarray(ok, bool)
+        label, exit_, confidence = np.asarray(label), np.asarray(exit_), np.asarray(confidence)
+        n = 0
+        for t in np.unique(track_ids[ok]):
+            m = ok & (track_ids == t)
+            n += self.votes.add(int(t), label[m], exit_[m], confidence[m])
         self.counts["results"] += n
         return n
+
+
+class ChainFrames:
+    """Whole frames from the extraction chains' output streams, for the classifier.
+
+    Per chain a frame grid (frames back to back from the chain's first output sample),
+    every ``every_n``-th frame taken, narrower chains more often (:func:`chain_every_n`).
+    ``take`` hands out the frames wholly inside a buffer, made after the chain's last
+    retune (``mark``) while it follows an emitter; frames from before the mark (stale)
+    and from a chain that follows nobody (idle) are counted, not classified."""
+
+    def __init__(self, n: int, length: int, every_n: int = 4):
+        from .frames import FrameGrid
+        self.grids = [FrameGrid(length) for _ in range(int(n))]
+        self.ratio = [1.0] * int(n)
+        self.counts = {"stale_frames": 0, "idle_frames": 0}
+        self.set_every_n(every_n)
+
+    def set_every_n(self, every_n: int):
+        if int(every_n) < 1:
+            raise ValueError(f"every_n must be >= 1, got {every_n}")
+        self.every_n = int(every_n)
+        for k in range(len(self.grids)):
+            self.set_ratio(k, self.ratio[k])
+
+    def set_ratio(self, slot: int, ratio: float):
+        """Chain ``slot`` now runs at ``ratio`` of the channel rate."""
+        self.ratio[slot] = float(ratio)
+        self.grids[slot].set_every_n(chain_every_n(self.every_n, ratio))
+
+    def take(self, slot: int, r: int, buf: np.ndarray, follows: bool, mark: int):
+        """Chain ``slot``'s buffer, whose item 0 is its absolute output item ``r``:
+        (items to consume: up to the first incomplete frame, offsets, frames [B, L])."""
+        g = self.grids[slot]
+        first, last = g.span(int(r), len(buf))
+        used = max(0, int(g.start(last)) - int(r))
+        sel = g.select(first, last)
+        g.done_until(last)
+        if not follows:
+            self.counts["idle_frames"] += len(sel)
+            sel = sel[:0]
+        offs = g.start(sel)
+        fresh = offs >= int(mark)
+        self.counts["stale_frames"] += int(len(sel) - fresh.sum())
+        sel, offs = sel[fresh], offs[fresh]
+        return used, offs, g.take(buf, int(r), sel, copy=True)

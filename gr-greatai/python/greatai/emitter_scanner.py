@@ -1,8 +1,7 @@
-from gnuradio import blocks, filter, gr
+from gnuradio import filter, gr
 
-from greatai.scanner import chain_every_n
+from greatai.amc.engine import EarlyExitEngine
 
-from .amc_classifier import amc_classifier
 from .scan_detector import scan_detector
 from .stft import stft
 
@@ -15,14 +14,16 @@ class emitter_scanner(gr.hier_block2):
     """Wideband scanner: finds the emitters in a band, takes each out to the classifier's
     rate, and classifies it with early exits.
 
-    Detection: ``greatai.stft`` (``fft_size``, ``average`` FFTs per vector) into
-    ``greatai.scan_detector``, which scans every ``dwell`` seconds of spectra.
-    Extraction, one chain per followed emitter (``slots`` of them): GNU Radio's
-    ``freq_xlating_fir_filter_ccc`` (retuned to the emitter's centre, decimating by
-    ``decimation``) and ``pfb_arb_resampler_ccf`` (to ``oversample`` times the emitter's
-    occupied bandwidth, which puts a linear modulation near 11 samples per symbol, inside
-    the classifier's 4-16), then ``greatai.amc_classifier`` (every ``every_n``-th frame,
-    ``overload`` 'skip' or 'block').
+    Detection: ``greatai.stft`` (``fft_size``; one FFT in every ``fft_every``, ``average``
+    FFT lengths of band per spectrum) into ``greatai.scan_detector``, which scans every
+    ``dwell`` seconds of spectra.  Extraction, one chain per followed emitter (``slots``
+    of them): GNU Radio's ``freq_xlating_fir_filter_ccc`` (retuned to the emitter's
+    centre, decimating by ``decimation``) and ``pfb_arb_resampler_ccf`` (to ``oversample``
+    times the emitter's occupied bandwidth, which puts a linear modulation near 11 samples
+    per symbol, inside the classifier's 4-16).  Classification: the chains' streams go
+    back into ``scan_detector``, which runs every ``every_n``-th frame of a chain at the
+    channel rate (narrower chains proportionally more often) through one early-exit
+    engine, all chains' frames batched together (``overload`` 'skip' or 'block').
 
     Out: ``emitters``, one message per emitter per dwell {id, center_hz, bandwidth_hz,
     snr_db, start, stop, slot, label, confidence, exit, frames} (a last one with
@@ -30,46 +31,49 @@ class emitter_scanner(gr.hier_block2):
     ``emitters`` to ``greatai.zmq_result_sink`` for JSON over ZMQ.
 
     Load controls: ``every_n``, ``threshold_db`` (higher: fewer, stronger emitters),
-    ``slots``.
+    ``fft_every`` and ``slots``.
     """
 
     def __init__(self, samp_rate=20e6, center_freq=0.0, fft_size=1024, average=8, dwell=0.02, threshold_db=8.0,
                  min_bins=2, slots=5, decimation=8, oversample=8.0, model="", threshold=-1.0, every_n=4,
-                 batch_frames=16, overload="skip", threads=1):
+                 batch_frames=64, overload="skip", threads=1, fft_every=4):
         gr.hier_block2.__init__(self, "greatai_emitter_scanner", gr.io_signature(1, 1, 8), gr.io_signature(0, 0, 0))
-        fs, dec = float(samp_rate), int(decimation)
+        fs, dec, fe = float(samp_rate), int(decimation), int(fft_every)
         if not fs > 0:
             raise ValueError(f"samp_rate must be > 0, got {samp_rate}")
+        if int(slots) < 1:
+            raise ValueError(f"the scanner needs at least 1 extraction chain, got {slots}")
         if dec < 1 or fs / dec < 1e3:
             raise ValueError(f"decimation must be >= 1 and leave >= 1 kS/s per chain, got {decimation}")
         if not float(oversample) >= 2:
             raise ValueError(f"oversample must be >= 2 (the classifier's rate over the bandwidth), got {oversample}")
+        if fe < 1 or int(average) % fe:
+            raise ValueError(f"fft_every must be >= 1 and divide average ({average}), got {fft_every}")
         frame = int(fft_size) * int(average)
         k = max(1, int(round(float(dwell) * fs / frame)))
         self.samp_rate, self.center_freq, self.channel_rate = fs, float(center_freq), fs / dec
-        self.stft = stft(int(fft_size), int(fft_size), "hann", int(average))
+        # one FFT in every fft_every: a spectrum still covers fft_size * average samples
+        self.stft = stft(int(fft_size), int(fft_size) * fe, "hann", int(average) // fe)
         xl_taps = filter.firdes.low_pass(1.0, fs, 0.4 * self.channel_rate, 0.2 * self.channel_rate)
+        engine = EarlyExitEngine(model, "cpu", int(threads), None if float(threshold) < 0 else threshold)
+        self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, engine,
+                                      self._retune, every_n, batch_frames, overload, 4, oversample,
+                                      self.center_freq, threshold_db, min_bins, 2, int(average) // fe)
+        self.connect(self, self.stft, (self.detector, 0))
         self.chains = []
-        self._every_n = int(every_n)
-        self._rates = [1.0] * int(slots)
-        for _ in range(int(slots)):
+        for i in range(int(slots)):
             xl = filter.freq_xlating_fir_filter_ccc(dec, xl_taps, 0.0, fs)
             rs = filter.pfb_arb_resampler_ccf(0.25, self._taps(0.25), 32)
-            clf = amc_classifier(model, threshold, every_n, "cpu", threads, batch_frames, overload, batch_rate=0)
-            sink = blocks.null_sink(8)
-            self.connect(self, xl, rs, clf, sink)
-            self.chains.append((xl, rs, clf, sink))
-        classes = self.chains[0][2].engine.classes if self.chains else []
-        self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, classes,
-                                      self._retune, oversample, self.center_freq, threshold_db, min_bins, 2,
-                                      int(average))
-        self.connect(self, self.stft, self.detector)
+            self.connect(self, xl, rs, (self.detector, i + 1))
+            self.chains.append((xl, rs))
         for port in ("emitters", "dwell", "metrics"):
             self.message_port_register_hier_out(port)
             self.msg_connect(self.detector, port, self, port)
-        for i, (_, _, clf, _) in enumerate(self.chains):
-            self.msg_connect(clf, "batch", self.detector, f"slot{i}")
         self.dwell_seconds = k * frame / fs
+
+    @property
+    def engine(self):
+        return self.detector.engine
 
     @staticmethod
     def _taps(ratio, flt=32):
@@ -83,14 +87,12 @@ class emitter_scanner(gr.hier_block2):
         translated to the new centre: what the resampler has written, plus (at the new
         ratio) what waits between translator and resampler and one translator call's
         worth, plus the resampler's filter."""
-        xl, rs, clf, _ = self.chains[slot]
+        xl, rs = self.chains[slot]
         ratio = min(1.0, rate / self.channel_rate)
         xl.set_center_freq(center_hz - self.center_freq)
         rs.set_taps(self._taps(ratio))
         rs.set_rate(ratio)
         waiting = max(0, xl.nitems_written(0) - rs.nitems_read(0)) + _IN_FLIGHT
-        self._rates[slot] = ratio
-        clf.set_every_n(chain_every_n(self._every_n, ratio))
         return rs.nitems_written(0) + int(ratio * waiting) + 64
 
     def set_threshold_db(self, threshold_db):
@@ -99,14 +101,7 @@ class emitter_scanner(gr.hier_block2):
     def set_every_n(self, every_n):
         """Classify every Nth frame of a chain at the full channel rate; narrower chains
         (fewer frames a second) proportionally more often (:func:`greatai.scanner.chain_every_n`)."""
-        self._every_n = int(every_n)
-        if self._every_n < 1:
-            raise ValueError(f"every_n must be >= 1, got {every_n}")
-        for (_, _, clf, _), ratio in zip(self.chains, self._rates):
-            clf.set_every_n(chain_every_n(self._every_n, ratio))
+        self.detector.set_every_n(every_n)
 
     def metrics(self):
-        d = self.detector.metrics()
-        for key in ("classified", "skipped"):
-            d[key] = sum(int(c.counts.get(key, 0)) for _, _, c, _ in self.chains)
-        return d
+        return self.detector.metrics()

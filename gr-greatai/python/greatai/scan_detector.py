@@ -1,112 +1,154 @@
-import functools
-import threading
+import collections
 
 import numpy as np
-import pmt
 from gnuradio import gr
 
-from greatai import records, scanner
+from greatai import scanner
 from greatai.frames import STATUS_OK
+from greatai.inline import InferenceWorker
 
 from . import codec
 from .pmt_util import every, log_every, stop_steps
 
 
-class scan_detector(gr.sync_block):
-    """The wideband scanner's detector and reporter: power spectra in, emitters out.
+class scan_detector(gr.basic_block):
+    """The wideband scanner's detector, classifier and reporter: power spectra and the
+    extraction chains' streams in, emitters out.
 
-    Every ``dwell`` spectra (``greatai.stft`` vectors of ``frame_samples`` samples each)
-    it finds the emitters (``greatai.scanner.detect``: energy ``threshold_db`` above the
-    noise floor), follows them across dwells (start and stop times), gives each an
-    extraction chain (``retune(slot, center_hz, rate)`` is called, and returns the first
-    chain output sample made with the new settings), and publishes one ``emitters``
-    message per emitter per dwell: id, center_hz, bandwidth_hz, snr_db, start, stop (s),
-    slot, label, confidence, exit, frames - the label being the majority of the frames its
-    chain's classifier returned on the ``slot<i>`` ports (``amc_classifier`` ``batch``
-    records).  An emitter that ended gets a last message with ``final`` True.  ``dwell``
-    carries one dict per dwell (start, stop, floor_db, emitters: the list) for displays;
-    ``metrics`` counters about once a second.  Bad or foreign messages are counted and
-    logged, never raised.
+    Input 0 takes ``greatai.stft`` vectors of ``frame_samples`` band samples each; every
+    ``dwell`` of them it finds the emitters (``greatai.scanner.detect``: energy
+    ``threshold_db`` above the noise floor), follows them across dwells (start and stop
+    times) and gives each an extraction chain (``retune(slot, center_hz, rate)`` retunes
+    it and returns the chain's first output sample made with the new settings).  Inputs
+    1..``slots`` take the chains' outputs: their whole frames made since the retune go,
+    from all chains together, in batches of up to ``batch_frames`` through one
+    ``EarlyExitEngine`` on a background worker (``greatai.inline.InferenceWorker``:
+    ``overload`` 'skip' drops the frames that find ``max_pending`` batches waiting,
+    counted; 'block' waits).  One engine and one Python block for every chain: the
+    chains' filtering stays in GNU Radio's own blocks.
+
+    Out: ``emitters``, one message per emitter per dwell (id, center_hz, bandwidth_hz,
+    snr_db, start, stop (s), slot, label, confidence, exit, frames: the label being the
+    majority of its classified frames), and a last one with ``final`` True when it ends;
+    ``dwell``, one dict per dwell (start, stop, floor_db, emitters); ``metrics`` about
+    once a second.  NaN/Inf spectrum bins read as the floor (logged).
 
     This block is made by ``greatai.emitter_scanner``, which builds the chains.
     """
 
-    def __init__(self, samp_rate, fft_size, frame_samples, dwell, slots, channel_rate, classes, retune,
-                 oversample=8.0, center_freq=0.0, threshold_db=8.0, min_bins=2, merge_bins=2, averaged=1):
-        gr.sync_block.__init__(self, name="greatai_scan_detector", in_sig=[(np.float32, int(fft_size))],
-                               out_sig=None)
+    def __init__(self, samp_rate, fft_size, frame_samples, dwell, slots, channel_rate, engine, retune, every_n=4,
+                 batch_frames=64, overload="skip", max_pending=4, oversample=8.0, center_freq=0.0, threshold_db=8.0,
+                 min_bins=2, merge_bins=2, averaged=1):
+        gr.basic_block.__init__(self, name="greatai_scan_detector",
+                                in_sig=[(np.float32, int(fft_size))] + [np.complex64] * int(slots), out_sig=None)
+        if int(batch_frames) < 1:
+            raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+        self.engine, self.retune, self.slots = engine, retune, int(slots)
         self.scan = scanner.Scan(samp_rate, frame_samples, dwell, slots, channel_rate, oversample, center_freq,
-                                 threshold_db, min_bins, merge_bins, averaged, classes=classes)
-        self.classes = list(classes)
-        self.retune = retune
-        self.lock = threading.Lock()
-        self.counts = {"bad_messages": 0, "published": 0}
+                                 threshold_db, min_bins, merge_bins, averaged, classes=engine.classes)
+        self.frames = scanner.ChainFrames(slots, engine.frame_length, every_n)
+        self.batch_frames = int(batch_frames)
+        self.worker = InferenceWorker(self._classify, max_pending, overload, "greatai-scanner")
+        self._pending = []                  # (track ids, frames) waiting for a batch
+        self._npending = 0
+        self.counts = collections.Counter({"classified": 0, "skipped": 0, "invalid": 0, "exit1": 0, "published": 0})
         for port in ("emitters", "dwell", "metrics"):
-            self.message_port_register_out(pmt.intern(port))
-        for k in range(int(slots)):
-            self.message_port_register_in(pmt.intern(f"slot{k}"))
-            # GNU Radio's Python gateway calls a handler by its name on the block: one method per slot
-            handler = functools.partial(self._results, k)
-            handler.__name__ = f"_slot{k}_results"
-            setattr(self, handler.__name__, handler)
-            self.set_msg_handler(pmt.intern(f"slot{k}"), handler)
+            self.message_port_register_out(codec.sym(port))
         self._metrics_due = every(1.0)
 
+    def _classify(self, job):
+        tracks, frames = job
+        return tracks, self.engine.classify(frames)
+
+    # ---- load controls (GRC callbacks through emitter_scanner) ----
     def set_threshold(self, threshold_db):
-        with self.lock:
-            self.scan.set_threshold(threshold_db)
+        self.scan.set_threshold(threshold_db)
+
+    def set_every_n(self, every_n):
+        self.frames.set_every_n(every_n)
 
     def metrics(self):
-        with self.lock:
-            return dict(self.scan.counts, retunes=self.scan.pool.retunes, unserved=self.scan.pool.unserved,
-                        dropped_tracks=self.scan.tracker.dropped, **self.counts)
+        return dict(self.scan.counts, retunes=self.scan.pool.retunes, unserved=self.scan.pool.unserved,
+                    dropped_tracks=self.scan.tracker.dropped, **self.frames.counts, **self.counts)
 
-    def _results(self, k, msg):
-        try:
-            d = codec.to_python(msg)
-            if not isinstance(d, dict) or d.get("format") != records.BATCH_FORMAT or "label" not in d:
-                raise ValueError("not an amc_classifier batch record")
-            if list(d.get("classes", self.classes)) != self.classes:
-                raise ValueError(f"its classes {d.get('classes')} are not the scanner's")
-            with self.lock:
-                self.scan.results(k, d["offset"], d["label"], d["exit"], d["confidence"],
-                                  np.asarray(d["status"]) == STATUS_OK)
-        except Exception as e:
-            self.counts["bad_messages"] += 1
-            log_every(self, "bad", 5.0, f"slot{k}: message ignored ({e})")
+    # ---- the streams ----
+    def forecast(self, noutput_items, ninputs):
+        # called when spectra arrive (one per frame_samples of band); the chains' inputs
+        # are taken as they are then, never waited for
+        return [1] + [0] * (ninputs - 1)
 
-    def work(self, input_items, output_items):
+    def general_work(self, input_items, output_items):
         x = input_items[0]
-        if not np.isfinite(x).all():                 # NaN/Inf bins read as the floor
-            log_every(self, "nonfinite", 5.0, "spectra hold NaN or Inf: replaced by the floor")
+        if not np.isfinite(x).all():
+            log_every(self, "nonfinite", 5.0, "spectra hold NaN or Inf: those bins read as the floor")
             x = np.nan_to_num(x, nan=-200.0, posinf=-200.0, neginf=-200.0)
-        with self.lock:
-            dwells = self.scan.push(x)
-            for dw in dwells:
-                for slot, _, center, rate in dw["retunes"]:
-                    self.scan.set_mark(slot, self.retune(slot, center, rate))
-        for dw in dwells:                           # published outside the lock
-            port = codec.sym("emitters")
-            for r in dw["reports"]:
-                self.message_port_pub(port, codec.to_pmt(r))
-            self.counts["published"] += len(dw["reports"])
-            self.message_port_pub(codec.sym("dwell"), codec.to_pmt(
-                {"start": dw["start"], "stop": dw["stop"], "floor_db": dw["floor_db"],
-                 "emitters": [r for r in dw["reports"] if not r.get("final")]}))
+        dwells = self.scan.push(x)
+        self.consume(0, len(x))
+        for dw in dwells:
+            for slot, _, center, rate in dw["retunes"]:
+                self.scan.set_mark(slot, self.retune(slot, center, rate))
+                self.frames.set_ratio(slot, min(1.0, rate / self.scan.pool.channel_rate))
+        pool = self.scan.pool
+        for k in range(self.slots):
+            buf = input_items[k + 1]
+            used, offs, fr = self.frames.take(k, self.nitems_read(k + 1), buf, pool.track[k] >= 0, pool.mark[k])
+            if used:
+                self.consume(k + 1, used)
+            if len(offs):
+                self._pending.append((np.full(len(offs), pool.track[k], np.int64), fr))
+                self._npending += len(offs)
+        if self._npending >= self.batch_frames or (self._npending and not self.worker.pending()):
+            self._submit()
+        self._collect()
+        for dw in dwells:
+            self._publish(dw)
         if self._metrics_due.due("metrics"):
             self._publish_metrics()
-        return len(input_items[0])
+        return 0
+
+    def _submit(self):
+        tracks = np.concatenate([t for t, _ in self._pending])
+        frames = np.concatenate([f for _, f in self._pending])
+        self._pending, self._npending = [], 0
+        if not self.worker.submit(None, None, (tracks, frames)):
+            self.counts["skipped"] += len(tracks)
+
+    def _collect(self):
+        for _, _, res, err in self.worker.pop_done():
+            if err is not None:
+                log_every(self, "error", 5.0, f"inference failed: {err!r}", "error")
+                continue
+            tracks, r = res
+            ok = r.status == STATUS_OK
+            self.counts["classified"] += int(ok.sum())
+            self.counts["invalid"] += int((~ok).sum())
+            self.counts["exit1"] += int((r.exit == 1).sum())
+            self.scan.results(tracks, r.label, r.exit, r.confidence, ok)
+
+    def _publish(self, dw):
+        port = codec.sym("emitters")
+        for r in dw["reports"]:
+            self.message_port_pub(port, codec.to_pmt(r))
+        self.counts["published"] += len(dw["reports"])
+        self.message_port_pub(codec.sym("dwell"), codec.to_pmt(
+            {"start": dw["start"], "stop": dw["stop"], "floor_db": dw["floor_db"],
+             "emitters": [r for r in dw["reports"] if not r.get("final")]}))
 
     def _publish_metrics(self):
         self.message_port_pub(codec.sym("metrics"),
                               codec.to_pmt({k: np.uint64(v) for k, v in self.metrics().items()}))
 
     def _log_summary(self):
-        with self.lock:
-            s = self.scan.summary()
+        s = self.scan.summary()
         labels = ", ".join(f"{k} {v}" for k, v in s["labelled"].items()) or "none yet"
         self.logger.info(f"scanner final: {s['seconds']:.2f} s of band, {s['emitters']} emitters followed; "
-                         f"labelled: {labels}")
+                         f"labelled: {labels}; {self.counts['classified']} frames classified, "
+                         f"{self.counts['skipped']} skipped")
+
+    def _finish(self):
+        self.worker.drain(timeout=5.0)
+        self._collect()
+        self.worker.close()
 
     def stop(self):
-        return stop_steps(self, self._publish_metrics, self._log_summary)
+        return stop_steps(self, self._finish, self._publish_metrics, self._log_summary)

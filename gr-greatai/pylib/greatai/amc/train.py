@@ -28,6 +28,11 @@ CONFIGS["tiny-hardware"] = dict(CONFIGS["tiny"], conditions="hardware", backgrou
 UNKNOWN = "UNKNOWN"
 
 
+def model_name(config: str) -> str:
+    """The shipped directory and name a config trains: amc_hw for the hardware ones."""
+    return "amc_hw" if CONFIGS[config].get("background") else "amc_ee"
+
+
 def _to_tensor(iq):
     import torch
     return torch.from_numpy(np.ascontiguousarray(iq).view(np.float32).reshape(len(iq), -1, 2))
@@ -111,9 +116,10 @@ def train(out_dir, config="full", seed=1234, threads=2, progress=True, **overrid
     export_onnx(model, L, str(s1), str(s2))
     macs = count_macs(model, L)
     meta = {
-        "name": "amc_ee",
+        "name": model_name(config),
         "task": "amc", "version": "1",
-        "description": "early-exit automatic modulation classification",
+        "description": "early-exit automatic modulation classification" + (
+            ", trained through hardware impairments, with a background class UNKNOWN" if background else ""),
         "classes": classes,
         "frame_length": L,
         "files": {"stage1": contract.file_entry(s1), "stage2": contract.file_entry(s2)},
