@@ -118,8 +118,9 @@ def test_nan_spectra_and_nan_samples_are_counted_not_raised():
     """A NaN-riddled spectrum stream and a chain of NaN samples: the detector reads the
     bad bins as the floor, never labels the bad frames, and goes on (its dwells are
     still published)."""
+    from gnuradio.greatai.scan_detector import scan_detector
     from greatai.amc.engine import EarlyExitEngine
-    det = greatai.scan_detector(FS, 64, 64 * 8, 4, 1, FS / 8, EarlyExitEngine(), lambda *a: 0)
+    det = scan_detector(FS, 64, 64 * 8, 4, 1, FS / 8, EarlyExitEngine(), lambda *a: 0)
     x = np.full((40, 64), -30.0, np.float32)
     x[::3, 10:20] = np.nan
     x[:, 30:36] = 0.0

@@ -16,7 +16,6 @@ from .protobeam_source import protobeam_source
 from .band_source import band_source
 from .spectrogram_forecaster import spectrogram_forecaster
 from .wideband_source import wideband_source
-from .scan_detector import scan_detector
 from .emitter_scanner import emitter_scanner
 
 

@@ -73,8 +73,9 @@ class scan_detector(gr.basic_block):
 
     # ---- the streams ----
     def forecast(self, noutput_items, ninputs):
-        # called when spectra arrive (one per frame_samples of band); the chains' inputs
-        # are taken as they are then, never waited for
+        # called when spectra arrive (the STFT makes them 4 at a time); the chains' inputs
+        # are taken as they are then, never waited for.  (Asking for more spectra a call
+        # would leave the last few of a finite stream unread, and the block never done.)
         return [1] + [0] * (ninputs - 1)
 
     def general_work(self, input_items, output_items):
