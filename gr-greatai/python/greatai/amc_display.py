@@ -4,7 +4,7 @@ from gnuradio import gr
 from greatai import contract, records
 
 from . import codec
-from .pmt_util import logger_fn, stop_steps
+from .pmt_util import close_display, logger_fn, stop_steps
 
 
 class amc_display(gr.basic_block):
@@ -45,7 +45,7 @@ class amc_display(gr.basic_block):
         self.panel.push_raw(msg)
 
     def stop(self):
-        return stop_steps(self, lambda: self.quit_at_end and self.panel.stream_ended())
+        return stop_steps(self, lambda: self.quit_at_end and close_display(self, self.panel))
 
     def qwidget(self):
         return self.panel

@@ -7,7 +7,7 @@ from greatai.forecast.engine import pool
 from greatai.forecast.live import BandGeometry
 
 from . import codec
-from .pmt_util import logger_fn, stop_steps
+from .pmt_util import close_display, logger_fn, stop_steps
 
 
 class forecast_display(gr.sync_block):
@@ -63,7 +63,7 @@ class forecast_display(gr.sync_block):
         return None if item is None else ("f",) + (item[0].reshape(-1, self.channels),) + item[1:]
 
     def stop(self):
-        return stop_steps(self, lambda: self.quit_at_end and self.panel.stream_ended())
+        return stop_steps(self, lambda: self.quit_at_end and close_display(self, self.panel))
 
     def qwidget(self):
         return self.panel

@@ -76,12 +76,32 @@ def end_program(block):
     gr-zeromq's) never finish.  A program without such a handler is left alone."""
     import os
     import signal
+    global _PROGRAM_ENDED
     if getattr(block, "_program_ended", False):
         return
     block._program_ended = True
-    if callable(signal.getsignal(signal.SIGTERM)):
+    if callable(signal.getsignal(signal.SIGTERM)) and not _PROGRAM_ENDED:
+        _PROGRAM_ENDED = True                 # once a process: a second request would re-enter the handler
         block.logger.info("time is up: stopping the flowgraph (as Ctrl-C would)")
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PROGRAM_ENDED = False
+
+
+def close_display(block, panel):
+    """A display's flowgraph has stopped (its stream ended): close the GUI.  Where the
+    program stops on SIGTERM (GRC's generated programs do: ``tb.stop(); tb.wait()``, then
+    the Qt application quits), through that, so the flowgraph's threads have all ended
+    before the interpreter does; quitting the Qt loop straight away let the program exit
+    while other blocks were still stopping, and now and then a block thread was torn down
+    under it (SIGABRT or SIGSEGV at exit).  Elsewhere (a panel in a test or a screenshot),
+    the panel quits the application itself."""
+    import signal
+    if callable(signal.getsignal(signal.SIGTERM)):
+        end_program(block)
+    else:
+        panel.stream_ended()
 
 
 def logger_fn(block):

@@ -5,7 +5,7 @@ from gnuradio import gr
 from greatai.forecast.engine import pool
 
 from . import codec
-from .pmt_util import logger_fn, stop_steps
+from .pmt_util import close_display, logger_fn, stop_steps
 
 
 class scanner_display(gr.sync_block):
@@ -58,7 +58,7 @@ class scanner_display(gr.sync_block):
         return ("r", d)
 
     def stop(self):
-        return stop_steps(self, lambda: self.quit_at_end and self.panel.stream_ended())
+        return stop_steps(self, lambda: self.quit_at_end and close_display(self, self.panel))
 
     def qwidget(self):
         return self.panel
