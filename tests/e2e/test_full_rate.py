@@ -17,8 +17,8 @@ from test_grc import FLOWGRAPHS, HARDWARE, ROOT, compile_flowgraph, free_port, s
 
 RUNNABLE = [g for g in FLOWGRAPHS if g.stem not in HARDWARE]
 FAST = {"amc_headless": "8e6", "protobeam_headless": "8e6", "forecast_headless": "20e6", "forecast_gui": "20e6"}
-# flowgraphs whose own rate not every 2-core machine keeps up with (the scanner's is 10 MS/s, and
-# it keeps up with 13-15 on an AVX-512 Xeon): at their own rate they run at this one instead, so
+# flowgraphs whose own rate not every 2-core machine keeps up with (the scanner's 20 MS/s, which it
+# keeps up with by a small margin on an AVX-512 Xeon): "at their own rate" they run at this one, so
 # that a duration of IQ takes that duration
 OWN_RATE = {"scanner_headless": "4e6", "scanner_gui": "4e6"}
 

@@ -1,3 +1,4 @@
+import numpy as np
 from gnuradio import filter, gr
 
 from greatai.amc.engine import EarlyExitEngine
@@ -8,6 +9,10 @@ from .stft import stft
 # channel-rate samples the frequency translator may still make with its old centre after a
 # retune: set_center_freq takes effect at its next work() call, so one call's worth
 _IN_FLIGHT = 16384
+# the detector takes its spectra this many seconds of band at a time (at most 64 spectra):
+# each call of its Python work (the detection and every chain's frames) costs more than
+# the spectra themselves, so fewer, larger calls; 12.5 ms is 31 spectra at 20 MS/s
+SECONDS_PER_CALL = 0.0125
 
 
 class emitter_scanner(gr.hier_block2):
@@ -54,6 +59,8 @@ class emitter_scanner(gr.hier_block2):
         self.samp_rate, self.center_freq, self.channel_rate = fs, float(center_freq), fs / dec
         # one FFT in every fft_every: a spectrum still covers fft_size * average samples
         self.stft = stft(int(fft_size), int(fft_size) * fe, "hann", int(average) // fe)
+        per_call = int(np.clip(round(SECONDS_PER_CALL * fs / frame), 1, 64))
+        self.stft.set_output_multiple(per_call)
         xl_taps = filter.firdes.low_pass(1.0, fs, 0.4 * self.channel_rate, 0.2 * self.channel_rate)
         engine = EarlyExitEngine(model, "cpu", int(threads), None if float(threshold) < 0 else threshold)
         self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, engine,
@@ -64,6 +71,10 @@ class emitter_scanner(gr.hier_block2):
         for i in range(int(slots)):
             xl = filter.freq_xlating_fir_filter_ccc(dec, xl_taps, 0.0, fs)
             rs = filter.pfb_arb_resampler_ccf(0.25, self._taps(0.25), 32)
+            # a chain's buffers hold what it makes between two detector calls several times
+            # over: full, they would stop the band's buffer, so the spectra, so the calls
+            for b in (xl, rs):
+                b.set_min_output_buffer(max(8192, 4 * per_call * frame // dec))
             self.connect(self, xl, rs, (self.detector, i + 1))
             self.chains.append((xl, rs))
         for port in ("emitters", "dwell", "metrics"):
