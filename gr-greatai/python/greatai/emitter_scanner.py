@@ -20,7 +20,7 @@ class emitter_scanner(gr.hier_block2):
     rate, and classifies it with early exits.
 
     Detection: ``greatai.stft`` (``fft_size``; one FFT in every ``fft_every``, ``average``
-    FFT lengths of band per spectrum) into ``greatai.scan_detector``, which scans every
+    FFT lengths of band per spectrum) into its ``scan_detector``, which scans every
     ``dwell`` seconds of spectra.  Extraction, one chain per followed emitter (``slots``
     of them): GNU Radio's ``freq_xlating_fir_filter_ccc`` (retuned to the emitter's
     centre, decimating by ``decimation``) and ``pfb_arb_resampler_ccf`` (to ``oversample``

@@ -59,7 +59,9 @@ class forecast_display(gr.sync_block):
     def _decode(self, d):
         if not isinstance(d, dict) or "channel_hz" not in d:
             return None
-        item = records.forecast_display_item(d, BandGeometry.from_message(d, self.channels))
+        geometry = BandGeometry.from_message(d, self.channels)
+        self.panel.set_units(geometry.low_hz, geometry.channel_hz, float(d.get("frame_seconds", 0.0)))
+        item = records.forecast_display_item(d, geometry)
         return None if item is None else ("f",) + (item[0].reshape(-1, self.channels),) + item[1:]
 
     def stop(self):
