@@ -259,3 +259,27 @@ def print_table(res):
         emit(f"overload (live mode, -20 dB, input throttled to {o['input_msps']} MS/s, measured "
              f"{o.get('input_measured_msps', o['input_msps'])}): IQ out {o['iq_out_msps']} MS/s, "
               f"classified {o['classified_msps']} MS/s, skipped {o['skipped_msps']} MS/s, late tags {o['late_tags']}")
+
+
+def compare_models(out="results/amc_hw/engine_speed.json", models=("amc_ee", "amc_hw"), seconds=3.0, threads=2,
+                   batch=512):
+    """``greatai bench amc --compare``: each shipped model's engine (no flowgraph) at 20 and
+    -20 dB, early exit against full depth, in one run; its exit-1 share and speed-up."""
+    from greatai.contract import models_dirs
+    res = {"machine": benchutil.machine(), "batch": batch, "threads": threads, "rows": []}
+    for snr in (20.0, -20.0):
+        x = _iq(snr, batch, 1024, seed=5)
+        for name in models:
+            eng = EarlyExitEngine(str(models_dirs()[0] / name), threads=threads)
+            row = {"model": name, "snr_db": snr}
+            for mode in ("early", "exit2"):
+                row[mode + "_msps"] = round(benchutil.rate(lambda: eng.classify(x, mode=mode), batch * 1024,
+                                                           seconds) / 1e6, 2)
+            row["exit1_share_pct"] = round(100 * float(np.mean(eng.classify(x).exit == 1)), 1)
+            row["speedup"] = round(row["early_msps"] / row["exit2_msps"], 2)
+            res["rows"].append(row)
+            emit(json.dumps(row))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, json.dumps(res, indent=1))
+    emit(f"wrote {out}")
+    return res

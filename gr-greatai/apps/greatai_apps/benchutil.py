@@ -111,3 +111,29 @@ def emit(*parts, file=None, sep=" "):
     f = file or sys.stdout
     f.write(sep.join(str(p) for p in parts) + "\n")
     f.flush()
+
+
+def thread_cpu() -> dict:
+    """CPU seconds so far of each thread of this process, by (thread id, its name as the
+    kernel keeps it: 15 characters, GNU Radio's are the block's name)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            name = open(f"/proc/self/task/{tid}/comm").read().strip()
+            st = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:               # the thread ended meanwhile
+            continue
+        out[(tid, name)] = (int(st[11]) + int(st[12])) / tick
+    return out
+
+
+def cpu_by_group(before: dict, after: dict, groups: dict, rest: str = "other") -> dict:
+    """CPU seconds between two :func:`thread_cpu` readings, summed by the first
+    ``groups`` prefix (name prefix -> group) each thread name starts with."""
+    out = {g: 0.0 for g in list(groups.values()) + [rest]}
+    for key, v in after.items():
+        name = key[1]
+        g = next((grp for pre, grp in groups.items() if name.startswith(pre)), rest)
+        out[g] += v - before.get(key, 0.0)
+    return out

@@ -65,6 +65,8 @@ def main(argv=None):
     b.add_argument("--pairs", type=int, default=3,
                    help="amc: alternating block/raw ONNX Runtime pairs per row (rates and overhead are medians)")
     b.add_argument("--display", action="store_true", help="also measure the throughput cost of amc_display (Qt)")
+    b.add_argument("--compare", action="store_true",
+                   help="amc: the shipped models' engines (amc_ee, amc_hw), early exit against full depth")
     b.add_argument("--flowgraph", choices=["amc", "protobeam", "forecast"], default="amc",
                    help="soak: which <flowgraph>_headless to run")
     b.add_argument("--rate", type=float, default=8e6, help="soak: sample rate (S/s)")

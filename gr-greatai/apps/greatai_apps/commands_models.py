@@ -90,7 +90,10 @@ def cmd_eval(a):
 
 
 def cmd_bench(a):
-    if a.task == "amc":
+    if a.task == "amc" and a.compare:
+        from . import bench_amc as bench
+        bench.compare_models(out=a.out or "results/amc_hw/engine_speed.json", seconds=a.seconds, threads=a.threads)
+    elif a.task == "amc":
         from . import bench_amc as bench
         a.out = a.out or "results/amc/bench.json"
         res = bench.run(out=a.out, seconds=a.seconds, threads=a.threads, pairs=a.pairs, batch=a.batch)

@@ -14,9 +14,18 @@ import numpy as np
 from greatai import scanner, wideband
 
 
+# GNU Radio names each C++ block's thread after the block (the kernel keeps 15 characters);
+# the Python blocks' threads do not always carry their names here, so the detector, the
+# simulated source and the inference worker are counted together
+CPU_GROUPS = {"freq_xlating": "frequency translators", "pfb_arb_resamp": "resamplers", "greatai_stft": "STFT",
+              "head": "head"}
+
+
 def run(samp_rate: float = 20e6, seconds: float = 3.0, seed: int = 0, every_n: int = 4, threshold_db: float = 8.0,
-        overload: str = "skip", slots: int = 5, model: str = "", log=print) -> dict:
-    """One run: wideband_source -> head -> emitter_scanner; the reports are collected."""
+        overload: str = "skip", slots: int = 5, model: str = "", log=print, census: float = 0.0) -> dict:
+    """One run: wideband_source -> head -> emitter_scanner; the reports are collected.
+    ``census``: also the CPU each part takes (cores busy, by thread) over that many
+    seconds from 0.5 s in (the run must last longer)."""
     from gnuradio import blocks, gr, greatai
     from gnuradio.greatai import codec
     t0 = time.perf_counter()
@@ -31,7 +40,16 @@ def run(samp_rate: float = 20e6, seconds: float = 3.0, seed: int = 0, every_n: i
     tb.connect(src, head, scan)
     tb.msg_connect(scan, "emitters", store, "store")
     t1 = time.perf_counter()
-    tb.run()
+    tb.start()
+    cpu = None
+    if census:                       # CPU per part over the middle of the run (threads live)
+        from .benchutil import cpu_by_group, thread_cpu
+        time.sleep(0.5)
+        c0, tc0 = thread_cpu(), time.perf_counter()
+        time.sleep(census)
+        cpu = cpu_by_group(c0, thread_cpu(), CPU_GROUPS, "Python: detector, source, inference")
+        cpu = {k: round(v / (time.perf_counter() - tc0), 3) for k, v in cpu.items()}   # cores
+    tb.wait()
     wall = time.perf_counter() - t1
     reports = [codec.to_python(store.get_message(i)) for i in range(store.num_messages())]
     truth = src.truth(n / samp_rate)
@@ -45,6 +63,8 @@ def run(samp_rate: float = 20e6, seconds: float = 3.0, seed: int = 0, every_n: i
            "keeps_up": bool(n / wall >= samp_rate), "reports": len(reports), "score": score,
            "metrics": {k: int(v) for k, v in m.items()},
            "per_class": _per_class(tracks, truth), "tracks": tracks}
+    if cpu is not None:              # cores busy -> CPU seconds per second of band
+        res["cpu_s_per_band_s"] = {k: round(v * samp_rate / (n / wall), 3) for k, v in cpu.items()}
     log(f"scanner: {res['rate_msps']} MS/s of band ({'keeps up' if res['keeps_up'] else 'does not keep up'} "
         f"with {samp_rate / 1e6:g} MS/s); recall {score['recall_pct']} %, precision {score['precision_pct']} %, "
         f"accuracy {score['accuracy_pct']} %")
@@ -106,11 +126,14 @@ def bench(out="results/scanner/bench.json", samp_rate: float = 20e6, seconds: fl
     from gnuradio import greatai
     rows = []
     for every_n, thr in settings:           # a new flowgraph each time; the band is made once (wideband.made)
-        r = run(samp_rate, seconds, 0, every_n, thr, "skip", model=model)
+        default = (every_n, thr) == (4, 8.0)
+        r = run(samp_rate, seconds, 0, every_n, thr, "skip", model=model, census=1.5 if default else 0.0)
         m = r["metrics"]
         rows.append({"every_n": every_n, "threshold_db": thr, "rate_msps": r["rate_msps"], "keeps_up": r["keeps_up"],
                      "classified": m["classified"], "skipped": m["skipped"], "recall_pct": r["score"]["recall_pct"],
                      "precision_pct": r["score"]["precision_pct"], "accuracy_pct": r["score"]["accuracy_pct"]})
+        if default:
+            rows[-1]["cpu_s_per_band_s"] = r["cpu_s_per_band_s"]
     res = {"machine": machine(), "samp_rate": samp_rate, "seconds": seconds, "emitters": 5, "rows": rows}
     return save(res, out, lambda r, png: None)
 

@@ -94,3 +94,8 @@ def scanner_bench(res):
         emit(f"{r['every_n']:>8}{r['threshold_db']:>8g}{r['rate_msps']:>8.2f}{str(r['keeps_up']):>9}"
              f"{r['classified']:>11}{r['skipped']:>9}{r['recall_pct']!s:>9}{r['precision_pct']!s:>8}"
              f"{r['accuracy_pct']!s:>7}")
+    for r in res["rows"]:
+        if "cpu_s_per_band_s" in r:
+            emit(f"CPU seconds per second of band at every_n {r['every_n']}: "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s_per_band_s"].items())
+                 + f" (total {sum(r['cpu_s_per_band_s'].values()):.2f})")

@@ -64,7 +64,7 @@ class emitter_scanner(gr.hier_block2):
         xl_taps = filter.firdes.low_pass(1.0, fs, 0.4 * self.channel_rate, 0.2 * self.channel_rate)
         engine = EarlyExitEngine(model, "cpu", int(threads), None if float(threshold) < 0 else threshold)
         self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, engine,
-                                      self._retune, every_n, batch_frames, overload, 4, oversample,
+                                      self._retune, every_n, batch_frames, overload, 16, oversample,
                                       self.center_freq, threshold_db, min_bins, 2, int(average) // fe)
         self.connect(self, self.stft, (self.detector, 0))
         self.chains = []

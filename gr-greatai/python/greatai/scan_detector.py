@@ -73,8 +73,8 @@ class scan_detector(gr.basic_block):
 
     # ---- the streams ----
     def forecast(self, noutput_items, ninputs):
-        # called when spectra arrive (the STFT makes them 4 at a time); the chains' inputs
-        # are taken as they are then, never waited for.  (Asking for more spectra a call
+        # called when spectra arrive (emitter_scanner has its STFT make 12.5 ms of them at a
+        # time); the chains' inputs are taken as they are then, never waited for.  (Asking for more spectra a call
         # would leave the last few of a finite stream unread, and the block never done.)
         return [1] + [0] * (ninputs - 1)
 
@@ -108,11 +108,15 @@ class scan_detector(gr.basic_block):
         return 0
 
     def _submit(self):
+        """The waiting frames as jobs of at most ``batch_frames`` (a full worker skips them,
+        counted, or waits: the ``overload`` policy)."""
         tracks = np.concatenate([t for t, _ in self._pending])
         frames = np.concatenate([f for _, f in self._pending])
         self._pending, self._npending = [], 0
-        if not self.worker.submit(None, None, (tracks, frames)):
-            self.counts["skipped"] += len(tracks)
+        for a in range(0, len(tracks), self.batch_frames):
+            job = (tracks[a:a + self.batch_frames], frames[a:a + self.batch_frames])
+            if not self.worker.submit(None, None, job):
+                self.counts["skipped"] += len(job[0])
 
     def _collect(self):
         for _, _, res, err in self.worker.pop_done():
