@@ -13,7 +13,7 @@ import numpy as np
 from PyQt5 import QtCore, QtWidgets  # before pyqtgraph, which takes the Qt binding already imported
 import pyqtgraph as pg  # noqa: E402
 
-from .panel import Panel
+from .panel import Panel, freq_unit
 
 FREE_COLOUR = (40, 200, 60)        # outline of the predicted-free span
 NOW_COLOUR = (255, 255, 255)       # the line between past and forecast
@@ -61,8 +61,7 @@ class ForecastPanel(Panel):
         pos = np.linspace(0, self.channels, 5)
         freqs = low_hz + pos * channel_hz
         top = float(np.max(np.abs(freqs)))
-        scale, unit = next((s, u) for s, u in ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz"))
-                           if top >= s or s == 1.0)
+        scale, unit = freq_unit(top)
         digits = max(0, int(np.ceil(-np.log10(channel_hz * self.channels / 4 / scale) - 1e-9)))   # the tick step
         self.p.getAxis("bottom").setTicks([[(float(x), f"{f / scale:.{digits}f}") for x, f in zip(pos, freqs)]])
         self.p.setLabel("bottom", f"frequency ({unit})")

@@ -17,6 +17,11 @@ from PyQt5 import QtCore, QtWidgets  # before pyqtgraph, which takes the Qt bind
 import pyqtgraph as pg  # noqa: E402
 
 
+def freq_unit(top_hz: float):
+    """(scale, unit) to write frequencies of ``top_hz`` or more: GHz, MHz, kHz or Hz."""
+    return next((s, u) for s, u in ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz")) if top_hz >= s or s == 1.0)
+
+
 class _TimedView(pg.GraphicsLayoutWidget):
     """A GraphicsLayoutWidget that adds the time of each paint to its panel's account."""
 

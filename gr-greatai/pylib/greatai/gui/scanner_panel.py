@@ -13,16 +13,11 @@ import numpy as np
 from PyQt5 import QtCore, QtWidgets  # before pyqtgraph, which takes the Qt binding already imported
 import pyqtgraph as pg  # noqa: E402
 
-from .panel import Panel
+from .panel import Panel, freq_unit
 
 BOX_COLOUR = (255, 60, 60)          # an emitter with a label
 UNLABELLED_COLOUR = (255, 200, 0)   # found, not classified yet
 MAX_BOXES = 64                      # boxes drawn at once (the newest)
-
-
-def freq_unit(top_hz: float):
-    """(scale, unit) to write frequencies of ``top_hz`` or more: GHz, MHz, kHz or Hz."""
-    return next((s, u) for s, u in ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz")) if top_hz >= s or s == 1.0)
 
 
 class ScannerPanel(Panel):
