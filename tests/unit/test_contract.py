@@ -69,11 +69,13 @@ def test_old_layouts_are_accepted_and_converted(root, tmp_path):
     shutil.copytree(root / "models" / "protobeam", p)
     meta = json.loads((p / "model.json").read_text())
     old = {k: v for k, v in meta.items() if k not in ("schema", "files", "inputs", "outputs", "version")}
-    old.update(task="transmit-beam inference from IQ (prototypical network)", files={"encoder": "encoder.onnx"},
-               sha256={"encoder.onnx": meta["files"]["encoder"]["sha256"]}, input=meta["inputs"]["encoder"])
+    old.update(task="transmit-beam inference from IQ (prototypical network)",
+               files={"encoder": "encoder.onnx", "waveform": "waveform.cf32"},
+               sha256={"encoder.onnx": meta["files"]["encoder"]["sha256"],
+                       "waveform.cf32": meta["files"]["waveform"]["sha256"]}, input=meta["inputs"]["encoder"])
     (p / "model.json").write_text(json.dumps(old))
     m2 = contract.load(p, "protobeam")
-    assert m2.meta["inputs"]["encoder"]["name"] == "iq" and ProtoBeamEngine(p).dim == 64
+    assert m2.meta["inputs"]["encoder"]["name"] == "features" and ProtoBeamEngine(p).dim == meta["embedding_dim"]
     contract.write(p / "model.json", old)                     # converted once, on write
     assert json.loads((p / "model.json").read_text())["schema"] == contract.SCHEMA
 

@@ -230,12 +230,46 @@ def test_fast_stream_generator_matches_generate():
         assert abs(acc[0] - acc[1]) < 4, (calibrate, acc)
 
 
-def test_the_power_delay_profile_baseline_is_the_learnt_front_in_numpy():
-    import torch
-    from greatai.protobeam import evaluate, model, sim
-    x, y, sc, _ = sim.dataset(3, (0,), 2)
-    iq = torch.from_numpy(np.ascontiguousarray(x).view(np.float32).reshape(len(x), -1, 2).copy())
-    want = model.Front(data_norm=True)(iq)[:, 0].numpy()
-    np.testing.assert_allclose(evaluate.pdp_features(x), want, atol=2e-3)
-    s = evaluate.spectrum_features(x)
-    assert s.shape == x.shape and np.allclose(np.linalg.norm(s, axis=1), 1)
+def test_engine_pools_embeddings_over_consecutive_frames_across_batches(root):
+    e = ProtoBeamEngine(root / "models" / "protobeam", pool=3)
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(7, e.dim)).astype(np.float32)
+    z[2] = np.nan                                            # an invalid frame is skipped, not averaged
+    a, b = e.pooled(z[:4]), e.pooled(z[4:])
+    valid = z[[0, 1, 3, 4, 5, 6]]
+    want = [valid[max(0, i - 2):i + 1].mean(0) for i in range(len(valid))]
+    got = np.concatenate([a, b])[[0, 1, 3, 4, 5, 6]]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.all(np.isnan(a[2]))
+
+
+def test_reference_waveform_is_part_of_the_model_and_of_calibration(root, tmp_path):
+    from greatai.contract import ModelError
+    from greatai.protobeam import waveforms
+    model = root / "models" / "protobeam"
+    meta = json.loads((model / "model.json").read_text())
+    e = ProtoBeamEngine(model)
+    assert e.waveform_id == meta["waveform"]["sha256"] == waveforms.digest(waveforms.named("qpsk64_sps4"))
+    # a named training reference, or a file of one
+    f = waveforms.save(tmp_path / "ofdm.cf32", waveforms.named("ofdm256"))
+    e2 = ProtoBeamEngine(model, waveform=str(f))
+    assert e2.waveform_known and e2.waveform_id == waveforms.digest(waveforms.named("ofdm256"))
+    # a calibration made on one reference is refused on another, as is a PDU sent on another
+    e.add_embeddings(0, np.ones((2, e.dim)))
+    cal = e.save(tmp_path / "cal.json")
+    with pytest.raises(CalibrationError, match="another reference waveform"):
+        e2.load(cal)
+    with pytest.raises(CalibrationError, match="calibrate on the block's waveform"):
+        e2.check_waveform("qpsk64_sps4")
+    e2.check_waveform("ofdm256")
+    e2.check_waveform(e2.waveform_id)
+    # bad references are clear errors
+    np.zeros(300, np.complex64).tofile(tmp_path / "zeros.cf32")
+    with pytest.raises(waveforms.WaveformError, match="all zeros"):
+        ProtoBeamEngine(model, waveform=str(tmp_path / "zeros.cf32"))
+    # a new reference: accepted only if the model was shown to carry to new ones
+    if meta["waveform"]["general"]:
+        assert not ProtoBeamEngine(model, waveform="zc139_root25").waveform_known
+    else:
+        with pytest.raises(ModelError, match="--waveform"):
+            ProtoBeamEngine(model, waveform="zc139_root25")

@@ -26,20 +26,38 @@ def test_training_is_reproducible(tiny_model, tmp_path):
     assert a == b
 
 
-def test_tiny_protobeam_training_runs_every_row_and_exports(tmp_path):
+def test_tiny_protobeam_training_evaluates_every_group_and_exports(tmp_path):
     from greatai.protobeam import evaluate, train
     from greatai.protobeam.engine import ProtoBeamEngine
     meta = train.train_all(tmp_path / "pb", "tiny", seed=3, progress=False, results_dir=tmp_path / "res")
     ev = meta["evaluation"]
-    assert [r["key"] for r in ev["rows"]] == ["baseline_one", "baseline_mixed", "nn_pdp", "nn_spectrum", "plain",
-                                              "dnorm", "dnorm_aug", "full"]
-    assert set(ev["rows"][-1]["unseen"]) == {"1", "2", "4", "8", "16", "32"}
-    assert {"baseline_collapse", "protobeam_8shot_gap"} <= set(ev["goals"])
+    assert list(ev["groups"]) == [g[0] for g in evaluate.GROUPS]
+    for grp in ev["groups"].values():
+        assert list(grp["rows"]) == ["nn_pdp", "nn_spectrum", "protobeam", "protobeam_pool4"]
+        assert set(grp["rows"]["protobeam"]) == {"1", "2", "4", "8", "16", "32"}
+    assert {"independent_fading_over_baselines", "unseen_static_8shot"} <= set(ev["goals"])
+    assert set(ev["waveforms"]["accuracy_8shot_unseen_front_ends"]) == set(train.waveforms.NAMED)
     assert (tmp_path / "res" / "pca.png").stat().st_size > 10000
-    assert "| + prototype normalisation |" in evaluate.format_table(ev)
+    assert (tmp_path / "res" / "table.png").stat().st_size > 10000
+    assert "| independent physics (heldout.py), fading |" in evaluate.format_table(ev)
     eng = ProtoBeamEngine(tmp_path / "pb")
     assert eng.dim == meta["embedding_dim"] and eng.default.shape == (24, eng.dim)
     assert meta["training"]["command"].startswith("greatai train protobeam --seed 3")
+
+
+def test_tiny_protobeam_training_for_a_users_waveform(tmp_path):
+    """--waveform FILE trains for that reference only; the model then refuses any other."""
+    from greatai.contract import ModelError
+    from greatai.protobeam import train, waveforms
+    from greatai.protobeam.engine import ProtoBeamEngine
+    ref = waveforms.save(tmp_path / "mine.cf32", waveforms.linear("8PSK", 40, 5, 0.3, 99))
+    meta = train.train_all(tmp_path / "pb", "tiny", seed=4, progress=False, waveform=str(ref))
+    assert meta["waveform"]["general"] is False and meta["waveform"]["trained_names"] == ["user"]
+    assert "--waveform" in meta["training"]["command"] and "legacy_unseen" not in meta["evaluation"]["groups"]
+    eng = ProtoBeamEngine(tmp_path / "pb")
+    assert eng.waveform_id == waveforms.digest(waveforms.load(ref)) and eng.front.period == 200
+    with pytest.raises(ModelError, match="greatai train protobeam --waveform FILE"):
+        ProtoBeamEngine(tmp_path / "pb", waveform="qpsk64_sps4")
 
 
 @pytest.fixture(scope="module")

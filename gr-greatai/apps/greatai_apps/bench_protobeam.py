@@ -3,7 +3,9 @@
 (a) frames/s through ``greatai.protobeam`` in a flowgraph (vector source of pre-generated
     frames -> protobeam -> null sink), tags only, and with every decision also published
     as JSON over ZMQ;
-(b) raw ONNX Runtime on the same batches (the block's overhead is the ratio);
+(b) the same batches through the engine (the numpy channel-estimate front + ONNX Runtime;
+    the block's overhead is the ratio), the front alone, and raw ONNX Runtime on the
+    front's features;
 (c) numpy float32 GEMM rate: the encoder's achieved MAC/s as a fraction of it;
 (d) calibration latency on a live (throttled, 1 MS/s) flowgraph: from posting the last
     shot (a PDU on ``calibrate``) to the first decision that uses the new prototype.
@@ -86,27 +88,34 @@ def run(out="results/protobeam/bench.json", seconds=3.0, batch=32):
     for threads in (1, 2):
         e = ProtoBeamEngine(threads=threads)
         xs = [frames[a:a + batch] for a in range(0, len(frames), batch)]
+        fs = [e.front(x) for x in xs]
         i = [0]
 
-        def step():
-            e.embed(xs[i[0] % len(xs)])
-            i[0] += 1
-        raw = benchutil.rate(step, batch, seconds)
+        def cycle(fn, items):
+            def step():
+                fn(items[i[0] % len(items)])
+                i[0] += 1
+            return step
+        raw = benchutil.rate(cycle(e.embed, xs), batch, seconds)
+        front_fps = benchutil.rate(cycle(e.front, xs), batch, seconds)
+        ort_fps = benchutil.rate(cycle(lambda f: e.session.run(None, {"features": f}), fs), batch, seconds)
         blk = _block_rate(frames, threads, batch, seconds, publish=False)
         pub = _block_rate(frames, threads, batch, seconds, publish=True)
-        rows.append({"threads": threads, "raw_ort_fps": round(raw), "block_fps": round(blk),
+        rows.append({"threads": threads, "engine_fps": round(raw), "front_fps": round(front_fps),
+                     "raw_ort_fps": round(ort_fps), "block_fps": round(blk),
                      "block_json_fps": round(pub), "block_msps": round(blk * sim.FRAME_LENGTH / 1e6, 2),
                      "overhead_pct": round(100 * (1 - blk / raw), 1),
-                     "gemm_fraction_pct": round(100 * raw * macs / gemm, 1)})
+                     "gemm_fraction_pct": round(100 * ort_fps * macs / gemm, 1)})
     lat = _latency()
     res = {"machine": benchutil.machine(), "gemm_gmacs": round(gemm / 1e9, 1), "macs_per_frame": macs,
            "frame_length": sim.FRAME_LENGTH, "batch_frames": batch, "rows": rows, "calibration_latency": lat}
     emit(f"machine: {res['machine']['cpu']} ({res['machine']['cores']} cores), GEMM {res['gemm_gmacs']} GMAC/s, "
          f"encoder {macs / 1e6:.2f} MMAC/frame")
-    emit(f"{'threads':>7} {'raw ORT fr/s':>13} {'block fr/s':>11} {'+JSON fr/s':>11} {'block MS/s':>11} "
-         f"{'overhead':>9} {'of GEMM':>8}")
+    emit(f"{'threads':>7} {'front fr/s':>11} {'raw ORT fr/s':>13} {'engine fr/s':>12} {'block fr/s':>11} "
+         f"{'+JSON fr/s':>11} {'block MS/s':>11} {'overhead':>9} {'of GEMM':>8}")
     for r in rows:
-        emit(f"{r['threads']:>7} {r['raw_ort_fps']:>13} {r['block_fps']:>11} {r['block_json_fps']:>11} "
+        emit(f"{r['threads']:>7} {r['front_fps']:>11} {r['raw_ort_fps']:>13} {r['engine_fps']:>12} "
+             f"{r['block_fps']:>11} {r['block_json_fps']:>11} "
              f"{r['block_msps']:>11} {r['overhead_pct']:>8}% {r['gemm_fraction_pct']:>7}%")
     emit(f"calibration latency (last shot posted -> first decision with the new prototype) at "
          f"{lat['rate_msps']} MS/s, {lat['batch_frames']}-frame batches: median {lat['median_ms']} ms, "

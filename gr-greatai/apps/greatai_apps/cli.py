@@ -28,12 +28,16 @@ def main(argv=None):
     t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>)")
     t.add_argument("--eval-n", type=int, default=200, help="frames per class per SNR in the evaluation")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--waveform", default=None,
+                   help="protobeam: train for this reference only (a .cf32/.npy file of one period, or a named "
+                        "reference); default: across the six named training references")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
     e.add_argument("task", choices=["amc", "protobeam", "scanner"],
-                   help="protobeam: the non-learnt nearest-prototype baselines on the shipped model's Table I frames")
+                   help="protobeam: Table I of a model through ProtoBeamEngine (seen/unseen front ends, held-out "
+                        "family, independent physics; static and fading) beside the two non-learnt baselines")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
     e.add_argument("--n", type=int, default=200, help="frames per class per SNR")
@@ -50,6 +54,8 @@ def main(argv=None):
                         "OUT/openset.json and .png)")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
     e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
+    e.add_argument("--waveform", default="", help="protobeam: the reference waveform (name or file; default the "
+                                                   "model's)")
     e.add_argument("--attach", action="store_true", help="with --gnuradio: record the summary in the model's "
                                                          "model.json (evaluation_gnuradio)")
     e.set_defaults(fn=cmd_eval)
@@ -133,6 +139,8 @@ def main(argv=None):
     k.add_argument("--reset", action="store_true", help="with --address: reset the calibration first")
     k.add_argument("--save", help="with --address: then ask the block to save to this path")
     k.add_argument("--model", default=None)
+    k.add_argument("--waveform", default=None, help="the reference the recording was sent on (name or file; "
+                                                    "default: the recording's greatai:waveform, else the model's)")
     k.add_argument("--threads", type=int, default=2)
     k.set_defaults(fn=cmd_calibrate)
 

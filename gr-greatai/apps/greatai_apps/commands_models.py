@@ -41,7 +41,7 @@ def cmd_train(a):
         from greatai.protobeam import evaluate, train
         out = Path(a.out or (_repo_models() / "protobeam"))
         meta = train.train_all(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
-                               results_dir=a.results or "results/protobeam")
+                               results_dir=a.results or "results/protobeam", waveform=a.waveform)
         emit(evaluate.format_table(meta["evaluation"]))
         emit(json.dumps({"model": str(out / "model.json"), "goals": meta["evaluation"]["goals"],
                          "training_seconds": meta["training"]["seconds"]}))
@@ -49,15 +49,21 @@ def cmd_train(a):
 
 def cmd_eval(a):
     if a.task == "protobeam":
-        from greatai import contract
-        from greatai.amc.evaluate import save
+        from greatai.fileio import atomic_write
         from greatai.protobeam import evaluate as pb_eval
-        m = contract.load(a.model or "", "protobeam", verify=False)
-        out = Path(a.out if a.out != "results/amc" else "results/protobeam") / "table_with_baselines.json"
-        res = save(dict(pb_eval.shipped_baselines(m.meta), model=str(m.dir)), out,
-                   lambda r, png: pb_eval.plot_kshot(r, png))
+        from greatai.protobeam.engine import ProtoBeamEngine
+        eng = ProtoBeamEngine(a.model or "", threads=a.threads, waveform=a.waveform)
+        out = Path(a.out if a.out != "results/amc" else "results/protobeam") / "engine_eval.json"
+        name = a.waveform or eng.model.meta["waveform"]["name"]
+        res = pb_eval.table(lambda x, f: eng.embed(x)[0], n_per_beam=min(a.n, 80), seed=a.seed or 1235, repeats=10,
+                            waveform=name if name in pb_eval.waveforms.NAMED else eng.waveform,
+                            progress=None if a.quiet else (lambda k: print(f"evaluated {k}", flush=True)))
+        res.update(model=str(eng.meta_path), engine="ProtoBeamEngine.embed (public API)",
+                   waveform=name)
+        atomic_write(out, json.dumps(res, indent=1))
         emit(pb_eval.format_table(res))
-        emit(f"\nwrote {out} and {out.with_suffix('.png')}")
+        emit(json.dumps(res["goals"]))
+        emit(f"\nwrote {out}")
     elif a.task == "scanner":
         from . import scan
         out = Path(a.out if a.out != "results/amc" else "results/scanner") / "eval.json"

@@ -22,7 +22,7 @@ def cmd_simulate(a):
 def _simulate_beams(a):
     """A labelled ProtoBeam calibration sweep: SHOTS frames of every beam, one annotation each."""
     from greatai import recording
-    from greatai.protobeam import demo, sim as bsim
+    from greatai.protobeam import demo, sim as bsim, waveforms
     parts, ann, off = [], [], 0
     for b, iq in demo.calibration_shots(a.front_end, a.position, a.shots, seed=a.seed):
         parts.append(iq.ravel())
@@ -32,15 +32,17 @@ def _simulate_beams(a):
                                  description=f"greatai ProtoBeam calibration sweep: front end {a.front_end}, "
                                              f"position {a.position}, {a.shots} frames per beam",
                                  extra_global={"greatai:seed": a.seed, "greatai:front_end": a.front_end,
-                                               "greatai:position": a.position, "greatai:frame_length": bsim.FRAME_LENGTH})
+                                               "greatai:position": a.position, "greatai:frame_length": bsim.FRAME_LENGTH,
+                                               "greatai:waveform": waveforms.DEFAULT})
     emit(json.dumps({"meta": str(meta), "samples": off, "annotations": len(ann)}))
 
 
 def cmd_calibrate(a):
     """Calibrate ProtoBeam from a labelled recording: live over ZMQ, or into a file."""
     from greatai.protobeam.engine import ProtoBeamEngine
-    from greatai.recording import labelled_frames
-    eng = ProtoBeamEngine(a.model, threads=a.threads)
+    from greatai.recording import labelled_frames, open_recording
+    waveform = a.waveform or open_recording(a.recording).metadata.get("global", {}).get("greatai:waveform", "")
+    eng = ProtoBeamEngine(a.model, threads=a.threads, waveform=waveform)
     parts = labelled_frames(a.recording, eng.frame_length)
     for label, _ in parts:
         eng.beam_index(label)                    # unknown labels fail before anything is sent
@@ -50,7 +52,7 @@ def cmd_calibrate(a):
         if a.reset:
             cli.request("reset")
         for label, fr in parts:
-            cli.shots(label, fr, replace=a.replace)
+            cli.shots(label, fr, replace=a.replace, waveform=eng.waveform_id)
         if a.save:
             cli.request("save", path=a.save)
         cli.close()

@@ -9,11 +9,14 @@ import pmt
 import zmq
 
 
-def pdu(beam, iq, replace=False):
-    """PDU of labelled IQ: (dict {beam, replace}, c32vector)."""
+def pdu(beam, iq, replace=False, waveform=None):
+    """PDU of labelled IQ: (dict {beam, replace[, waveform]}, c32vector); ``waveform`` (a
+    reference name or SHA-256) lets the block refuse shots sent on another reference."""
     meta = pmt.make_dict()
     meta = pmt.dict_add(meta, pmt.intern("beam"), pmt.to_pmt(beam))
     meta = pmt.dict_add(meta, pmt.intern("replace"), pmt.from_bool(bool(replace)))
+    if waveform:
+        meta = pmt.dict_add(meta, pmt.intern("waveform"), pmt.intern(str(waveform)))
     iq = np.ascontiguousarray(iq, np.complex64).ravel()
     return pmt.cons(meta, pmt.init_c32vector(len(iq), iq))
 
@@ -49,8 +52,8 @@ class CalibrationClient:
             raise TimeoutError(f"no flowgraph took the calibration message at {self.address} "
                                "(is a zeromq PULL message source bound there?)") from None
 
-    def shots(self, beam, iq, replace=False):
-        self.send(pdu(beam, iq, replace))
+    def shots(self, beam, iq, replace=False, waveform=None):
+        self.send(pdu(beam, iq, replace, waveform))
 
     def capture(self, beam, k, replace=False):
         self.send(command("capture", beam=int(beam), k=int(k), replace=bool(replace)))

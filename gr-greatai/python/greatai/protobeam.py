@@ -34,13 +34,17 @@ class protobeam(gr.sync_block):
         batch_rate: at most this many ``batch`` messages a second (0: one per batch).
         message_rate: at most this many ``beam`` messages a second (0: no limit); the rest are ``unpublished``.
         batch_embeddings: embeddings of the newest frames in each ``batch`` (for displays; 0: none).
+        waveform: the reference the transmitter repeats: a named reference (``qpsk64_sps4``,
+            ``ofdm256`` ...) or a .cf32/.npy file of one period; '' for the model's own.
+        pool_frames: embeddings averaged over this many consecutive frames before deciding
+            (a beam held for several frames; 1 = every frame alone).
     """
 
     def __init__(self, model="", calibration="", provider="cpu", threads=1, batch_frames=32,
                  context_keys="sim_label,sim_front_end,rx_freq", batch_rate=30.0, message_rate=1000.0,
-                 batch_embeddings=256):
+                 batch_embeddings=256, waveform="", pool_frames=1):
         gr.sync_block.__init__(self, name="greatai_protobeam", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.engine = ProtoBeamEngine(model, provider, int(threads))
+        self.engine = ProtoBeamEngine(model, provider, int(threads), waveform, int(pool_frames))
         self.L = self.engine.frame_length
         self.calibration_path = str(calibration)
         self.calib = Calibrator(self.engine, self.calibration_path, logger_fn(self))

@@ -89,8 +89,9 @@ class Calibrator:
         return self._do(event, bad)
 
     def pdu(self, meta, iq) -> bool:
-        """Labelled IQ: ``meta`` a dict with ``beam`` (and ``replace``), ``iq`` complex
-        samples (a whole number of frames), or None where the PDU did not hold them."""
+        """Labelled IQ: ``meta`` a dict with ``beam`` (and ``replace``, and ``waveform``: the
+        reference it was sent on, a name or a SHA-256, refused if it is not the engine's),
+        ``iq`` complex samples (a whole number of frames), or None where the PDU did not hold them."""
         def run():
             if not isinstance(meta, dict):
                 raise CalibrationError("PDU metadata must be a dict with 'beam'")
@@ -98,6 +99,8 @@ class Calibrator:
                 raise CalibrationError("PDU metadata has no 'beam'")
             if iq is None:
                 raise CalibrationError("PDU data must be a c32vector of IQ (complex float32)")
+            if "waveform" in meta:
+                self.engine.check_waveform(meta["waveform"])
             x = np.asarray(iq, np.complex64)
             L = self.engine.frame_length
             if len(x) == 0 or len(x) % L:
@@ -152,13 +155,14 @@ class Calibrator:
         from the frame after the last shot), and classify."""
         e = self.engine
         z, status = e.embed(frames)
+        zp = e.pooled(z)                     # shots are single frames; decisions may pool
         cap, split = self.capturing, 0
         parts = []
         if cap is not None:
             ok = np.nonzero(status == STATUS_OK)[0][:cap[1]]
             split = int(ok[-1]) + 1 if len(ok) else 0
             if split:
-                parts.append(e.classify_embeddings(z[:split], status[:split]))
+                parts.append(e.classify_embeddings(zp[:split], status[:split]))
             if len(ok):
                 e.add_embeddings(cap[0], z[ok], replace=cap[2])
                 cap[2] = False
@@ -171,7 +175,7 @@ class Calibrator:
                 self._reply("capture", True, f"beam {e.classes[cap[0]]} captured")
         if split < len(z):
             pending = self._pending_change
-            parts.append(e.classify_embeddings(z[split:], status[split:]))
+            parts.append(e.classify_embeddings(zp[split:], status[split:]))
             if pending is not None:
                 self.last_applied_at = time.monotonic()
                 self.last_update_latency = self.last_applied_at - pending

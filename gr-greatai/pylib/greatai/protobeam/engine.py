@@ -1,8 +1,14 @@
 """ProtoBeam inference engine: numpy + ONNX Runtime, no GNU Radio, no torch.
 
-It embeds frames with the shipped encoder, holds one prototype per beam, classifies by
-the nearest prototype (softmax over scaled negative squared distances gives the
+It turns frames into channel estimates against the reference waveform (:mod:`.front`,
+numpy), embeds them with the shipped encoder, holds one prototype per beam, classifies
+by the nearest prototype (softmax over scaled negative squared distances gives the
 confidence) and takes calibration shots at run time.
+
+The reference is the model's (``waveform.cf32``) unless the user gives their own (a
+named reference or a file, :mod:`.waveforms`). A model trained for one reference
+refuses another with a clear error; a model trained across several (and measured to
+carry to new ones: ``waveform.general`` in its metadata) takes any.
 
 A beam's prototype is the mean embedding of its shots from *this* front end once it
 has any; until then it is the default prototype from the training front ends (shipped
@@ -23,10 +29,12 @@ import numpy as np
 from .. import fileio, frames as framing, runtime
 from ..contract import ModelError
 from ..frames import STATUS_NONFINITE, STATUS_OK
+from . import front, waveforms
 
 DEFAULT_MODEL = "protobeam"
 CAL_FORMAT = "greatai-protobeam-calibration"
-CAL_VERSION = 1
+CAL_VERSION = 2
+FRONT_KIND = "channel-estimate/1"
 
 
 class CalibrationError(ValueError):
@@ -54,14 +62,23 @@ class ProtoBeamEngine(runtime.ModelEngine):
         model: model directory or its ``model.json``; empty for the shipped model.
         provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
+        waveform: the reference waveform (a name of ``waveforms.NAMED``, a .cf32/.npy file, or
+            samples); empty for the model's own.
+        pool: embeddings averaged over this many consecutive valid frames before the nearest
+            prototype (for a beam held over several frames; 1 = each frame alone).
 
     Thread-safe: calibration may arrive from a message thread while ``classify`` runs.
     """
     task = "protobeam"
 
-    def __init__(self, model=None, provider="cpu", threads=1):
+    def __init__(self, model=None, provider="cpu", threads=1, waveform="", pool=1):
         super().__init__(model, provider, threads)
+        self._lock = threading.RLock()
         m = self.model
+        if m.meta.get("front", {}).get("kind") != FRONT_KIND:
+            raise ModelError(f"model {self.meta_path} takes raw IQ (ProtoBeam model version {m.version}); this engine "
+                             f"reads models on the channel estimate ({FRONT_KIND}): retrain with "
+                             "`greatai train protobeam`")
         self.classes = m.classes
         self.frame_length = m.field("frame_length", int)
         self.dim = m.field("embedding_dim", int)
@@ -73,15 +90,51 @@ class ProtoBeamEngine(runtime.ModelEngine):
             raise ModelError(f"model metadata {self.meta_path}: default prototypes have shape {default.shape}, "
                              f"expected ({self.n_beams}, {self.dim})")
         self.session = self.open_session("encoder")
-        self.check_frame_input(self.session, "encoder", self.frame_length)
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 2 or shape[1] != front.N_FEATURES:
+            raise ModelError(f"model {m.file('encoder')} takes input shape {shape}; the front makes "
+                             f"[batch, {front.N_FEATURES}] features")
         self.model_id = m.sha256("encoder")
+        self.set_waveform(waveform)
+        self.pool = max(1, int(pool))
+        self._carry = np.zeros((0, self.dim), np.float32)
         self.default = default
-        self._lock = threading.RLock()
         self._sum = np.zeros((self.n_beams, self.dim))
         self._count = np.zeros(self.n_beams, np.int64)
         self._protos = None
         self.generation = 0          # bumps on every change of the prototypes
         self.last_change = None      # time.monotonic() of that change
+
+    # ---------------------------------------------------------------- reference waveform
+    def set_waveform(self, waveform=""):
+        """Use the model's reference (empty) or the user's (name, file or samples); raises
+        WaveformError for an unusable one and ModelError for one the model was not trained for."""
+        w = self.model.meta["waveform"]
+        own = waveforms.load(self.model.file("waveform"))
+        ref = own if waveform is None or (isinstance(waveform, str) and not waveform) else waveforms.load(waveform)
+        wid = waveforms.digest(ref)
+        if wid not in w.get("trained", []) and not w.get("general", False):
+            raise ModelError(f"model {self.meta_path} was trained for the reference waveform(s) "
+                             f"{', '.join(w.get('trained_names', [])) or '?'} and has not been shown to carry to a new "
+                             f"one; this reference (sha256 {wid[:12]}…) needs a model trained for it: "
+                             f"greatai train protobeam --waveform FILE")
+        fr = front.Front(ref, self.frame_length)
+        with self._lock:
+            self.front, self.waveform, self.waveform_id = fr, ref, wid
+            self.waveform_known = wid in w.get("trained", [])
+
+    def check_waveform(self, ref):
+        """Raise CalibrationError unless ``ref`` (a named reference or a SHA-256) is this engine's."""
+        r = str(ref)
+        wid = r if len(r) == 64 and all(c in "0123456789abcdef" for c in r) else None
+        if wid is None:
+            try:
+                wid = waveforms.digest(waveforms.named(r))
+            except waveforms.WaveformError as e:
+                raise CalibrationError(str(e)) from None
+        if wid != self.waveform_id:
+            raise CalibrationError(f"calibration sent on reference waveform {r[:20]} (sha256 {wid[:12]}…), but this "
+                                   f"model runs on {self.waveform_id[:12]}…: calibrate on the block's waveform")
 
     # ---------------------------------------------------------------- embedding
     def _check_frames(self, frames) -> np.ndarray:
@@ -101,9 +154,23 @@ class ProtoBeamEngine(runtime.ModelEngine):
         ok = np.nonzero(status == STATUS_OK)[0]
         if len(ok):
             x = frames if len(ok) == len(frames) else frames[ok]
-            x = np.ascontiguousarray(x).view(np.float32).reshape(len(ok), self.frame_length, 2)
-            z[ok] = self.session.run(None, {"iq": x})[0]
+            z[ok] = self.session.run(None, {"features": self.front(x)})[0]
         return z, status
+
+    def pooled(self, z) -> np.ndarray:
+        """Each row averaged with the valid rows before it (``pool`` in all, across batches)."""
+        if self.pool == 1:
+            return z
+        with self._lock:
+            ok = np.all(np.isfinite(z), axis=1)
+            v = np.concatenate([self._carry, z[ok]])
+            c = np.concatenate([np.zeros((1, self.dim)), np.cumsum(v, 0, dtype=np.float64)])
+            end = np.arange(len(self._carry) + 1, len(v) + 1)
+            beg = np.maximum(end - self.pool, 0)
+            out = z.copy()
+            out[ok] = ((c[end] - c[beg]) / (end - beg)[:, None]).astype(np.float32)
+            self._carry = v[-(self.pool - 1):].astype(np.float32)
+        return out
 
     # ---------------------------------------------------------------- prototypes
     def prototypes(self) -> np.ndarray:
@@ -210,7 +277,7 @@ class ProtoBeamEngine(runtime.ModelEngine):
 
     def classify(self, frames) -> BeamResult:
         z, status = self.embed(frames)
-        return self.classify_embeddings(z, status)
+        return self.classify_embeddings(self.pooled(z), status)
 
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict:
@@ -218,7 +285,7 @@ class ProtoBeamEngine(runtime.ModelEngine):
             beams = [{"beam": int(b), "name": self.classes[b], "count": int(self._count[b]),
                       "sum": self._sum[b].tolist()} for b in np.nonzero(self._count)[0]]
         payload = {"format": CAL_FORMAT, "version": CAL_VERSION, "model": self.model_id,
-                   "embedding_dim": self.dim, "n_beams": self.n_beams, "beams": beams}
+                   "waveform": self.waveform_id, "embedding_dim": self.dim, "n_beams": self.n_beams, "beams": beams}
         return dict(payload, checksum=_checksum(payload))
 
     def save(self, path) -> Path:
@@ -244,6 +311,10 @@ class ProtoBeamEngine(runtime.ModelEngine):
         if payload.get("model") != self.model_id:
             raise CalibrationError(f"{source} was made with another encoder (sha256 {str(payload.get('model'))[:12]}…, "
                                    f"this one is {self.model_id[:12]}…): recalibrate with this model")
+        if payload.get("waveform") != self.waveform_id:
+            raise CalibrationError(f"{source} was made on another reference waveform (sha256 "
+                                   f"{str(payload.get('waveform'))[:12]}…, this engine uses {self.waveform_id[:12]}…): "
+                                   "recalibrate on this waveform")
         if payload.get("embedding_dim") != self.dim or payload.get("n_beams") != self.n_beams:
             raise CalibrationError(f"{source} has {payload.get('n_beams')} beams of dimension "
                                    f"{payload.get('embedding_dim')}; the model has {self.n_beams} of {self.dim}")

@@ -1,19 +1,20 @@
-"""ProtoBeam evaluation: the Table I accuracy grid and the embedding PCA plot (numpy only)."""
+"""ProtoBeam evaluation (issue 18): Table I over seen front ends, unseen front ends of
+the training families, a held-out family and independently written physics, in static
+and fading channels, with the two non-learnt baselines in every table (numpy only; the
+learnt rows take an ``embed(features)`` function).
+
+Per scenario, each beam's frames are split in half: k shots per beam are drawn from
+the first half, the second half is classified by the nearest prototype; ``repeats``
+draws per k, averaged over the group's scenarios.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from . import sim
+from . import family, front, heldout, sim, waveforms
 
-VARIANTS = (
-    ("plain", "ProtoBeam, no normalisation", False, False, False),
-    ("dnorm", "+ data normalisation", True, False, False),
-    ("dnorm_aug", "+ augmentation", True, True, False),
-    ("full", "+ prototype normalisation", True, True, True),
-)
-
+N_BEAMS = family.N_BEAMS
 SHOTS = (1, 2, 4, 8, 16, 32)
-WINDOW = (16, 80)        # lags kept around the strongest one (as the learnt front's)
 
 # non-learnt nearest-prototype baselines, computed with the same shots (issue 18)
 FEATURE_BASELINES = (
@@ -21,42 +22,77 @@ FEATURE_BASELINES = (
     ("nn_spectrum", "nearest prototype on the normalised spectrum magnitude (no learning)"),
 )
 
-
-def pdp_features(x: np.ndarray) -> np.ndarray:
-    """The learnt front's fixed part in numpy: correlation with the known waveform, power
-    folded over the frame's whole periods, divided by its mean and log-compressed, and
-    aligned on its strongest lag (a window of WINDOW lags): [B, sum(WINDOW)]."""
-    c = sim.known_waveform()
-    P, L = sim.PERIOD, x.shape[1]
-    n_fold = (L - P + 1) // P
-    nfft = L + P
-    r = np.fft.ifft(np.fft.fft(x, nfft, axis=1) * np.conj(np.fft.fft(c, nfft))[None, :], axis=1)[:, :n_fold * P] / P
-    p = (np.abs(r) ** 2).reshape(len(x), n_fold, P).mean(1)
-    p = np.log10(p / (p.mean(1, keepdims=True) + 1e-12) + 1e-3)
-    idx = (p.argmax(1)[:, None] + np.arange(-WINDOW[0], WINDOW[1])[None, :]) % P
-    return np.take_along_axis(p, idx, axis=1)
+# evaluation groups: (key, title, kind, fading) -- kind: a family name, "independent" or "legacy"
+GROUPS = (
+    ("seen", "seen front ends (training families)", "train", None),
+    ("unseen_static", "unseen front ends, training families, static", "train", False),
+    ("unseen_fading", "unseen front ends, training families, fading", "train", True),
+    ("family_static", "held-out family (planar arrays, clustered), static", "upa_clustered", False),
+    ("family_fading", "held-out family (planar arrays, clustered), fading", "upa_clustered", True),
+    ("independent_static", "independent physics (heldout.py), static", "independent", False),
+    ("independent_fading", "independent physics (heldout.py), fading", "independent", True),
+    ("legacy_unseen", "the first simulator's unseen front ends (protobeam.sim)", "legacy", None),
+)
+UNSEEN_SEED = 100_000        # scenario seeds from here on are never trained on
 
 
-def spectrum_features(x: np.ndarray) -> np.ndarray:
-    """The frame's spectrum magnitude, unit norm: [B, L]."""
-    m = np.abs(np.fft.fft(x, axis=1))
-    return m / (np.linalg.norm(m, axis=1, keepdims=True) + 1e-12)
+def family_scenarios(kind, fading, n, first_seed):
+    """n scenarios of a family (or alternating over the training families) with the wanted fading."""
+    from .train import TRAIN_FAMILIES
+    fams = TRAIN_FAMILIES if kind == "train" else (kind,)
+    out, seed = [], first_seed
+    while len(out) < n:
+        for f in fams:
+            sc = family.draw_scenario(f, seed)
+            if fading is None or sc.fading == fading:
+                out.append(sc)
+        seed += 1
+    return out[:n]
 
 
-def baseline_rows(x, y, sc, repeats=20, seed=0, shots=SHOTS) -> list:
-    """Table I rows of the two non-learnt baselines on frames x (same and unseen front ends)."""
-    fe = sim.scenario_front_end(sc)
-    same, unseen = tuple(np.unique(fe[np.isin(fe, sim.TRAIN_FRONT_ENDS)])), sim.UNSEEN_FRONT_ENDS
-    rows = []
-    for (key, title), fn in zip(FEATURE_BASELINES, (pdp_features, spectrum_features)):
-        z = np.concatenate([fn(x[i:i + 4096]) for i in range(0, len(x), 4096)])
-        rows.append({"key": key, "title": title,
-                     "same": kshot_accuracy(z, y, sc, same, shots, repeats, seed, False),
-                     "unseen": kshot_accuracy(z, y, sc, unseen, shots, repeats, seed, False)})
-    return rows
+def group_frames(key, n_per_beam, seed, waveform=waveforms.DEFAULT, n_scenarios=12, chunk=1536):
+    """Yields (iq [m, 1024], beams [m], scenario id [m], snr [m]) chunks of one group."""
+    _, _, kind, fading = next(g for g in GROUPS if g[0] == key)
+    rng = np.random.default_rng([seed, sum(map(ord, key))])
+    ref = waveforms.load(waveform)
+    beams = np.repeat(np.arange(N_BEAMS), n_per_beam)
+    if kind == "legacy":
+        for i, (f, pos) in enumerate((f, p) for f in sim.UNSEEN_FRONT_ENDS for p in range(len(sim.POSITIONS))):
+            x, info = sim.generate(rng, sim.front_end(f), beams, positions=np.full(len(beams), pos))
+            yield x, beams, np.full(len(beams), i), info["snr"]
+        return
+    if kind == "independent":
+        for i, (tx, room, rx) in enumerate(heldout.scenarios(n_scenarios)):
+            for lo in range(0, len(beams), chunk):
+                x, snr = heldout.make_frames(rng, tx, room, rx, beams[lo:lo + chunk], ref, fading)
+                yield x, beams[lo:lo + chunk], np.full(len(x), i), snr
+        return
+    first = 0 if key == "seen" else UNSEEN_SEED
+    for i, sc in enumerate(family_scenarios(kind, fading, n_scenarios, first)):
+        order = rng.permutation(len(beams))          # frames in time order, beams shuffled over them
+        for lo in range(0, len(beams), chunk):
+            b = beams[order[lo:lo + chunk]]
+            x, snr = family.frames(rng, sc, b, ref, t=np.arange(lo, lo + len(b)))
+            yield x, b, np.full(len(x), i), snr
 
 
-def prototypes_from(z, y, n_beams, normalise=True):
+def features_of(chunks, waveform=waveforms.DEFAULT, embed=None):
+    """(embeddings or None, {baseline: its features}, beams, scenarios, snr) of a group's
+    chunks; ``embed(frames, features)`` gives a chunk's embeddings (a torch encoder on the
+    features, or ``ProtoBeamEngine.embed`` on the frames)."""
+    fr = front.Front(waveforms.load(waveform))
+    f, p, s, y, c, n = [], [], [], [], [], []
+    for x, b, sc, snr in chunks:
+        if embed is not None:
+            f.append(np.asarray(embed(x, fr(x)), np.float32))
+        p.append(fr.matched_pdp(x).astype(np.float32))
+        s.append(front.spectrum(x).astype(np.float32))
+        y.append(b), c.append(sc), n.append(snr)
+    base = {"nn_pdp": np.concatenate(p), "nn_spectrum": np.concatenate(s)}
+    return (np.concatenate(f) if f else None), base, np.concatenate(y), np.concatenate(c), np.concatenate(n)
+
+
+def prototypes_from(z, y, n_beams=N_BEAMS, normalise=True):
     """Mean embedding per beam (rows of NaN for beams without frames)."""
     sums = np.zeros((n_beams, z.shape[1]))
     np.add.at(sums, y, z)
@@ -74,178 +110,171 @@ def nearest(z, protos):
 
 
 def _split(y, sc, s, rng):
-    """Per beam of scenario s: shuffled indices, first half the shot pool, rest queries."""
+    """Per beam of scenario s: shuffled indices, first half the shot pool, the rest queries (in order)."""
     pool, query = [], []
-    for b in range(sim.N_BEAMS):
-        idx = rng.permutation(np.nonzero((sc == s) & (y == b))[0])
+    for b in range(N_BEAMS):
+        idx = np.nonzero((sc == s) & (y == b))[0]
         h = len(idx) // 2
-        pool.append(idx[:h])
+        pool.append(rng.permutation(idx[:h]))
         query.append(idx[h:])
-    return pool, np.concatenate(query)
+    return pool, query
 
 
-def _scenarios(sc, front_ends):
-    return [s for s in np.unique(sc) if sim.scenario_front_end(s) in front_ends]
+def pooled(z, query, window, normalise):
+    """Queries' embeddings averaged over ``window`` consecutive frames of one beam (a beam held
+    for several frames): (pooled embeddings, one query index per window)."""
+    zs, qs = [], []
+    window = max(1, min([window] + [len(q) for q in query if len(q)]))
+    for q in query:
+        m = len(q) // window * window
+        zs.append(z[q[:m]].reshape(-1, window, z.shape[1]).mean(1))
+        qs.append(q[:m:window])
+    zp = np.concatenate(zs)
+    if normalise:
+        zp /= np.linalg.norm(zp, axis=1, keepdims=True) + 1e-12
+    return zp, np.concatenate(qs)
 
 
-def kshot_accuracy(z, y, sc, front_ends, shots, repeats, seed, proto_norm):
-    """Mean accuracy (%) over the scenarios of front_ends and repeats, for each k in shots
-    (prototypes from k shots of the same scenario)."""
+def kshot_accuracy(z, y, sc, shots=SHOTS, repeats=20, seed=0, proto_norm=True, pool=1):
+    """Mean accuracy (%) over the scenarios and repeats, for each k in shots."""
     rng = np.random.default_rng(seed)
     acc = {k: [] for k in shots}
-    for s_id in _scenarios(sc, front_ends):
-        pool, q = _split(y, sc, s_id, rng)
+    for s_id in np.unique(sc):
+        pool_idx, query = _split(y, sc, s_id, rng)
+        zq, q = pooled(z, query, pool, proto_norm)
         for k in shots:
             for _ in range(repeats):
-                s = np.concatenate([rng.choice(p, min(k, len(p)), replace=False) for p in pool])
-                protos = prototypes_from(z[s], y[s], sim.N_BEAMS, proto_norm)
-                acc[k].append(100 * np.mean(nearest(z[q], protos) == y[q]))
+                s = np.concatenate([p[rng.permutation(len(p))[:min(k, len(p))]] for p in pool_idx])
+                protos = prototypes_from(z[s], y[s], N_BEAMS, proto_norm)
+                acc[k].append(100 * np.mean(nearest(zq, protos) == y[q]))
     return {str(k): round(float(np.mean(v)), 2) for k, v in acc.items()}
 
 
-def table(embeddings, scales, baselines, y, sc, snr, repeats=20, seed=0, shots=SHOTS, frames=None):
-    """Table I: rows = baselines (the CNNs, and with ``frames`` the non-learnt nearest
-    prototypes on them) then ProtoBeam variants; columns = same / unseen front end x k."""
-    fe = sim.scenario_front_end(sc)
-    same, unseen = tuple(np.unique(fe[np.isin(fe, sim.TRAIN_FRONT_ENDS)])), sim.UNSEEN_FRONT_ENDS
-    rows = []
-    titles = {"baseline_one": "Baseline CNN (trained on front end 0)",
-              "baseline_mixed": "Baseline CNN (all training front ends)"}
-    for key, pred in baselines.items():
-        ok = pred == y
-        s_fe = (same[:1] if key == "baseline_one" else same)
-        rows.append({"key": key, "title": titles[key],
-                     "same": round(100 * float(ok[np.isin(fe, s_fe)].mean()), 2),
-                     "unseen": round(100 * float(ok[np.isin(fe, unseen)].mean()), 2)})
-    if frames is not None:
-        rows += baseline_rows(frames, y, sc, repeats, seed, shots)
-    for key, title, _, _, pn in VARIANTS:
-        if key not in embeddings:
+def group_rows(z, base, y, sc, shots=SHOTS, repeats=20, seed=0, pool=4):
+    """The rows of one group: the two baselines, ProtoBeam (embeddings z, if any), ProtoBeam
+    pooled over ``pool`` frames."""
+    rows = {k: kshot_accuracy(v, y, sc, shots, repeats, seed, False) for k, v in base.items()}
+    if z is not None:
+        rows["protobeam"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True)
+        rows[f"protobeam_pool{pool}"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True, pool)
+    return rows
+
+
+ROW_TITLES = dict(FEATURE_BASELINES, protobeam="ProtoBeam (channel-estimate front, learnt)",
+                  protobeam_pool4="ProtoBeam, embeddings pooled over 4 frames of a held beam")
+
+
+def table(embed, n_per_beam=80, seed=1235, repeats=20, shots=SHOTS, groups=None, waveform=waveforms.DEFAULT,
+          n_scenarios=12, progress=None):
+    """Table I over the evaluation groups: {shots, groups: {key: {title, rows}}, goals}."""
+    out = {"shots": list(shots), "waveform": waveform if isinstance(waveform, str) else "user", "frames_per_beam_per_scenario": n_per_beam,
+           "scenarios_per_group": n_scenarios, "repeats": repeats, "groups": {}}
+    for key, title, _, _ in GROUPS:
+        if (groups and key not in groups) or (key == "legacy_unseen" and not (isinstance(waveform, str)
+                                                                          and waveform == waveforms.DEFAULT)):
             continue
-        z = embeddings[key]
-        rows.append({"key": key, "title": title,
-                     "same": kshot_accuracy(z, y, sc, same, shots, repeats, seed, pn),
-                     "unseen": kshot_accuracy(z, y, sc, unseen, shots, repeats, seed, pn)})
-    report = {"shots": list(shots), "rows": rows, "front_ends": {"same": [int(f) for f in same],
-                                                                 "unseen": list(unseen)},
-              "frames_per_front_end": int(np.sum(fe == same[0])), "repeats": repeats}
-    if "full" in embeddings:
-        # the shipped prototypes (all training scenarios) on an unseen front end, no calibration
-        z = embeddings["full"]
-        tr = np.isin(fe, same)
-        protos = prototypes_from(z[tr], y[tr], sim.N_BEAMS, True)
-        un = np.isin(fe, unseen)
-        report["uncalibrated_unseen"] = round(100 * float(np.mean(nearest(z[un], protos) == y[un])), 2)
-        report["uncalibrated_same"] = round(100 * float(np.mean(nearest(z[tr], protos) == y[tr])), 2)
-        # accuracy by received SNR, full method, 8 shots
-        report["snr_bins"] = snr_breakdown(z, y, sc, snr, seed)
-    b1 = next((r for r in rows if r["key"] == "baseline_one"), None)
-    full = next((r for r in rows if r["key"] == "full"), None)
-    goals = {}
-    if b1:
-        ratio = b1["unseen"] / max(b1["same"], 1e-9)
-        goals["baseline_collapse"] = {"unseen_over_same": round(ratio, 3), "goal": "<= 0.40", "met": ratio <= 0.40}
-    if full and "8" in full["same"]:
-        gap = full["same"]["8"] - full["unseen"]["8"]
-        goals["protobeam_8shot_gap"] = {"points": round(gap, 2), "goal": "<= 5", "met": gap <= 5}
-    report["goals"] = goals
-    return report
-
-
-def snr_breakdown(z, y, sc, snr, seed, k=8, edges=(-30, -10, 0, 10, 40)):
-    rng = np.random.default_rng(seed)
-    out = []
-    for group, fes in (("same", sim.TRAIN_FRONT_ENDS), ("unseen", sim.UNSEEN_FRONT_ENDS)):
-        ok_all, snr_all = [], []
-        for s_id in _scenarios(sc, fes):
-            pool, q = _split(y, sc, s_id, rng)
-            s = np.concatenate([rng.choice(p, min(k, len(p)), replace=False) for p in pool])
-            protos = prototypes_from(z[s], y[s], sim.N_BEAMS, True)
-            ok_all.append(nearest(z[q], protos) == y[q])
-            snr_all.append(snr[q])
-        ok, sn = np.concatenate(ok_all), np.concatenate(snr_all)
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            m = (sn >= lo) & (sn < hi)
-            out.append({"front_ends": group, "snr_db": [lo, hi], "frames": int(m.sum()),
-                        "accuracy": round(100 * float(ok[m].mean()), 2) if m.any() else None})
+        z, base, y, sc, snr = features_of(group_frames(key, n_per_beam, seed, waveform, n_scenarios), waveform,
+                                          embed)
+        out["groups"][key] = {"title": title, "rows": group_rows(z, base, y, sc, shots, repeats, seed),
+                              "received_snr_db_percentiles": np.percentile(snr, [5, 50, 95]).round(1).tolist()}
+        if progress:
+            progress(key)
+    out["goals"] = goals(out)
     return out
 
 
-def plot_pca(z, y, sc, path, front_ends=(sim.TRAIN_FRONT_ENDS[0], sim.UNSEEN_FRONT_ENDS[0]), position=1,
-             snr=None, min_snr=0.0):
-    """PCA of the embeddings of two front ends at one receiver position, coloured by beam
-    (PNG); frames with a received SNR below min_snr are left out when snr is given."""
-    keep = (sc % 10 == position) & (True if snr is None else snr >= min_snr)
-    fe = np.where(keep, sim.scenario_front_end(sc), -1)
+def goals(report) -> dict:
+    """Issue 18's goals, measured at 8 shots."""
+    g, res = report["groups"], {}
+
+    def at8(key, row):
+        return g[key]["rows"][row]["8"] if key in g and row in g[key]["rows"] else None
+    for key in ("family_static", "family_fading", "independent_static", "independent_fading"):
+        pb = at8(key, "protobeam")
+        if pb is None:
+            continue
+        best = max(at8(key, "nn_pdp"), at8(key, "nn_spectrum"))
+        res[f"{key}_over_baselines"] = {"protobeam": pb, "best_baseline": best, "points": round(pb - best, 2),
+                                        "goal": ">= 15", "met": pb - best >= 15}
+    for key in ("unseen_static", "unseen_fading"):
+        pb = at8(key, "protobeam")
+        if pb is not None:
+            res[f"{key}_8shot"] = {"protobeam": pb, "goal": ">= 75", "met": pb >= 75}
+    return res
+
+
+def waveform_table(embed, names, n_per_beam=40, seed=1236, repeats=10, n_scenarios=8):
+    """8-shot accuracy on unseen front ends of the training families (static and fading mixed)
+    for each reference waveform, with the baselines: {name: {row: accuracy}}."""
+    out = {}
+    for name in names:
+        rows = {}
+        for key in ("unseen_static", "unseen_fading"):
+            z, base, y, sc, _ = features_of(group_frames(key, n_per_beam, seed, name, n_scenarios), name, embed)
+            for r, v in group_rows(z, base, y, sc, (8,), repeats, seed).items():
+                rows.setdefault(r, []).append(v["8"])
+        out[name] = {r: round(float(np.mean(v)), 2) for r, v in rows.items()}
+    return out
+
+
+def format_table(report, k_list=(1, 2, 4, 8, 16, 32)) -> str:
+    """Markdown: one line per (group, row), columns k."""
+    lines = ["| group | method | " + " | ".join(f"k={k}" for k in k_list) + " |",
+             "|" + "---|" * (2 + len(k_list))]
+    for key, grp in report["groups"].items():
+        for r, v in grp["rows"].items():
+            lines.append(f"| {grp['title']} | {ROW_TITLES.get(r, r)} | "
+                         + " | ".join(f"{v[str(k)]:.1f}" for k in k_list) + " |")
+    return "\n".join(lines)
+
+
+def plot_kshot(report, path):
+    """Accuracy against shots: one panel per group, one line per row."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = list(report["groups"].items())
+    cols = 4
+    fig, axes = plt.subplots(-(-len(groups) // cols), cols, figsize=(16, 4 * -(-len(groups) // cols)),
+                             sharey=True, squeeze=False)
+    k = report["shots"]
+    for ax, (key, grp) in zip(axes.ravel(), groups):
+        for r, v in grp["rows"].items():
+            ax.plot(k, [v[str(s)] for s in k], marker="o", ls="--" if r.startswith("nn_") else "-",
+                    label=ROW_TITLES.get(r, r))
+        ax.set_xscale("log", base=2)
+        ax.set_title(grp["title"], fontsize=8)
+        ax.set_xlabel("shots per beam")
+        ax.grid(alpha=.3)
+    for ax in axes.ravel()[len(groups):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("accuracy (%)")
+    axes[0, 0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_pca(z, y, sc, path, scenarios=(0, 1), title="held-out family"):
+    """PCA of the embeddings of two scenarios of a group, coloured by beam (PNG)."""
+    import io
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from ..fileio import atomic_write
-    import io
-    fig, axes = plt.subplots(1, len(front_ends), figsize=(6 * len(front_ends), 5), sharex=True, sharey=True)
-    sel = np.isin(fe, front_ends)
-    zc = z[sel] - z[sel].mean(0)
-    _, _, vt = np.linalg.svd(zc, full_matrices=False)
-    for ax, f in zip(np.atleast_1d(axes), front_ends):
-        m = fe == f
-        p = (z[m] - z[sel].mean(0)) @ vt[:2].T
-        sc = ax.scatter(p[:, 0], p[:, 1], c=y[m], cmap="turbo", s=6, vmin=0, vmax=sim.N_BEAMS - 1)
-        kind = "training" if f in sim.TRAIN_FRONT_ENDS else "unseen"
-        ax.set_title(f"front end {f} ({kind}, {sim.front_end(f).n_elements} elements), position {position}"
-                     + ("" if snr is None else f", SNR >= {min_snr:g} dB"), fontsize=10)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 5), sharex=True, sharey=True)
+    sel = np.isin(sc, scenarios)
+    mu = z[sel].mean(0)
+    _, _, vt = np.linalg.svd(z[sel] - mu, full_matrices=False)
+    for ax, s in zip(np.atleast_1d(axes), scenarios):
+        m = sc == s
+        p = (z[m] - mu) @ vt[:2].T
+        pts = ax.scatter(p[:, 0], p[:, 1], c=y[m], cmap="turbo", s=6, vmin=0, vmax=N_BEAMS - 1)
+        ax.set_title(f"{title}, scenario {s}", fontsize=10)
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
-    fig.colorbar(sc, ax=axes, label="beam")
+    fig.colorbar(pts, ax=axes, label="beam")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write(path, buf.getvalue())
-
-
-def format_table(report) -> str:
-    """Markdown table (the README's)."""
-    shots = report["shots"]
-    head = "| method | " + " | ".join(f"same k={k}" for k in shots) + " | " + \
-        " | ".join(f"unseen k={k}" for k in shots) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(shots))]
-    for r in report["rows"]:
-        if isinstance(r["same"], dict):
-            cells = [f"{r[g][str(k)]:.1f}" for g in ("same", "unseen") for k in shots]
-        else:
-            cells = [f"{r['same']:.1f}"] * len(shots) + [f"{r['unseen']:.1f}"] * len(shots)
-        lines.append(f"| {r['title']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def shipped_baselines(meta: dict) -> dict:
-    """The non-learnt baselines on the very frames a shipped model's Table I was computed
-    on (its training seed + 1, config and front ends), beside its rows."""
-    ev = meta["evaluation"]
-    cfg = ev["config"]
-    fes = tuple(ev["front_ends"]["same"]) + tuple(ev["front_ends"]["unseen"])
-    x, y, sc, _ = sim.dataset(int(cfg["seed"]) + 1, fes, int(cfg["n_eval_per_beam"]))
-    rows = baseline_rows(x, y, sc, int(cfg["repeats"]), int(cfg["seed"]), tuple(ev["shots"]))
-    keep = [r for r in ev["rows"] if r["key"] not in {k for k, _ in FEATURE_BASELINES}]
-    at = next((i for i, r in enumerate(keep) if not r["key"].startswith("baseline")), len(keep))
-    return dict(ev, rows=keep[:at] + rows + keep[at:], baselines_computed="greatai eval protobeam")
-
-
-def plot_kshot(report, path):
-    """Accuracy against shots, same and unseen front ends, one line per row of Table I."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    k = report["shots"]
-    for r in report["rows"]:
-        for a, g in zip(ax, ("same", "unseen")):
-            v = [r[g][str(s)] for s in k] if isinstance(r[g], dict) else [r[g]] * len(k)
-            a.plot(k, v, marker="o" if isinstance(r[g], dict) else None,
-                   ls="--" if r["key"].startswith("nn_") else "-", label=r["title"])
-    for a, g in zip(ax, ("same front ends", "unseen front ends")):
-        a.set_xscale("log", base=2); a.set_xlabel("shots per beam"); a.set_title(g); a.grid(alpha=.3)
-    ax[0].set_ylabel("accuracy (%)")
-    ax[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -94,17 +94,11 @@ def front_end(index: int, seed: int = 2024) -> FrontEnd:
     )
 
 
-def known_waveform(seed: int = 7) -> np.ndarray:
-    """One period (256 samples) of the known transmitted waveform, unit RMS."""
-    rng = np.random.default_rng(seed)
-    sym = np.exp(1j * (np.pi / 4 + np.pi / 2 * rng.integers(0, 4, N_SYMBOLS)))
-    up = np.zeros(PERIOD, complex)
-    up[::SPS] = sym
-    t = np.arange(-8 * SPS, 8 * SPS + 1) / SPS
-    h = rrc_taps(t, np.float64(ROLLOFF))
-    # circular filtering keeps the waveform exactly periodic
-    x = np.fft.ifft(np.fft.fft(up) * np.fft.fft(np.roll(np.pad(h, (0, PERIOD - len(h))), -8 * SPS)))
-    return (x / np.sqrt(np.mean(np.abs(x) ** 2))).astype(np.complex128)
+def known_waveform() -> np.ndarray:
+    """One period (256 samples) of the known transmitted waveform, unit RMS (the named
+    reference ``qpsk64_sps4`` of :mod:`.waveforms`)."""
+    from . import waveforms
+    return waveforms.named(waveforms.DEFAULT)
 
 
 def beam_gain(fe: FrontEnd, beams: np.ndarray, theta_deg: np.ndarray) -> np.ndarray:
@@ -147,8 +141,9 @@ _PATH_TABLES = tuple(np.array([[path[j] for path in ((los, 0.0, 0.0), *refl)] fo
 
 
 def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_LENGTH,
-             snr_ref_db=SNR_REF_DB, positions=None):
-    """Frames [B, length] complex64 of ``fe`` transmitting ``beams`` (int array).
+             snr_ref_db=SNR_REF_DB, positions=None, wave=None):
+    """Frames [B, length] complex64 of ``fe`` transmitting ``beams`` (int array), repeating
+    ``wave`` (one period; default :func:`known_waveform`).
 
     Returns (frames, info) where info holds per-frame ``position`` and ``snr`` (received
     SNR in dB, signal over noise at the receiver).
@@ -157,11 +152,11 @@ def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_
     if beams.ndim != 1 or (beams.size and (beams.min() < 0 or beams.max() >= N_BEAMS)):
         raise ValueError(f"beams must be a 1-D array of indices in [0, {N_BEAMS}), got {beams!r}")
     b = len(beams)
-    wave = known_waveform()
+    wave = known_waveform() if wave is None else np.asarray(wave)
     max_delay = max(d for _, refl in POSITIONS for _, d, _ in refl)
     pad = int(np.ceil(max_delay)) + 8
-    start = rng.integers(0, PERIOD, b)
-    idx = (start[:, None] + np.arange(length + pad)[None, :]) % PERIOD
+    start = rng.integers(0, len(wave), b)
+    idx = (start[:, None] + np.arange(length + pad)[None, :]) % len(wave)
     s = wave[idx]
     # transmitter hardware: IQ imbalance, then the shared PA
     k1 = (1 + fe.iq_gain * np.exp(-1j * fe.iq_phase)) / 2

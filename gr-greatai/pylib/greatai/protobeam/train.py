@@ -1,9 +1,20 @@
-"""Train ProtoBeam (episodic, the paper's Algorithm 1) and the plain CNN baseline.
+"""Train ProtoBeam episodically across a family of beam simulators (issue 18).
 
-``greatai train protobeam`` runs :func:`train_all`: the four rows of the paper's
-Table I ablation (no normalisation; + data normalisation; + augmentation; + prototype
-normalisation) and two baselines, then evaluates them all and exports the last
-ProtoBeam row (the full method) as the shipped encoder with its default prototypes.
+``greatai train protobeam [--seed 1234] [--waveform FILE]`` runs :func:`train_all`:
+
+1. **Data.** Scenarios of the training families (:data:`TRAIN_FAMILIES`: ULAs with
+   discrete paths, ULAs in clustered channels, static and fading), each transmitting one
+   reference: the six named training references in turn, or only ``--waveform``.
+   Frames go through the front (:mod:`.front`) once; the encoder trains on features.
+2. **Episodes** (the paper's Algorithm 1): one scenario, all 24 beams, k support and q
+   query frames per beam; the loss is the cross-entropy of the queries' scaled negative
+   distances to the support prototypes (embeddings and prototypes L2-normalised).
+3. **Evaluation** (:mod:`.evaluate`): Table I over seen and unseen front ends, a held-out
+   family and independent physics, static and fading, beside the two baselines; the
+   references not trained on; the PCA of a held-out family.
+4. **Export:** ``encoder.onnx`` (features -> embedding), ``waveform.cf32`` (the default
+   reference), ``model.json`` (classes, shapes, the front, the references trained on,
+   default prototypes, MACs, the evaluation, the command).
 """
 from __future__ import annotations
 
@@ -14,197 +25,186 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract, fileio
-from . import evaluate, sim
-from .evaluate import VARIANTS
+from . import evaluate, family, front, sim, waveforms
+
+TRAIN_FAMILIES = family.TRAIN_FAMILIES      # plus "room": protobeam.sim's training front ends
+BEAM_NAMES = [f"B{b:02d}" for b in range(family.N_BEAMS)]
 
 CONFIGS = {
-    "full": dict(n_train_per_beam=100, n_eval_per_beam=80, episodes=4000, n_way=24, k_shot=4, n_query=4,
-                 lr=1e-3, baseline_epochs=30, batch=128, repeats=20),
-    "tiny": dict(n_train_per_beam=12, n_eval_per_beam=40, episodes=20, n_way=4, k_shot=2, n_query=2,
-                 lr=1e-3, baseline_epochs=1, batch=64, repeats=2),
+    "full": dict(scenarios_per_family=500, frames_per_beam=16, episodes=8000, k_shot=5, n_query=5, lr=1e-3,
+                 width=512, emb=128, n_eval_per_beam=80, eval_scenarios=12, repeats=20),
+    "tiny": dict(scenarios_per_family=6, frames_per_beam=4, episodes=20, k_shot=2, n_query=2, lr=1e-3,
+                 width=64, emb=16, n_eval_per_beam=4, eval_scenarios=2, repeats=2),
 }
 
-# rows of Table I: (key, title, data_norm, augment, proto_norm)
-BEAM_NAMES = [f"B{b:02d}" for b in range(sim.N_BEAMS)]
 
+def training_set(seed, cfg, refs: dict):
+    """Features [M, N_FEATURES], beams [M], scenario ids [M] and each scenario's family
+    [n_scenarios] over the training families and the first simulator's training front
+    ends (``room``); ``refs``: {name: one period}, taken in turn by the scenarios."""
+    rng = np.random.default_rng(seed)
+    references = list(refs)
+    fronts = {name: front.Front(r) for name, r in refs.items()}
+    beams = np.repeat(np.arange(family.N_BEAMS), cfg["frames_per_beam"])
+    f, y, c, fams = [], [], [], []
 
-def to_tensor(iq):
-    import torch
-    return torch.from_numpy(np.ascontiguousarray(iq, np.complex64).view(np.float32).reshape(len(iq), -1, 2))
-
-
-def augment(x, gen):
-    """Random amplitude (+-6 dB), extra carrier offset, IQ imbalance, circular time shift and
-    extra noise, applied to a batch of IQ [B, L, 2] (torch)."""
-    import torch
-    b, n = x.shape[0], x.shape[1]
-    z = torch.complex(x[..., 0], x[..., 1])
-    rms = z.abs().pow(2).mean(1, keepdim=True).sqrt()
-    g = 10 ** (torch.empty(b, 1).uniform_(-6, 6, generator=gen) / 20)
-    cfo = torch.empty(b, 1).uniform_(-3e-4, 3e-4, generator=gen)
-    t = torch.arange(n).unsqueeze(0)
-    z = z * g * torch.exp(1j * 2 * np.pi * cfo * t)
-    eps = torch.empty(b, 1).uniform_(-0.05, 0.05, generator=gen)
-    z = z + eps * z.conj()
-    shift = int(torch.randint(0, n, (1,), generator=gen))
-    z = torch.roll(z, shift, 1)
-    sigma = rms * g * 10 ** (torch.empty(b, 1).uniform_(-30, -5, generator=gen) / 20)
-    z = z + sigma * torch.complex(torch.randn(b, n, generator=gen), torch.randn(b, n, generator=gen)) / np.sqrt(2)
-    return torch.stack([z.real, z.imag], -1).float()
+    def add(frames_fn, fam_index):
+        name = references[len(fams) % len(references)]
+        b = beams[rng.permutation(len(beams))]
+        f.append(fronts[name](frames_fn(b, refs[name])))
+        y.append(b)
+        c.append(np.full(len(b), len(fams), np.int32))
+        fams.append(fam_index)
+    for s in range(cfg["scenarios_per_family"]):
+        for j, fam in enumerate(TRAIN_FAMILIES):
+            sc = family.draw_scenario(fam, s)
+            add(lambda b, ref: family.frames(rng, sc, b, ref, t=np.arange(len(b)))[0], j)
+    room = [(fe, pos) for fe in sim.TRAIN_FRONT_ENDS for pos in range(len(sim.POSITIONS))]
+    for s in range(max(len(room), cfg["scenarios_per_family"] // 4)):
+        fe, pos = room[s % len(room)]
+        add(lambda b, ref: sim.generate(rng, sim.front_end(fe), b, positions=np.full(len(b), pos), wave=ref)[0],
+            len(TRAIN_FAMILIES))
+    return np.concatenate(f), np.concatenate(y), np.concatenate(c), np.asarray(fams)
 
 
 def proto_logits(q, s, n_way, k_shot, scale):
-    """Negative squared distances of queries q [Q, E] to the prototypes of support s
-    [n_way * k_shot, E] (grouped by class), times scale."""
     import torch
-    p = s.reshape(n_way, k_shot, -1).mean(1)
-    if scale is not None:      # prototype normalisation: prototypes back on the unit sphere
-        p = torch.nn.functional.normalize(p, dim=1)
-    d = torch.cdist(q, p) ** 2
-    return -(d * (scale if scale is not None else 1.0))
+    p = torch.nn.functional.normalize(s.reshape(n_way, k_shot, -1).mean(1), dim=1)
+    return -(torch.cdist(q, p) ** 2) * scale
 
 
-def train_protobeam(x, y, sc, cfg, data_norm, aug, proto_norm, seed, progress=True, desc="protobeam"):
-    """Episodic training: every episode takes one scenario (a training front end at one
-    receiver position), n_way beams, k_shot support and n_query query frames per beam
-    (Algorithm 1)."""
+def train_encoder(f, y, sc, fams, cfg, seed, progress=True):
+    """Episodic training on features, each episode from a family drawn uniformly, then one
+    of its scenarios; returns (encoder, scale)."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
-    from .model import ProtoEncoder
+    from .model import FeatureEncoder
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    m = ProtoEncoder(data_norm=data_norm, proto_norm=proto_norm)
-    scale = torch.nn.Parameter(torch.tensor(10.0)) if proto_norm else None
-    params = list(m.parameters()) + ([scale] if scale is not None else [])
-    opt = torch.optim.Adam(params, cfg["lr"])
+    m = FeatureEncoder(f.mean(0), f.std(0) + 1e-3, cfg["width"], cfg["emb"])
+    scale = torch.nn.Parameter(torch.tensor(10.0))
+    opt = torch.optim.Adam(list(m.parameters()) + [scale], cfg["lr"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["episodes"])
-    index = {(f, b): np.nonzero((sc == f) & (y == b))[0] for f in np.unique(sc) for b in range(sim.N_BEAMS)}
-    fes = np.unique(sc)
-    X = to_tensor(x)
-    nw, ks, nq = cfg["n_way"], cfg["k_shot"], cfg["n_query"]
-    bar = tqdm(range(cfg["episodes"]), desc=desc, disable=not progress, mininterval=2)
+    n_sc = int(sc.max()) + 1
+    # frames of scenario s and beam b: order[start[s, b] : start[s, b] + count[s, b]]
+    key = sc.astype(np.int64) * family.N_BEAMS + y
+    order = np.argsort(key, kind="stable")
+    count = np.bincount(key, minlength=n_sc * family.N_BEAMS).reshape(n_sc, family.N_BEAMS)
+    start = np.concatenate([[0], np.cumsum(count.ravel())[:-1]]).reshape(n_sc, family.N_BEAMS)
+    X = torch.from_numpy(f)
+    nw, ks, nq = family.N_BEAMS, cfg["k_shot"], cfg["n_query"]
+    per = ks + nq
+    if count.min() < per:
+        raise ValueError(f"every scenario needs {per} frames per beam, the smallest has {count.min()}")
+    target = torch.arange(nw).repeat_interleave(nq)
+    bar = tqdm(range(cfg["episodes"]), desc="protobeam", disable=not progress, mininterval=2)
     m.train()
+    by_family = [np.nonzero(fams == k)[0] for k in np.unique(fams)]
     for _ in bar:
-        f = rng.choice(fes)
-        beams = rng.choice(sim.N_BEAMS, nw, replace=False)
-        pick = np.stack([rng.choice(index[(f, b)], ks + nq, replace=False) for b in beams])
-        xb = X[torch.from_numpy(pick.reshape(-1))]
-        if aug:
-            xb = augment(xb, gen)
-        z = m(xb).reshape(nw, ks + nq, -1)
-        s, q = z[:, :ks].reshape(nw * ks, -1), z[:, ks:].reshape(nw * nq, -1)
-        logits = proto_logits(q, s, nw, ks, scale)
-        target = torch.arange(nw).repeat_interleave(nq)
-        loss = F.cross_entropy(logits, target)
+        s = rng.choice(by_family[rng.integers(len(by_family))])
+        pick = np.argsort(rng.random((nw, count[s].min())), axis=1)[:, :per]
+        idx = order[start[s][:, None] + pick]
+        z = m(X[torch.from_numpy(idx.reshape(-1))]).reshape(nw, per, -1)
+        loss = F.cross_entropy(proto_logits(z[:, ks:].reshape(nw * nq, -1), z[:, :ks].reshape(nw * ks, -1),
+                                            nw, ks, scale), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    m.eval()
-    return m, (float(scale.detach()) if scale is not None else 1.0)
+    return m.eval(), float(scale.detach())
 
 
-def train_baseline(x, y, cfg, seed, progress=True, desc="baseline"):
+def embedder(model):
+    """embed(frames, features) -> embeddings, with a torch encoder (evaluate.features_of's form)."""
     import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
-    from .model import BaselineCNN
-    torch.manual_seed(seed)
-    m = BaselineCNN()
-    opt = torch.optim.Adam(m.parameters(), cfg["lr"])
-    X, Y = to_tensor(x), torch.from_numpy(y.astype(np.int64))
-    steps = cfg["baseline_epochs"] * -(-len(X) // cfg["batch"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=2)
-    for _ in range(cfg["baseline_epochs"]):
-        m.train()
-        perm = torch.randperm(len(X))
-        for i in range(0, len(X), cfg["batch"]):
-            idx = perm[i:i + cfg["batch"]]
-            loss = F.cross_entropy(m(X[idx]), Y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    bar.close()
-    return m.eval()
+
+    def embed(x, f):
+        with torch.no_grad():
+            return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(f[i:i + 8192]))).numpy()
+                                   for i in range(0, len(f), 8192)])
+    return embed
 
 
-def embed(model, x, batch=2048):
+def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, results_dir=None, waveform=None,
+              **overrides):
+    """Train, evaluate and export the encoder to out_dir (returns model.json's dict)."""
     import torch
-    with torch.no_grad():
-        return np.concatenate([model(to_tensor(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
-
-
-def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, results_dir=None, **overrides):
-    """Train every Table I row, evaluate, export the full ProtoBeam encoder to out_dir."""
-    import torch
-    from .model import export_onnx, count_macs
+    from .model import count_macs, export_onnx
     cfg = dict(CONFIGS[config], **overrides)
     torch.set_num_threads(threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    x, y, sc, _ = sim.dataset(seed, sim.TRAIN_FRONT_ENDS, cfg["n_train_per_beam"])
-    # evaluation: four training front ends (the "same" columns) and the unseen ones
-    ex, ey, esc, esnr = sim.dataset(seed + 1, sim.TRAIN_FRONT_ENDS[:4] + sim.UNSEEN_FRONT_ENDS,
-                                    cfg["n_eval_per_beam"])
-    timings, embeddings, scales, models = {}, {}, {}, {}
-    for key, title, dn, aug, pn in VARIANTS:
-        t = time.time()
-        m, scale = train_protobeam(x, y, sc, cfg, dn, aug, pn, seed, progress, desc=key)
-        timings[key] = time.time() - t
-        embeddings[key] = embed(m, ex)
-        scales[key], models[key] = scale, m
-    # baselines: one front end (as in the paper, with as many frames as ProtoBeam saw in
-    # all), and all training front ends mixed
-    x1, y1, _, _ = sim.dataset(seed + 2, sim.TRAIN_FRONT_ENDS[:1], cfg["n_train_per_beam"] * len(sim.TRAIN_FRONT_ENDS))
-    base = {}
-    for key, (bx, by) in (("baseline_one", (x1, y1)), ("baseline_mixed", (x, y))):
-        t = time.time()
-        b = train_baseline(bx, by, cfg, seed, progress, desc=key)
-        timings[key] = time.time() - t
-        base[key] = embed(b, ex).argmax(1)
-    del x1, y1
-    report = evaluate.table(embeddings, scales, base, ey, esc, esnr, cfg["repeats"], seed, frames=ex)
-    report["training_seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    refs = {"user": waveforms.load(waveform)} if waveform else {n: waveforms.named(n) for n in waveforms.TRAINING}
+    default_ref = "user" if waveform else waveforms.DEFAULT
+    ev_wave = refs[default_ref]
+    log = (lambda s: print(s, flush=True)) if progress else (lambda s: None)
+    f, y, sc, fams = training_set(seed, cfg, refs)
+    t_data = time.time() - t0
+    log(f"training set: {len(f)} frames, {int(sc.max()) + 1} scenarios, {t_data:.0f} s")
+    t1 = time.time()
+    model, scale = train_encoder(f, y, sc, fams, cfg, seed, progress)
+    t_train = time.time() - t1
+    embed = embedder(model)
+    report = evaluate.table(embed, cfg["n_eval_per_beam"], seed + 1, cfg["repeats"],
+                            groups=None if not waveform else [g[0] for g in evaluate.GROUPS if g[0] != "legacy_unseen"],
+                            waveform=ev_wave if waveform else default_ref, n_scenarios=cfg["eval_scenarios"],
+                            progress=lambda k: log(f"evaluated {k}"))
+    report["waveform"] = str(waveform or default_ref)
+    if not waveform:
+        names = list(waveforms.TRAINING) + list(waveforms.NEW)
+        per_wave = evaluate.waveform_table(embed, names, max(4, cfg["n_eval_per_beam"] // 2), seed + 2,
+                                           max(2, cfg["repeats"] // 2), max(2, cfg["eval_scenarios"] * 2 // 3))
+        report["waveforms"] = {"trained": list(waveforms.TRAINING), "new": list(waveforms.NEW),
+                               "accuracy_8shot_unseen_front_ends": per_wave}
+        tr = np.mean([per_wave[n]["protobeam"] for n in waveforms.TRAINING])
+        new = {n: per_wave[n]["protobeam"] for n in waveforms.NEW}
+        general = all(v >= tr - 5 for v in new.values())
+        report["waveforms"]["general"] = {"trained_mean": round(float(tr), 2), "new": new,
+                                          "rule": "a new reference is within 5 points of the trained ones' mean",
+                                          "met": bool(general)}
+    else:
+        general = False
     report["config"] = dict(cfg, name=config, seed=seed)
-    # ship the full method
-    m = models["full"]
+    report["training_seconds"] = {"data": round(t_data, 1), "encoder": round(t_train, 1)}
     onnx_path = out / "encoder.onnx"
-    export_onnx(m, onnx_path)
-    z_train = embed(m, x)
-    default = evaluate.prototypes_from(z_train, y, sim.N_BEAMS)     # all training scenarios
+    export_onnx(model, onnx_path)
+    wave_path = waveforms.save(out / "waveform.cf32", ev_wave)
+    z = embed(None, f)
+    default = evaluate.prototypes_from(z, y, family.N_BEAMS)
+    cmd = f"greatai train protobeam --seed {seed}" + ("" if config == "full" else f" --config {config}") + \
+        (f" --waveform {waveform}" if waveform else "")
     meta = {
-        "name": "protobeam",
-        "task": "protobeam", "version": "1",
-        "description": "transmit-beam inference from IQ (prototypical network)",
+        "name": "protobeam", "task": "protobeam", "version": "2",
+        "description": "transmit-beam inference from IQ (prototypical network on the channel estimate)",
         "classes": BEAM_NAMES,
-        "beam_angles_deg": [round(float(a), 4) for a in sim.BEAM_ANGLES_DEG],
-        "frame_length": sim.FRAME_LENGTH,
-        "embedding_dim": int(z_train.shape[1]),
-        "inputs": {"encoder": {"name": "iq", "shape": ["batch", sim.FRAME_LENGTH, 2], "dtype": "float32",
-                               "layout": "interleaved I/Q, any amplitude (the graph normalises each frame)"}},
-        "outputs": {"encoder": {"name": "embedding", "shape": ["batch", int(z_train.shape[1])]}},
-        "normalisation": {"data": "per-frame power-delay profile / its mean, log10 (in the graph)",
+        "beam_angles_deg": [round(float(a), 4) for a in family.BEAM_ANGLES_DEG],
+        "frame_length": family.FRAME_LENGTH,
+        "embedding_dim": int(z.shape[1]),
+        "front": {"kind": "channel-estimate/1", "features": front.N_FEATURES, "window": list(front.WINDOW),
+                  "frequencies": front.N_FREQ, "regularisation": {"smooth": front.SMOOTH, "sharp": front.SHARP},
+                  "description": "per-block LS channel estimate against the reference: phase-aligned taps, "
+                                 "power-delay profile, frequency response magnitude, SNR (greatai.protobeam.front)"},
+        "waveform": {"file": "waveform", "period": len(ev_wave), "sha256": waveforms.digest(ev_wave),
+                     "name": default_ref if not waveform else str(waveform),
+                     "trained": [waveforms.digest(r) for r in refs.values()],
+                     "trained_names": list(refs), "general": bool(general)},
+        "inputs": {"encoder": {"name": "features", "shape": ["batch", front.N_FEATURES], "dtype": "float32",
+                               "layout": "greatai.protobeam.front features of 1024-sample IQ frames"}},
+        "outputs": {"encoder": {"name": "embedding", "shape": ["batch", int(z.shape[1])]}},
+        "normalisation": {"data": "channel estimate scaled by its energy, logs over their means; per-feature "
+                                  "standardisation in the graph",
                           "prototype": "embeddings and prototypes L2-normalised"},
-        "proto_norm": True,
-        "distance": "squared euclidean x scale",
-        "scale": round(scales["full"], 4),
-        "files": {"encoder": contract.file_entry(onnx_path)},
-        "default_prototypes": {"front_ends": list(sim.TRAIN_FRONT_ENDS),
-                               "vectors": np.round(default, 6).tolist()},
-        "macs_per_frame": count_macs(m),
-        "parameters": int(sum(p.numel() for p in m.parameters())),
-        "training": {"command": f"greatai train protobeam --seed {seed}" + ("" if config == "full" else
-                                                                            f" --config {config}"),
-                     "config": report["config"], "seconds": report["training_seconds"],
-                     "front_ends": list(sim.TRAIN_FRONT_ENDS), "unseen_front_ends": list(sim.UNSEEN_FRONT_ENDS)},
+        "proto_norm": True, "distance": "squared euclidean x scale", "scale": round(scale, 4),
+        "files": {"encoder": contract.file_entry(onnx_path), "waveform": contract.file_entry(wave_path)},
+        "default_prototypes": {"families": list(TRAIN_FAMILIES), "vectors": np.round(default, 6).tolist()},
+        "macs_per_frame": count_macs(model),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "training": {"command": cmd, "config": report["config"], "seconds": report["training_seconds"],
+                     "families": list(TRAIN_FAMILIES), "held_out_families": list(family.HELD_OUT_FAMILIES),
+                     "scenarios": int(sc.max()) + 1, "frames": int(len(f))},
         "evaluation": report,
     }
     contract.write(out / "model.json", meta)
@@ -212,6 +212,10 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
         rd = Path(results_dir)
         rd.mkdir(parents=True, exist_ok=True)
         fileio.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
-        evaluate.plot_pca(embeddings["full"], ey, esc, rd / "pca.png", snr=esnr)
+        evaluate.plot_kshot(report, rd / "table.png")
+        zh, _, yh, sch, _ = evaluate.features_of(evaluate.group_frames("family_static", 40, seed + 3, ev_wave, 2),
+                                                 ev_wave, embed)
+        evaluate.plot_pca(zh, yh, sch, rd / "pca.png", title="held-out family (planar, clustered, static)")
     report["total_seconds"] = round(time.time() - t0, 1)
     return meta
+
