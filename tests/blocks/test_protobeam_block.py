@@ -102,6 +102,22 @@ def test_pdu_calibration_applies_and_is_answered():
     assert pb.metrics()["shots"] == 96
 
 
+def test_reference_waveform_parameter_and_pdus_sent_on_another_reference(tmp_path):
+    """The block runs on the user's reference; shots sent on another one are refused, named."""
+    from greatai.protobeam import waveforms
+    shots = frames_of(4, [3, 3], seed=2)
+    msgs = [control.pdu(3, shots, waveform="qpsk64_sps4"), control.pdu(3, shots, waveform="ofdm256"),
+            control.pdu(3, shots, waveform=waveforms.digest(waveforms.named("ofdm256")))]
+    pb, y, _, beams, cals = run(frames_of(4, np.arange(8), seed=3), msgs, waveform="ofdm256", pool_frames=2)
+    assert len(y) == 8 * L and len(beams) == 8
+    assert [c["ok"] for c in cals] == [False, True, True]
+    assert "calibrate on the block's waveform" in cals[0]["message"]
+    assert pb.engine.shots()[3] == 4 and pb.engine.pool == 2
+    np.zeros(200, np.complex64).tofile(tmp_path / "zeros.cf32")
+    with pytest.raises(ValueError, match="all zeros"):
+        greatai.protobeam(waveform=str(tmp_path / "zeros.cf32"))
+
+
 def test_capture_command_takes_the_next_k_frames():
     x = frames_of(5, [7] * 3 + [1] * 5, seed=4)
     pb, _, _, beams, cals = run(x, [cmd(cmd="capture", beam=7, k=3)], batch_frames=8)

@@ -217,7 +217,8 @@ def beam_gain(sc: Scenario, beams, az_deg, el_deg):
     return np.einsum("brn,bn->br", a, w) / sc.n_elements * element_gain(sc.pattern, az_deg, el_deg)
 
 
-def _pa(x, sat, p, am_pm):
+def rapp(x, sat, p, am_pm):
+    """Rapp PA (saturation amplitude ``sat``, smoothness ``p``) with AM/PM (rad at saturation)."""
     a = np.abs(x)
     am = a / (1 + (a / sat) ** (2 * p)) ** (1 / (2 * p))
     return am * np.exp(1j * (np.angle(x) + am_pm * (a / sat) ** 2 / (1 + (a / sat) ** 2)))
@@ -243,7 +244,7 @@ def frames(rng, sc: Scenario, beams, ref, t=None, length=FRAME_LENGTH, snr_ref_d
     H = g @ np.exp(-2j * np.pi * r["delay"][:, None] * f[None, :])                 # [B, P]
     k1 = (1 + sc.iq_gain * np.exp(-1j * sc.iq_phase)) / 2
     k2 = (1 - sc.iq_gain * np.exp(1j * sc.iq_phase)) / 2
-    s = _pa(k1 * ref + k2 * np.conj(ref), *sc.pa)
+    s = rapp(k1 * ref + k2 * np.conj(ref), *sc.pa)
     start = rng.integers(0, P, b)
     y_period = sfft.ifft(H * sfft.fft(s)[None, :], axis=1)
     n = np.arange(length)

@@ -30,7 +30,8 @@ import scipy.fft as sfft
 
 from ..frames import rows
 from ..dsp import fftconv
-from ..sim import noise_bank, rrc_taps
+from ..sim import noise_bank
+from .family import rapp
 
 N_BEAMS = 24
 BEAM_ANGLES_DEG = np.linspace(-60.0, 60.0, N_BEAMS)
@@ -113,10 +114,7 @@ def beam_gain(fe: FrontEnd, beams: np.ndarray, theta_deg: np.ndarray) -> np.ndar
 
 
 def _pa(fe: FrontEnd, x: np.ndarray) -> np.ndarray:
-    a = np.abs(x)
-    am = a / (1 + (a / fe.pa_sat) ** (2 * fe.pa_p)) ** (1 / (2 * fe.pa_p))
-    pm = fe.pa_am_pm * (a / fe.pa_sat) ** 2 / (1 + (a / fe.pa_sat) ** 2)
-    return am * np.exp(1j * (np.angle(x) + pm))
+    return rapp(x, fe.pa_sat, fe.pa_p, fe.pa_am_pm)
 
 
 def _paths(rng, fe: FrontEnd, beams, positions, pad: int):
