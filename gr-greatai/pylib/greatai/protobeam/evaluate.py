@@ -38,8 +38,7 @@ UNSEEN_SEED = 100_000        # scenario seeds from here on are never trained on
 
 def family_scenarios(kind, fading, n, first_seed):
     """n scenarios of a family (or alternating over the training families) with the wanted fading."""
-    from .train import TRAIN_FAMILIES
-    fams = TRAIN_FAMILIES if kind == "train" else (kind,)
+    fams = family.TRAIN_FAMILIES if kind == "train" else (kind,)
     out, seed = [], first_seed
     while len(out) < n:
         for f in fams:
