@@ -139,6 +139,23 @@ def test_forecast_panel_screenshot_shows_the_data(app, tmp_path):
     assert colour_pixels(screenshot.grab_rgb(panel), fp.FREE_COLOUR, tol=20) == 0   # nothing free: no box
 
 
+def test_forecast_panel_outlines_the_segmenter_regions_in_their_colours(app):
+    from greatai.gui import forecast_panel as fp
+    panel = fp.ForecastPanel(64, 8, history=100)
+    panel.show()
+    panel.push_spectrum(np.full((100, 64), -30, np.float32))
+    panel.push_segment(60, 90, 10, 20, "hopper")          # frames 60..90 of the 100 pushed
+    panel.push_segment(0, 5, 40, 41, "carrier")           # still inside the waterfall
+    panel.refresh()
+    rgb = screenshot.grab_rgb(panel)
+    assert colour_pixels(rgb, fp.SEGMENT_COLOURS["hopper"], tol=20) > 50
+    assert colour_pixels(rgb, fp.SEGMENT_COLOURS["carrier"], tol=20) > 10
+    assert panel.segment_count == 2 and "2 segments" in panel.info.text()
+    panel.push_spectrum(np.full((150, 64), -30, np.float32))   # both scroll out of the waterfall
+    panel.refresh()
+    assert colour_pixels(screenshot.grab_rgb(panel), fp.SEGMENT_COLOURS["hopper"], tol=20) == 0
+
+
 def test_forecast_panel_axes_read_in_radio_units(app):
     from greatai.gui import forecast_panel as fp
     panel = fp.ForecastPanel(64, 8, history=100)

@@ -131,8 +131,13 @@ def test_flowgraph_compiles_and_runs_headless(grc, tmp_path):
     assert "error" not in log.lower() and "Traceback" not in log, log[-3000:]
     if grc.stem in ("amc_headless", "amc_gui", "protobeam_headless", "protobeam_gui"):
         assert "final:" in log and "frames/s" in log
-    if grc.stem in ("forecast_headless", "forecast_gui"):
+    if grc.stem in ("forecast_headless", "forecast_gui", "segment_headless"):
         assert "live forecast F1 vs truth" in log, log[-3000:]
+    if grc.stem == "segment_headless":       # both heads ran on one backbone run per window
+        final = [ln for ln in log.splitlines() if "segmenter final:" in ln]
+        assert final and " 0 segments" not in final[-1], log[-3000:]
+        runs, hits = (int(v) for v in re.findall(r"(\d+) windows run, (\d+) reused", final[-1])[0])
+        assert hits >= 0.8 * runs > 0, final
     if grc.stem.startswith("scanner"):       # emitters found and classified (the band's classes)
         final = [ln for ln in log.splitlines() if "scanner final:" in ln]
         assert final and "labelled: none" not in final[-1], log[-3000:]

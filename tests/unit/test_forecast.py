@@ -161,3 +161,113 @@ def test_stream_fast_synthesis_matches_the_training_synthesis():
     for s in spec:
         assert abs(np.mean(s - truth)) < 0.1 and np.std(s - truth) < 0.3
     assert abs(np.mean(spec[0]) - np.mean(spec[1])) < 0.05
+
+
+# ---------------------------------------------------------------- segmentation (issue 15, part 2)
+def test_traffic_labels_name_the_strongest_emitter_and_leave_the_draws_alone():
+    from greatai.forecast import traffic
+    s1, t1 = traffic.dataset(3, 3, 48)
+    s2, t2, k = traffic.dataset(3, 3, 48, labels=True)
+    assert np.array_equal(s1, s2) and np.array_equal(t1, t2)
+    assert k.dtype == np.uint8 and np.array_equal(k > 0, t2) and k.max() <= len(traffic.KINDS)
+
+
+def test_segmentation_iou():
+    from greatai.forecast.segment import CLASSES, iou
+    t = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    r = iou(t, p)
+    assert r["per_class"]["noise"] == pytest.approx(100 / 3, abs=0.01)    # tp 1, fp 1, fn 1
+    assert r["per_class"]["tdd"] == pytest.approx(200 / 3, abs=0.01)
+    assert r["per_class"]["markov"] == 50.0 and r["per_class"][CLASSES[-1]] is None
+    assert r["pixel_accuracy"] == pytest.approx(400 / 6, abs=0.01)
+
+
+def test_tiny_segmentation_training_compares_three_ways_and_exports(tmp_path, root):
+    import json
+    from greatai import contract
+    from greatai.forecast import segment
+    meta = segment.train(tmp_path / "seg", root / "models" / "forecast", "tiny", seed=2, progress=False,
+                         results_dir=tmp_path / "res")
+    ev = meta["evaluation"]
+    assert list(ev["variants"]) == ["frozen", "last_layer", "scratch"]
+    assert all(set(v["per_class"]) == set(segment.CLASSES) and v["training_seconds"] > 0
+               for v in ev["variants"].values())
+    assert {"miou_gap_points", "speedup", "on_par"} <= set(ev["frozen_vs_scratch"])
+    m = contract.load(tmp_path / "seg", "segment")
+    assert m.classes == list(segment.CLASSES) and meta["backbone"]["sha256"] == \
+        contract.load(root / "models" / "forecast" / "backbone.json", "msm-backbone").sha256("onnx")
+    assert (tmp_path / "res" / "eval.png").stat().st_size > 10000
+    json.loads((tmp_path / "res" / "eval.json").read_text())
+
+
+def _windows(n=6, seed=4):
+    from greatai.forecast import traffic
+    spec, _ = traffic.dataset(seed, 1, 24 + n)
+    idx = np.arange(n)[:, None] + np.arange(24)[None, :]
+    return np.repeat(spec[0][idx], 16, axis=2)           # [n, 24, 1024] dB, as stft vectors
+
+
+def test_shared_backbone_runs_each_window_once_for_both_heads(root):
+    """Forecaster and segmenter on one share name: the same answers as each alone, and the
+    second head's windows all come from the cache."""
+    from greatai.forecast.engine import ForecastEngine, SegmentEngine, SharedBackbone
+    x = _windows()
+    alone_f = ForecastEngine(root / "models" / "forecast").forecast(x)[0]
+    alone_s = SegmentEngine(root / "models" / "segment").run(x).prob
+    f = ForecastEngine(root / "models" / "forecast", share="unit-test")
+    s = SegmentEngine(root / "models" / "segment", share="unit-test")
+    assert f.backbone is s.backbone
+    np.testing.assert_allclose(f.forecast(x)[0], alone_f, atol=1e-5)
+    np.testing.assert_allclose(s.run(x).prob, alone_s, atol=1e-5)
+    assert f.backbone.stats() == {"backbone_runs": len(x), "backbone_hits": len(x)}
+    # another share name is another backbone
+    assert ForecastEngine(root / "models" / "forecast", share="other").backbone is not f.backbone
+    SharedBackbone._registry.clear()
+
+
+def test_segment_engine_checks_labels_and_skips_nan_windows(root):
+    from greatai.contract import ModelError
+    from greatai.forecast.engine import SegmentEngine
+    from greatai.forecast.segment import CLASSES
+    with pytest.raises(ModelError, match="labels"):
+        SegmentEngine(root / "models" / "segment", labels=["noise", "radar"])
+    e = SegmentEngine(root / "models" / "segment", labels=list(CLASSES))
+    x = _windows(3)
+    x[1, 5, 7] = np.nan
+    r = e.run(x)
+    assert r.prob.shape == (3, len(CLASSES), 24, 64) and r.status.tolist() == [0, r.status[1], 0] and r.status[1] != 0
+    np.testing.assert_allclose(r.prob[[0, 2]].sum(1), 1, atol=1e-4)
+    assert not r.prob[1].any()
+    with pytest.raises(ValueError, match="multiple of 64|pooled"):
+        e.run(np.zeros((1, 24, 1000), np.float32))
+
+
+def test_segment_tracker_merges_touching_cells_across_pushes():
+    from greatai.forecast.live import SegmentTracker
+    t = SegmentTracker(["noise", "tdd", "carrier"], 8)
+    lab = np.zeros((8, 8), int)
+    lab[0:3, 1:3] = 1          # a burst over three frames, pushed in two parts
+    lab[2:7, 6] = 2            # a carrier that starts and stops
+    lab[5, 1:3] = 1            # another burst after a gap
+    lab[1, 4] = 1              # a cell apart: its own region
+    conf = np.full(lab.shape, 0.8)
+    out = t.push(10, lab[:2], conf[:2]) + t.push(12, lab[2:5], conf[2:5]) + t.push(15, lab[5:], conf[5:]) + t.flush()
+    got = sorted((r["label"], tuple(r["frames"]), tuple(r["channels"]), r["cells"]) for r in out)
+    assert got == [("carrier", (12, 16), (6, 6), 5), ("tdd", (10, 12), (1, 2), 6), ("tdd", (11, 11), (4, 4), 1),
+                   ("tdd", (15, 15), (1, 2), 2)]
+    assert all(r["confidence"] == 0.8 for r in out)
+
+
+def test_segment_message_is_a_result_record_the_sigmf_recorder_takes():
+    from greatai import records
+    from greatai.forecast.live import BandGeometry
+    from greatai.sigmf_record import result_columns
+    band = BandGeometry(6.4e6, 64, center_freq=2.4e9)
+    m = records.segment_message({"label": "hopper", "frames": [10, 12], "channels": [4, 5], "confidence": 0.9,
+                                 "cells": 6}, band, 16384, 16384 / 6.4e6)
+    assert m["lower_hz"] == -3.2e6 + 4 * 1e5 and m["upper_hz"] == -3.2e6 + 6 * 1e5
+    assert m["offset"] == 10 * 16384 and m["count"] == 3 * 16384 and m["center_freq"] == 2.4e9
+    starts, counts, labels, conf, exits, lo, hi = result_columns(m, 1024)
+    assert starts.tolist() == [163840] and counts.tolist() == [49152] and labels.tolist() == ["hopper"]
+    assert lo.tolist() == [m["lower_hz"]] and hi.tolist() == [m["upper_hz"]]

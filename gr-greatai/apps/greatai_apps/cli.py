@@ -19,8 +19,9 @@ def main(argv=None):
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model on simulated data and export it to ONNX")
-    t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast"],
-                   help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm)")
+    t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast", "segment"],
+                   help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm); segment: "
+                        "a segmentation head on the same backbone (frozen, last layer tuned, and from scratch)")
     t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test); amc also hardware "
                                                     "(impairments and an UNKNOWN background class) and tiny-hardware")
     t.add_argument("--seed", type=int, default=1234)

@@ -37,6 +37,13 @@ def cmd_train(a):
         meta = train.finetune(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet,
                               results_dir=a.results or "results/forecast")
         tables.forecast(meta["evaluation"])
+    elif a.task == "segment":
+        from greatai.forecast import segment
+        out = Path(a.out or (_repo_models() / "segment"))
+        meta = segment.train(out, _repo_models() / "forecast", a.config, seed=a.seed, threads=a.threads,
+                             progress=not a.quiet, results_dir=a.results or "results/segment")
+        emit(json.dumps({"model": str(out / "model.json"), **{k: meta["evaluation"][k] for k in
+                                                               ("variants", "frozen_vs_scratch")}}, indent=1))
     elif a.task == "protobeam":
         from greatai.protobeam import evaluate, train
         out = Path(a.out or (_repo_models() / "protobeam"))

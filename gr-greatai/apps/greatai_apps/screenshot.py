@@ -80,19 +80,24 @@ def protobeam(path, seconds: float = 4.0, samp_rate: float = 1e6, front_end: int
 
 
 def forecast(path, seconds: float = 4.0, samp_rate: float = 4e6, seed: int = 1):
-    """Run band_source -> throttle -> stft -> spectrogram_forecaster with forecast_display
-    fed by both, and save the panel as PNG."""
+    """Run band_source -> throttle -> stft -> spectrogram_forecaster and
+    spectrogram_segmenter (one shared backbone) with forecast_display fed by all three,
+    and save the panel as PNG."""
     from gnuradio import blocks, gr, greatai
     app = _app()
     tb = gr.top_block()
     src = greatai.band_source(seed=seed)
     thr = blocks.throttle(gr.sizeof_gr_complex, samp_rate, True)
     st = greatai.stft(1024, 1024, "rect", 16)
-    fc = greatai.spectrogram_forecaster(samp_rate=samp_rate, every=4, bandwidth_hz=4 * samp_rate / 64)
+    fc = greatai.spectrogram_forecaster(samp_rate=samp_rate, every=4, bandwidth_hz=4 * samp_rate / 64,
+                                        share="screenshot")
+    sg = greatai.spectrogram_segmenter(samp_rate=samp_rate, every=4, share="screenshot")
     disp = greatai.forecast_display(history=200)
     tb.connect(src, thr, st, fc, blocks.null_sink(gr.sizeof_float * 8 * 64))
+    tb.connect(st, sg, blocks.null_sink(gr.sizeof_float * 64))
     tb.connect(st, disp)
     tb.msg_connect(fc, "forecast", disp, "forecast")
+    tb.msg_connect(sg, "segments", disp, "segments")
     return _show(app, tb, disp.panel, seconds, path)
 
 

@@ -4,7 +4,7 @@ Schema ``greatai-model/1`` (see README, "Model contract"):
 
     schema       "greatai-model/1"
     name         short name, e.g. "amc_ee"
-    task         machine-readable kind: "amc", "protobeam", "forecast" or "msm-backbone"
+    task         machine-readable kind: "amc", "protobeam", "forecast", "msm-backbone" or "segment"
     description  one line for people
     version      model version (a string)
     files        {role: {"path": file name beside model.json, "sha256": hex digest}}
@@ -40,6 +40,7 @@ TASKS = {
     "protobeam": ("protobeam", ("encoder",), ("classes", "frame_length", "embedding_dim", "default_prototypes")),
     "forecast": ("forecast", ("forecaster",), ("channels", "steps", "horizons")),
     "msm-backbone": ("forecast", ("onnx",), ("channels", "steps")),
+    "segment": ("segment", ("segmenter",), ("classes", "channels", "steps")),
 }
 _LEGACY_TASK = {"early-exit automatic modulation classification": "amc",
                 "transmit-beam inference from IQ (prototypical network)": "protobeam",

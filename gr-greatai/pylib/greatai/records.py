@@ -220,3 +220,19 @@ def forecast_display_item(d: dict, geometry):
         text = (f"next free: {nf['bandwidth_hz'] / 1e3:.0f} kHz at {nf['center_hz'] / 1e6:+.3f} MHz for "
                 f"{1e3 * nf['free_seconds']:.1f} ms ({nf['free_frames']} frames)")
     return np.asarray(d["probabilities"], np.float32), free, text
+
+
+def segment_message(region: dict, band, samples_per_vector: int, frame_seconds: float) -> dict:
+    """A closed region of ``forecast.live.SegmentTracker`` as the segmenter's ``segments``
+    message: times in s and IQ samples (``offset``/``count``, from the stream's start),
+    band edges ``lower_hz``/``upper_hz`` relative to the band's centre (``center_freq``
+    added gives absolute Hz; ``sigmf_recorder`` adds its capture frequency), and
+    ``exit`` 1, so ``sigmf_record.result_columns`` takes it as it is."""
+    f0, f1 = (int(v) for v in region["frames"])
+    c0, c1 = (int(v) for v in region["channels"])
+    low = -band.samp_rate / 2
+    return {"label": region["label"], "confidence": float(region["confidence"]), "exit": 1,
+            "start_s": round(f0 * frame_seconds, 6), "stop_s": round((f1 + 1) * frame_seconds, 6),
+            "lower_hz": low + c0 * band.channel_hz, "upper_hz": low + (c1 + 1) * band.channel_hz,
+            "center_freq": band.center_freq, "frames": [f0, f1], "channels": [c0, c1], "cells": int(region["cells"]),
+            "offset": f0 * int(samples_per_vector), "count": (f1 - f0 + 1) * int(samples_per_vector)}

@@ -23,6 +23,7 @@ keeps its stream running); the metadata then describes what reached the disk, cu
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -63,7 +64,7 @@ class SigMFRecorder:
         self.max_annotations, self.clock, self.validate = int(max_annotations), clock, bool(validate)
         self._f = None
         self._hash = hashlib.sha512()
-        self._ann: list[str] = []            # JSON text of each annotation, in order
+        self._ann: list[str] = []            # JSON text of each annotation, in sample-start order
         self._starts: list[int] = []         # and its first sample, for commits
         self._ends: list[int] = []           # and the sample after its last
         self._open_run = None                # dwell mode: the run still growing
@@ -280,9 +281,7 @@ class SigMFRecorder:
         if len(self._ann) >= self.max_annotations:
             self.counts["annotations_dropped"] += 1
             return
-        self._ann.append(self._run_json(r))
-        self._starts.append(r["start"])
-        self._ends.append(r["end"])
+        self._insert(r["start"], r["end"], self._run_json(r))
         self.counts["annotations"] = len(self._ann)
 
     def _run_json(self, r) -> str:
@@ -290,10 +289,22 @@ class SigMFRecorder:
 
     def _emit(self, rows, band: bool):
         for row in rows:                  # one per dwell (per frame in 'frame' mode)
-            self._ann.append(self._json(*row[:6], edges=row[6:] if band else None))
-            self._starts.append(int(row[0]))
-            self._ends.append(int(row[0]) + int(row[1]))
+            self._insert(int(row[0]), int(row[0]) + int(row[1]), self._json(*row[:6], edges=row[6:] if band else None))
         self.counts["annotations"] = len(self._ann)
+
+    def _insert(self, start: int, end: int, text: str):
+        """Keep the annotations in sample-start order (SigMF's): results of regions that
+        end out of order (the segmenter's) go in where they start."""
+        i = bisect.bisect_right(self._starts, start)
+        if i == len(self._starts):
+            self._ann.append(text)
+            self._starts.append(start)
+            self._ends.append(end)
+            return
+        self._ann.insert(i, text)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+        self._validated = min(self._validated, i)      # checked again from there
 
     def _json(self, start, count, label, conf, n, e1, edges=None) -> str:
         a = {"core:sample_start": int(start), "core:sample_count": int(count), "core:label": str(label),

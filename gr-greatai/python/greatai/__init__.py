@@ -15,6 +15,7 @@ from .protobeam import protobeam
 from .protobeam_source import protobeam_source
 from .band_source import band_source
 from .spectrogram_forecaster import spectrogram_forecaster
+from .spectrogram_segmenter import spectrogram_segmenter
 from .wideband_source import wideband_source
 from .emitter_scanner import emitter_scanner
 

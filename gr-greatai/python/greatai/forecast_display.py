@@ -15,7 +15,9 @@ class forecast_display(gr.sync_block):
     latest forecast stacked above it and the predicted-free span outlined.
 
     Connect greatai.stft's output to the stream input (vectors are pooled to the model's
-    channels) and spectrogram_forecaster's ``forecast`` port to ``forecast``.  Data are
+    channels), spectrogram_forecaster's ``forecast`` port to ``forecast`` and, optionally,
+    spectrogram_segmenter's ``segments`` port to ``segments`` (regions outlined over the
+    waterfall, coloured by label).  Data are
     queued from the scheduler and message threads; the panel redraws on the GUI thread at
     most ``fps`` times a second, so it never slows the flowgraph.
 
@@ -46,6 +48,8 @@ class forecast_display(gr.sync_block):
         self.panel.decoder = lambda msg: self._decode(codec.to_python(msg))
         self.message_port_register_in(pmt.intern("forecast"))
         self.set_msg_handler(pmt.intern("forecast"), self._handle)
+        self.message_port_register_in(pmt.intern("segments"))
+        self.set_msg_handler(pmt.intern("segments"), self._handle_segment)
 
     def work(self, input_items, output_items):
         x = input_items[0]
@@ -55,6 +59,11 @@ class forecast_display(gr.sync_block):
     def _handle(self, msg):
         """Queued as it is; decoded on the GUI thread (``records.forecast_display_item``)."""
         self.panel.push_raw(msg)
+
+    def _handle_segment(self, msg):
+        d = codec.to_python(msg)
+        if isinstance(d, dict) and {"frames", "channels", "label"} <= set(d):
+            self.panel.push_segment(*d["frames"], *d["channels"], d["label"])
 
     def _decode(self, d):
         if not isinstance(d, dict) or "channel_hz" not in d:

@@ -34,12 +34,14 @@ class spectrogram_forecaster(gr.decim_block):
         truth_key: tag key of per-frame truth (u8vector of channels); '' to disable scoring.
         report_interval: seconds between metrics messages and live accuracy logs.
         provider: ONNX Runtime execution provider, 'cpu' or 'cuda' (no silent fallback).
+        share: name of a shared backbone ('' for none): a ``spectrogram_segmenter`` with the
+            same name on the same stream (and the same ``every``) reuses each window's backbone run.
     """
 
     def __init__(self, model="", fft_size=1024, samp_rate=20e6, average=16, every=8, bandwidth_hz=1e6,
                  threshold=-1.0, center_freq=0.0, threads=1, truth_key="sim_occupancy", report_interval=2.0,
-                 provider="cpu"):
-        self.engine = e = feng.ForecastEngine(model, provider, int(threads))
+                 provider="cpu", share=""):
+        self.engine = e = feng.ForecastEngine(model, provider, int(threads), share)
         self.windows = live.WindowForecaster(e, every, fft_size)
         self.N, self.every = int(fft_size), int(every)
         gr.decim_block.__init__(self, name="greatai_spectrogram_forecaster", in_sig=[(np.float32, self.N)],
@@ -84,8 +86,11 @@ class spectrogram_forecaster(gr.decim_block):
         return self.scorer.f1()
 
     def metrics(self):
-        return dict(forecasts=self.counts["forecasts"], skipped=self.counts["skipped"], errors=self.counts["errors"],
-                    live_f1=self.live_f1(), scored=self.scorer.scored)
+        m = dict(forecasts=self.counts["forecasts"], skipped=self.counts["skipped"], errors=self.counts["errors"],
+                 live_f1=self.live_f1(), scored=self.scorer.scored)
+        if self.engine.backbone is not None:
+            m.update(self.engine.backbone.stats())
+        return m
 
     # ---- stream ----
     def work(self, input_items, output_items):

@@ -8,6 +8,9 @@ H frames.
 """
 from __future__ import annotations
 
+import collections
+import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,44 +89,197 @@ def occupied_ranges(mask):
     return np.stack([starts, ends], 1) if len(starts) else np.zeros((0, 2), int)
 
 
-class ForecastEngine(runtime.ModelEngine):
+class SharedBackbone:
+    """One session of the MSM backbone and a bounded cache of its hidden states, shared by
+    every head that runs on one stream under one ``share`` name (the forecaster and the
+    segmenter): a window the backbone has seen is not run again.
+
+    Windows are keyed by their content (CRC-32 of the normalised window), so two heads
+    reach the same entry whatever their batching, and a share name used by mistake on
+    two streams only misses, it never mixes them up. ``runs`` counts windows the backbone
+    computed, ``hits`` windows served from the cache.
+    """
+    _registry: dict = {}
+    _registry_lock = threading.Lock()
+    CAPACITY = 512
+
+    def __init__(self, onnx_path, provider, threads):
+        self.session = runtime.make_session(onnx_path, provider, threads)
+        self._cache = collections.OrderedDict()
+        self._pending = {}                 # key -> Event of a window being computed now
+        self._lock = threading.Lock()
+        self.runs = self.hits = 0
+
+    @classmethod
+    def get(cls, share: str, onnx_path, sha256: str, provider: str, threads: int):
+        """The process's backbone for (share, backbone SHA-256, provider)."""
+        key = (str(share), sha256, runtime.provider_name(provider))
+        with cls._registry_lock:
+            if key not in cls._registry:
+                cls._registry[key] = cls(onnx_path, provider, threads)
+            return cls._registry[key]
+
+    def hidden(self, x) -> np.ndarray:
+        """Normalised windows [B, T, C] -> hidden sequences [B, hidden, T, C]. A window
+        another head is computing right now is waited for, not computed twice."""
+        keys = [zlib.crc32(w.tobytes()) for w in np.ascontiguousarray(x)]
+        out = [None] * len(keys)
+        mine, theirs = [], []
+        with self._lock:
+            for i, k in enumerate(keys):
+                if k in self._cache:
+                    out[i] = self._cache[k]
+                elif k in self._pending:
+                    theirs.append(i)
+                else:
+                    self._pending[k] = threading.Event()
+                    mine.append(i)
+            self.hits += len(keys) - len(mine)
+            self.runs += len(mine)
+        if mine:
+            hs = None
+            try:
+                hs = self.session.run(None, {"spectrogram": x[mine]})[0]
+            finally:                           # whatever happens, nobody waits for these any more
+                with self._lock:
+                    for j, i in enumerate(mine):
+                        if hs is not None:
+                            self._cache[keys[i]] = out[i] = hs[j]
+                        self._pending.pop(keys[i]).set()
+                    while len(self._cache) > self.CAPACITY:
+                        self._cache.popitem(last=False)
+        for i in theirs:
+            ev = self._pending.get(keys[i])
+            if ev is not None:
+                ev.wait(5.0)
+            with self._lock:
+                out[i] = self._cache.get(keys[i])
+            if out[i] is None:                 # the other head failed, or it was evicted: run it here
+                out[i] = self.session.run(None, {"spectrogram": x[i:i + 1]})[0][0]
+                with self._lock:
+                    self.runs += 1
+                    self.hits -= 1
+        return np.stack(out)
+
+    def stats(self) -> dict:
+        return {"backbone_runs": self.runs, "backbone_hits": self.hits}
+
+
+class _WindowEngine(runtime.ModelEngine):
+    """A head on the spectrogram backbone: window checks, pooling, normalisation and NaN
+    handling, and either the model's whole graph or, with ``share``, the shared backbone
+    then the model's head."""
+    whole = head_output = None
+
+    def __init__(self, model=None, provider="cpu", threads=1, share=""):
+        super().__init__(model, provider, threads)
+        m = self.model
+        self.channels = m.field("channels", int)
+        self.steps = m.field("steps", int)
+        self.share = str(share or "")
+        if self.share:
+            if "backbone" not in m.meta["files"] or "head" not in m.meta["files"]:
+                raise ModelError(f"model {self.meta_path} has no separate backbone and head: it cannot share a backbone")
+            self.backbone = SharedBackbone.get(self.share, m.file("backbone"), m.sha256("backbone"), provider, threads)
+            self.head = self.open_session("head")
+            self.session = None
+        else:
+            self.backbone = None
+            self.session = self.open_session(self.whole)
+            shape = self.session.get_inputs()[0].shape
+            if len(shape) != 3 or shape[1:] != [self.steps, self.channels]:
+                raise ModelError(f"model {m.file(self.whole)} takes input shape {shape}, but its metadata says "
+                                 f"[batch, {self.steps}, {self.channels}]")
+
+    def _check(self, windows_db):
+        x = np.asarray(windows_db, np.float32)
+        if x.ndim != 3 or x.shape[1] != self.steps:
+            raise ValueError(f"windows must be [batch, {self.steps}, bins], got shape {x.shape}")
+        x = pool(x, self.channels)
+        return x, np.all(np.isfinite(x), axis=(1, 2))
+
+    def _infer(self, xn):
+        """Normalised windows -> the model's output (probabilities)."""
+        if self.backbone is None:
+            return self.session.run(None, {"spectrogram": xn})[0]
+        logits = self.head.run(None, {"hidden": self.backbone.hidden(xn), "spectrogram": xn})[0]
+        return self._activate(logits)
+
+    def _run_ok(self, x, ok, shape):
+        out = np.zeros((len(x),) + shape, np.float32)
+        if ok.any():
+            xs = x if ok.all() else x[ok]
+            out[ok] = self._infer(normalise(xs))
+        return out
+
+
+class ForecastEngine(_WindowEngine):
     """Load the forecaster and forecast batches of spectrogram windows.
 
     Args:
         model: model directory or its ``model.json``; empty for the shipped model.
         provider: ONNX Runtime execution provider ("cpu", "cuda" or a full name).
         threads: ONNX Runtime threads (on the CPU: that many one-thread sessions splitting each batch, see runtime.make_session).
+        share: a name: run the backbone through the process's :class:`SharedBackbone` of that
+            name (and the model's head), so a segmenter on the same stream reuses it.
     """
     task = "forecast"
+    whole = "forecaster"
 
-    def __init__(self, model=None, provider="cpu", threads=1):
-        super().__init__(model, provider, threads)
-        m = self.model
-        self.channels = m.field("channels", int)
-        self.steps = m.field("steps", int)
-        self.horizons = m.field("horizons", int)
-        self.threshold = m.threshold("occupied", 0.5)     # operating point: best F1 on training data
-        self.session = self.open_session("forecaster")
-        shape = self.session.get_inputs()[0].shape
-        if len(shape) != 3 or shape[1:] != [self.steps, self.channels]:
-            raise ModelError(f"model {m.file('forecaster')} takes input shape {shape}, but its metadata says "
-                             f"[batch, {self.steps}, {self.channels}]")
+    def __init__(self, model=None, provider="cpu", threads=1, share=""):
+        super().__init__(model, provider, threads, share)
+        self.horizons = self.model.field("horizons", int)
+        self.threshold = self.model.threshold("occupied", 0.5)     # operating point: best F1 on training data
+        self.result_shape = (self.horizons, self.channels)
+
+    @staticmethod
+    def _activate(logits):
+        return 1 / (1 + np.exp(-logits))
 
     def forecast(self, windows_db):
         """windows_db [B, T, N] dB (N a multiple of the channel count) -> (prob [B, H, C]
         float32, ok [B] bool). Windows holding NaN/Inf are not run (ok False, prob 0)."""
-        x = np.asarray(windows_db, np.float32)
-        if x.ndim != 3 or x.shape[1] != self.steps:
-            raise ValueError(f"windows must be [batch, {self.steps}, bins], got shape {x.shape}")
-        x = pool(x, self.channels)
-        ok = np.all(np.isfinite(x), axis=(1, 2))
-        prob = np.zeros((len(x), self.horizons, self.channels), np.float32)
-        if ok.any():
-            xs = x if ok.all() else x[ok]
-            prob[ok] = self.session.run(None, {"spectrogram": normalise(xs)})[0]
-        return prob, ok
+        x, ok = self._check(windows_db)
+        return self._run_ok(x, ok, self.result_shape), ok
 
     def run(self, windows_db) -> ForecastResult:
         """:meth:`forecast` as a result record (for the inline layer)."""
         prob, ok = self.forecast(windows_db)
         return ForecastResult(prob, np.where(ok, STATUS_OK, STATUS_NONFINITE).astype(np.uint8))
+
+
+@dataclass
+class SegmentResult(ForecastResult):
+    """Per-window class probabilities [B, classes, T, C] of one batch (``prob``)."""
+
+    def tally(self) -> dict:
+        ok = int(np.count_nonzero(self.status == STATUS_OK))
+        return {"windows": ok, "skipped": len(self.status) - ok, "invalid": len(self.status) - ok}
+
+
+class SegmentEngine(_WindowEngine):
+    """Per-cell labels of spectrogram windows (the segmentation head on the MSM backbone).
+
+    Args: as :class:`ForecastEngine` (the shipped model is ``segment``). The model's
+    classes are its label set; ``labels`` in the constructor, if given, must match them.
+    """
+    task = "segment"
+    whole = "segmenter"
+
+    def __init__(self, model=None, provider="cpu", threads=1, share="", labels=None):
+        super().__init__(model, provider, threads, share)
+        self.classes = list(self.model.classes)
+        if labels is not None and list(labels) != self.classes:
+            raise ModelError(f"model {self.meta_path} labels {self.classes}, not the {list(labels)} asked for")
+        self.result_shape = (len(self.classes), self.steps, self.channels)
+
+    @staticmethod
+    def _activate(logits):
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def run(self, windows_db) -> SegmentResult:
+        """Class probabilities [B, classes, T, C] as a result record (``prob``)."""
+        x, ok = self._check(windows_db)
+        return SegmentResult(self._run_ok(x, ok, self.result_shape),
+                             np.where(ok, STATUS_OK, STATUS_NONFINITE).astype(np.uint8))

@@ -27,30 +27,32 @@ def warm(grid: FrameGrid, k) -> np.ndarray:
 
 @dataclass
 class Windows:
-    """The forecasts of one ``work()`` call, one per output item."""
-    prob: np.ndarray          # [n, H, C]
+    """The results of one ``work()`` call, one window per output item."""
+    prob: np.ndarray          # [n, *engine.result_shape]: forecasts [n, H, C], or class probabilities [n, K, T, C]
     status: np.ndarray        # [n] frames.STATUS_* (STATUS_ZERO: the batch failed)
     newest: np.ndarray        # [n] absolute index of each window's newest vector
     warm: np.ndarray          # [n] the window lies wholly inside the stream
 
 
 class WindowForecaster:
-    """The forecasting block's stream logic: every ``every`` vectors, the window of the
-    model's ``steps`` vectors ending there, pooled and forecast through the inline layer.
+    """The stream logic of the blocks on the spectrogram backbone (forecaster, segmenter):
+    every ``every`` vectors, the window of the model's ``steps`` vectors ending there,
+    pooled and run through the inline layer (``engine.run``, results of
+    ``engine.result_shape`` per window; ``counter`` names the result's count of windows).
 
-    :meth:`run` takes what a GNU Radio decimating block with history ``steps`` sees: the
-    vectors from absolute index ``r - (steps - 1)`` and the number of outputs wanted."""
+    :meth:`run` takes what a GNU Radio block with history ``steps`` sees: the vectors
+    from absolute index ``r - (steps - 1)`` and the number of windows wanted."""
 
-    def __init__(self, engine, every: int, fft_size: int = None, log=None):
+    def __init__(self, engine, every: int, fft_size: int = None, log=None, counter: str = "forecasts"):
         if fft_size is not None and (int(fft_size) % engine.channels or int(fft_size) < engine.channels):
             raise ValueError(f"vector length {fft_size} does not match the model: it pools spectra to "
                              f"{engine.channels} channels, so fft_size must be a multiple of {engine.channels}")
         if int(every) < 1:
             raise ValueError(f"every must be >= 1 vector, got {every}")
-        self.engine, self.every = engine, int(every)
+        self.engine, self.every, self.counter = engine, int(every), counter
         self.grid = window_grid(engine.steps, self.every)
         self.runner = InlineRunner(engine.run, self.grid, batch_frames=1 << 20, log=log,
-                                   counters=("forecasts", "skipped"))
+                                   counters=(counter, "skipped"))
 
     @property
     def counts(self):
@@ -61,15 +63,15 @@ class WindowForecaster:
         base = r - (e.steps - 1)
         pooled = pool(vectors[:n_out * self.every + e.steps - 1], e.channels)
         k = self.grid.span(base, len(pooled))[0] + np.arange(n_out)
-        prob = np.zeros((n_out, e.horizons, e.channels), np.float32)
+        prob = np.zeros((n_out,) + tuple(e.result_shape), np.float32)
         status = np.full(n_out, STATUS_ZERO, np.uint8)
         for b in self.runner.run_all(pooled, base):
             if b.error is None:                        # a failed batch stays zeros
                 j = (b.offsets - self.grid.start(k[0])) // self.every
                 prob[j], status[j] = b.result.prob, b.result.status
         out = Windows(prob, status, self.grid.start(k) + e.steps - 1, warm(self.grid, k))
-        # windows reaching into the zeros before the stream are not forecasts
-        self.counts["forecasts"] -= int(np.count_nonzero((status == STATUS_OK) & ~out.warm))
+        # windows reaching into the zeros before the stream are not results
+        self.counts[self.counter] -= int(np.count_nonzero((status == STATUS_OK) & ~out.warm))
         return out
 
 
@@ -188,3 +190,106 @@ class LiveScorer:
 
     def size(self) -> int:
         return len(self._truth) + len(self._pending)
+
+
+class SegmentTracker:
+    """Labelled time-frequency regions from a stream of per-frame labels.
+
+    ``push(first_frame, labels [F, C], confidence [F, C])`` takes consecutive frames;
+    cells of one class that touch (side by side in a frame, or in neighbouring frames)
+    are one region. A region closes once a frame passes without it, and comes back from
+    the push as ``{label, frames: [first, last], channels: [low, high], confidence}``
+    (mean confidence over its cells); :meth:`flush` closes what is still open. Class 0
+    (noise) makes no regions. Connected components come from ``scipy.ndimage.label`` per
+    class on the new frames plus the last one before them, so a region may grow across
+    pushes without a loop over frames.
+    """
+
+    def __init__(self, classes, channels: int, max_open: int = 4096):
+        self.classes, self.channels = list(classes), int(channels)
+        self.max_open = int(max_open)
+        self._prev = None                  # (labels [C], region id per cell [C]) of the last frame
+        self._open = {}                    # id -> region dict (with running sums)
+        self._next_id = 1
+        self.dropped = 0
+
+    def push(self, first_frame: int, labels, confidence) -> list:
+        from scipy import ndimage
+        labels = np.asarray(labels)
+        conf = np.asarray(confidence, np.float64)
+        f, c = labels.shape
+        prev_lab = self._prev[0] if self._prev is not None else np.zeros(c, labels.dtype)
+        prev_id = self._prev[1] if self._prev is not None else np.zeros(c, np.int64)
+        stack = np.vstack([prev_lab[None], labels])
+        ids = np.zeros((f, c), np.int64)
+        touched = set()
+        for k in np.unique(labels):
+            if k == 0:
+                continue
+            comp, n = ndimage.label(stack == k)
+            if n == 0:
+                continue
+            body = comp[1:]
+            cells = np.flatnonzero(body)
+            cid = body.ravel()[cells]
+            rows, cols = np.divmod(cells, c)
+            # per component: frames, channels, confidence sums (vectorised over cells)
+            cnt = np.bincount(cid, minlength=n + 1)
+            csum = np.bincount(cid, conf.ravel()[cells], minlength=n + 1)
+            rmin = np.full(n + 1, f); np.minimum.at(rmin, cid, rows)
+            rmax = np.full(n + 1, -1); np.maximum.at(rmax, cid, rows)
+            cmin = np.full(n + 1, c); np.minimum.at(cmin, cid, cols)
+            cmax = np.full(n + 1, -1); np.maximum.at(cmax, cid, cols)
+            # components that reach the previous frame continue its open regions (merging them)
+            head = comp[0]
+            cont = {}
+            for j in np.flatnonzero((head > 0) & (prev_id > 0)):
+                cont.setdefault(int(head[j]), set()).add(int(prev_id[j]))
+            for comp_id in np.unique(cid):
+                olds = sorted(cont.get(int(comp_id), ()))
+                olds = [o for o in olds if o in self._open]
+                if olds:
+                    rid = olds[0]
+                    r = self._open[rid]
+                    for o in olds[1:]:
+                        self._merge(r, self._open.pop(o))
+                        ids[ids == o] = rid
+                else:
+                    rid = self._next_id
+                    self._next_id += 1
+                    r = {"label": int(k), "first": first_frame + int(rmin[comp_id]), "last": -1,
+                         "low": c, "high": -1, "sum": 0.0, "cells": 0}
+                    self._open[rid] = r
+                r["last"] = max(r["last"], first_frame + int(rmax[comp_id]))
+                r["low"], r["high"] = min(r["low"], int(cmin[comp_id])), max(r["high"], int(cmax[comp_id]))
+                r["sum"] += float(csum[comp_id])
+                r["cells"] += int(cnt[comp_id])
+                ids[body == comp_id] = rid
+                touched.add(rid)
+        last = first_frame + f - 1
+        closed = [rid for rid, r in self._open.items() if r["last"] < last]
+        out = [self._record(self._open.pop(rid)) for rid in closed]
+        if len(self._open) > self.max_open:          # bounded: the oldest open regions go out as they are
+            for rid in sorted(self._open)[:len(self._open) - self.max_open]:
+                out.append(self._record(self._open.pop(rid)))
+                self.dropped += 1
+        self._prev = (labels[-1].copy(), ids[-1].copy())
+        return out
+
+    @staticmethod
+    def _merge(r, o):
+        r["first"], r["last"] = min(r["first"], o["first"]), max(r["last"], o["last"])
+        r["low"], r["high"] = min(r["low"], o["low"]), max(r["high"], o["high"])
+        r["sum"] += o["sum"]
+        r["cells"] += o["cells"]
+
+    def _record(self, r) -> dict:
+        return {"label": self.classes[r["label"]], "frames": [r["first"], r["last"]],
+                "channels": [r["low"], r["high"]], "confidence": round(r["sum"] / max(r["cells"], 1), 3),
+                "cells": r["cells"]}
+
+    def flush(self) -> list:
+        out = [self._record(r) for r in self._open.values()]
+        self._open.clear()
+        self._prev = None
+        return out

@@ -84,6 +84,31 @@ class ForecastHead(nn.Module):
         return self.out(y)[:, :, 0, :]                       # [B, H, C] logits
 
 
+class SegHead(nn.Module):
+    """Per-cell labels from the backbone's hidden sequence (and the input spectrogram): two
+    3 x 3 convolutions over (time, frequency), then a 1 x 1 to the classes: logits
+    [B, classes, T, C]."""
+
+    def __init__(self, hidden=16, classes=7, width=32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(hidden + 1, width, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, classes, 1))
+
+    def forward(self, hseq, x):                  # hseq [B, hidden, T, C]; x [B, T, C]
+        return self.net(torch.cat([hseq, x[:, None]], 1))
+
+
+class Segmenter(nn.Module):
+    """Backbone + segmentation head, class probabilities out [B, classes, T, C]."""
+
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x):
+        return torch.softmax(self.head(self.backbone(x), x), 1)
+
+
 class Forecaster(nn.Module):
     """Backbone + head, probabilities out (the exported inference graph)."""
 

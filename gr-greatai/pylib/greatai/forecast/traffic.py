@@ -38,11 +38,15 @@ def _span(rng, n_ch, lo, hi):
 
 
 def scene(rng: np.random.Generator, n_frames: int, n_channels: int = N_CHANNELS, n_emitters=(3, 7),
-          snr_db=(0.0, 20.0)):
+          snr_db=(0.0, 20.0), labels: bool = False):
     """Signal-to-noise power [n_frames, n_channels] (linear, 0 = only noise) and the truth
-    occupancy (bool) of a random band: ``n_emitters`` of random kinds at random places."""
+    occupancy (bool) of a random band: ``n_emitters`` of random kinds at random places.
+    With ``labels``, also each cell's kind: 0 noise, else 1 + the index in KINDS of the
+    strongest emitter there (uint8)."""
     t = np.arange(n_frames)
     snr = np.zeros((n_frames, n_channels))
+    kind_of = np.zeros((n_frames, n_channels), np.uint8)
+    strongest = np.zeros((n_frames, n_channels))
     k = int(rng.integers(n_emitters[0], n_emitters[1] + 1))
     for kind in rng.choice(KINDS, k):
         on = np.zeros((n_frames, n_channels), bool)
@@ -89,7 +93,10 @@ def scene(rng: np.random.Generator, n_frames: int, n_channels: int = N_CHANNELS,
                 on[t, c + d] = True
         level = 10 ** (rng.uniform(*snr_db) / 10)
         snr += on * level
-    return snr, snr > 0
+        top = on & (level > strongest)
+        kind_of[top] = KINDS.index(kind) + 1
+        strongest[top] = level
+    return (snr, snr > 0, kind_of) if labels else (snr, snr > 0)
 
 
 def spectrogram(rng, snr, average: int = 16) -> np.ndarray:
@@ -125,15 +132,19 @@ def iq(rng, snr, fft_size: int = 1024, average: int = 16, bank=None) -> np.ndarr
     return x.reshape(-1).astype(np.complex64)
 
 
-def dataset(seed: int, n_scenes: int, frames_per_scene: int, n_channels: int = N_CHANNELS, average: int = 16):
-    """(spectrogram dB [S, T, C] float32, truth [S, T, C] bool) for S random scenes."""
+def dataset(seed: int, n_scenes: int, frames_per_scene: int, n_channels: int = N_CHANNELS, average: int = 16,
+            labels: bool = False):
+    """(spectrogram dB [S, T, C] float32, truth [S, T, C] bool[, kind labels [S, T, C] uint8])
+    for S random scenes."""
     rng = np.random.default_rng(seed)
-    specs, truths = [], []
+    specs, truths, kinds = [], [], []
     for _ in range(n_scenes):
-        snr, occ = scene(rng, frames_per_scene, n_channels)
+        snr, occ, kind = scene(rng, frames_per_scene, n_channels, labels=True)
         specs.append(spectrogram(rng, snr, average))
         truths.append(occ)
-    return np.stack(specs), np.stack(truths)
+        kinds.append(kind)
+    out = (np.stack(specs), np.stack(truths))
+    return out + (np.stack(kinds),) if labels else out
 
 
 class TrafficStream:

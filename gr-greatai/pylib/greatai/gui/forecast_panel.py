@@ -1,6 +1,7 @@
 """Live display of spectrogram forecasting: a waterfall of the past spectrogram (channels
-across, time up, newest at the top) with the latest forecast stacked above it, and the
-predicted-free span for the wanted bandwidth outlined.
+across, time up, newest at the top) with the latest forecast stacked above it, the
+predicted-free span for the wanted bandwidth outlined, and the segmenter's regions
+outlined over the waterfall in their label's colour.
 
 ``push_spectrum`` and ``push_forecast`` may be called from any thread; a QTimer on the
 GUI thread redraws at most ``fps`` times a second.
@@ -16,6 +17,10 @@ import pyqtgraph as pg  # noqa: E402
 from .panel import Panel, freq_unit
 
 FREE_COLOUR = (40, 200, 60)        # outline of the predicted-free span
+# outlines of the segmenter's regions, by label (noise has none)
+SEGMENT_COLOURS = {"tdd": (31, 119, 180), "markov": (255, 127, 14), "hopper": (44, 160, 44), "ofdm": (214, 39, 40),
+                   "carrier": (148, 103, 189), "sweep": (227, 119, 194)}
+MAX_SEGMENTS = 300                 # regions kept for drawing (the oldest go first)
 NOW_COLOUR = (255, 255, 255)       # the line between past and forecast
 ROW = 4                            # forecast rows are drawn this many waterfall rows tall
 
@@ -48,6 +53,9 @@ class ForecastPanel(Panel):
         self.p.setYRange(-self.history, self.horizons * ROW, padding=0)
         self.p.setMouseEnabled(x=False, y=False)
         self.units = None
+        self.segments = collections.deque(maxlen=MAX_SEGMENTS)   # (first frame, last, low channel, high, label)
+        self._seg_items = []
+        self.segment_count = 0
         self.resize(800, 640)
 
     def set_units(self, low_hz: float, channel_hz: float, frame_seconds: float):
@@ -77,6 +85,11 @@ class ForecastPanel(Panel):
         """Queue pooled spectrogram rows [n, channels] (dB); safe from any thread."""
         self._q.append(("s", np.asarray(rows_db, np.float32)))
 
+    def push_segment(self, first, last, low, high, label):
+        """Queue a segmenter region: frames first..last (stream vector indices, as counted
+        by push_spectrum), channels low..high; safe from any thread."""
+        self._q.append(("g", (int(first), int(last), int(low), int(high), str(label))))
+
     def push_forecast(self, prob, free=None, text=""):
         """Queue a forecast prob [H, channels] with its free span (start, width, frames) or None."""
         self._q.append(("f", np.asarray(prob, np.float32).reshape(self.horizons, self.channels), free, text))
@@ -90,6 +103,9 @@ class ForecastPanel(Panel):
             if it[0] == "s":
                 self.rows.extend(it[1])
                 self.frames += len(it[1])
+            elif it[0] == "g":
+                self.segments.append(it[1])
+                self.segment_count += 1
             else:
                 _, self.prob, self.free, text = it
                 self.forecasts += 1
@@ -98,6 +114,7 @@ class ForecastPanel(Panel):
             lo, hi = np.percentile(past, [5, 99.5])
             self.img_past.setImage(past.T, levels=(lo, max(hi, lo + 1)), autoLevels=False)
             self.img_past.setRect(QtCore.QRectF(0, -len(past), self.channels, len(past)))
+        self._draw_segments()
         if self.prob is not None:
             self.img_fc.setImage(self.prob.T, levels=(0, 1), autoLevels=False)
             self.img_fc.setRect(QtCore.QRectF(0, 0, self.channels, self.horizons * ROW))
@@ -107,6 +124,21 @@ class ForecastPanel(Panel):
                 self.free_box.setVisible(True)
             else:
                 self.free_box.setVisible(False)
-        if text is not None or self.prob is not None:
+        if text is not None or self.prob is not None or self.segment_count:
+            seg = f", {self.segment_count} segments" if self.segment_count else ""
             self.info.setText(f"<b>{self.title}</b> &nbsp; | &nbsp; {self.frames} frames, {self.forecasts} forecasts"
-                              + (f" &nbsp; | &nbsp; {text}" if text else ""))
+                              + seg + (f" &nbsp; | &nbsp; {text}" if text else ""))
+
+    def _draw_segments(self):
+        """The regions still inside the waterfall as outlines (row 0 = now), coloured by label."""
+        shown = [g for g in self.segments if g[1] >= self.frames - self.history]
+        while len(self._seg_items) < len(shown):
+            item = QtWidgets.QGraphicsRectItem()
+            self.p.addItem(item)
+            self._seg_items.append(item)
+        for item, (first, last, low, high, label) in zip(self._seg_items, shown):
+            item.setPen(pg.mkPen(*SEGMENT_COLOURS.get(label, (255, 255, 255)), width=2))
+            item.setRect(QtCore.QRectF(low, first - self.frames, high - low + 1, last - first + 1))
+            item.setVisible(True)
+        for item in self._seg_items[len(shown):]:
+            item.setVisible(False)
