@@ -91,13 +91,17 @@ def occupied_ranges(mask):
 
 class SharedBackbone:
     """One session of the MSM backbone and a bounded cache of its hidden states, shared by
-    every head that runs on one stream under one ``share`` name (the forecaster and the
-    segmenter): a window the backbone has seen is not run again.
+    the heads that run on one stream under one ``share`` name (the forecaster and the
+    segmenter): each window runs through the backbone once for all of them.
 
-    Windows are keyed by their content (CRC-32 of the normalised window), so two heads
-    reach the same entry whatever their batching, and a share name used by mistake on
-    two streams only misses, it never mixes them up. ``runs`` counts windows the backbone
-    computed, ``hits`` windows served from the cache.
+    Windows are keyed by their content (CRC-32 of the normalised window), so the heads
+    meet at the same entry whatever their batching. An entry leaves the cache once every
+    other head has taken it (so a window that comes back later, as in a looped recording,
+    runs again, as it would for a single head), or when the cache passes ``CAPACITY``
+    entries. A share name used by mistake on two streams only misses; it never mixes
+    them up. ``runs`` counts windows the backbone computed, ``hits`` windows served
+    from the cache. A head that does not share gets a private instance (``users`` 1,
+    nothing cached).
     """
     _registry: dict = {}
     _registry_lock = threading.Lock()
@@ -105,30 +109,44 @@ class SharedBackbone:
 
     def __init__(self, onnx_path, provider, threads):
         self.session = runtime.make_session(onnx_path, provider, threads)
-        self._cache = collections.OrderedDict()
-        self._pending = {}                 # key -> Event of a window being computed now
+        self.users = 1
+        self._cache = collections.OrderedDict()    # key -> [hidden, takers still to come]
+        self._pending = {}                         # key -> Event of a window being computed now
         self._lock = threading.Lock()
         self.runs = self.hits = 0
 
     @classmethod
     def get(cls, share: str, onnx_path, sha256: str, provider: str, threads: int):
-        """The process's backbone for (share, backbone SHA-256, provider)."""
+        """The process's backbone for (share, backbone SHA-256, provider); each call is one more user."""
         key = (str(share), sha256, runtime.provider_name(provider))
         with cls._registry_lock:
-            if key not in cls._registry:
+            if key in cls._registry:
+                cls._registry[key].users += 1
+            else:
                 cls._registry[key] = cls(onnx_path, provider, threads)
             return cls._registry[key]
+
+    def _take(self, k):
+        """A cached window for one head (under the lock): gone once every other head had it."""
+        entry = self._cache[k]
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._cache[k]
+        return entry[0]
 
     def hidden(self, x) -> np.ndarray:
         """Normalised windows [B, T, C] -> hidden sequences [B, hidden, T, C]. A window
         another head is computing right now is waited for, not computed twice."""
+        if self.users == 1:
+            self.runs += len(x)
+            return self.session.run(None, {"spectrogram": x})[0]
         keys = [zlib.crc32(w.tobytes()) for w in np.ascontiguousarray(x)]
         out = [None] * len(keys)
         mine, theirs = [], []
         with self._lock:
             for i, k in enumerate(keys):
                 if k in self._cache:
-                    out[i] = self._cache[k]
+                    out[i] = self._take(k)
                 elif k in self._pending:
                     theirs.append(i)
                 else:
@@ -144,7 +162,8 @@ class SharedBackbone:
                 with self._lock:
                     for j, i in enumerate(mine):
                         if hs is not None:
-                            self._cache[keys[i]] = out[i] = hs[j]
+                            out[i] = hs[j]
+                            self._cache[keys[i]] = [hs[j], self.users - 1]
                         self._pending.pop(keys[i]).set()
                     while len(self._cache) > self.CAPACITY:
                         self._cache.popitem(last=False)
@@ -153,7 +172,8 @@ class SharedBackbone:
             if ev is not None:
                 ev.wait(5.0)
             with self._lock:
-                out[i] = self._cache.get(keys[i])
+                if keys[i] in self._cache:
+                    out[i] = self._take(keys[i])
             if out[i] is None:                 # the other head failed, or it was evicted: run it here
                 out[i] = self.session.run(None, {"spectrogram": x[i:i + 1]})[0][0]
                 with self._lock:
@@ -169,7 +189,8 @@ class _WindowEngine(runtime.ModelEngine):
     """A head on the spectrogram backbone: window checks, pooling, normalisation and NaN
     handling, and either the model's whole graph or, with ``share``, the shared backbone
     then the model's head."""
-    whole = head_output = None
+    whole = None
+    split = False              # backbone then head even when not shared
 
     def __init__(self, model=None, provider="cpu", threads=1, share=""):
         super().__init__(model, provider, threads)
@@ -177,10 +198,11 @@ class _WindowEngine(runtime.ModelEngine):
         self.channels = m.field("channels", int)
         self.steps = m.field("steps", int)
         self.share = str(share or "")
-        if self.share:
+        if self.share or self.split:
             if "backbone" not in m.meta["files"] or "head" not in m.meta["files"]:
                 raise ModelError(f"model {self.meta_path} has no separate backbone and head: it cannot share a backbone")
-            self.backbone = SharedBackbone.get(self.share, m.file("backbone"), m.sha256("backbone"), provider, threads)
+            self.backbone = (SharedBackbone.get(self.share, m.file("backbone"), m.sha256("backbone"), provider, threads)
+                             if self.share else SharedBackbone(m.file("backbone"), provider, threads))
             self.head = self.open_session("head")
             self.session = None
         else:
@@ -202,8 +224,10 @@ class _WindowEngine(runtime.ModelEngine):
         """Normalised windows -> the model's output (probabilities)."""
         if self.backbone is None:
             return self.session.run(None, {"spectrogram": xn})[0]
-        logits = self.head.run(None, {"hidden": self.backbone.hidden(xn), "spectrogram": xn})[0]
-        return self._activate(logits)
+        return self._activate(self._head(self.backbone.hidden(xn), xn))
+
+    def _head(self, hidden, xn):
+        return self.head.run(None, {"hidden": hidden, "spectrogram": xn})[0]
 
     def _run_ok(self, x, ok, shape):
         out = np.zeros((len(x),) + shape, np.float32)
@@ -258,20 +282,32 @@ class SegmentResult(ForecastResult):
 
 
 class SegmentEngine(_WindowEngine):
-    """Per-cell labels of spectrogram windows (the segmentation head on the MSM backbone).
+    """Per-cell labels of spectrogram windows (the segmentation head on the MSM backbone):
+    the backbone (shared or its own), then the head on the window's newest ``tail``
+    frames only (and the frames its convolutions reach back to).
 
-    Args: as :class:`ForecastEngine` (the shipped model is ``segment``). The model's
-    classes are its label set; ``labels`` in the constructor, if given, must match them.
+    Args: as :class:`ForecastEngine` (the shipped model is ``segment``), and
+        labels: the label set the caller expects (ModelError unless it is the model's classes);
+        tail: label only the newest ``tail`` frames of each window (None: all of them).
     """
     task = "segment"
-    whole = "segmenter"
+    split = True
+    REACH = 2                  # frames each side the head's two 3 x 3 convolutions see
 
-    def __init__(self, model=None, provider="cpu", threads=1, share="", labels=None):
+    def __init__(self, model=None, provider="cpu", threads=1, share="", labels=None, tail=None):
         super().__init__(model, provider, threads, share)
         self.classes = list(self.model.classes)
         if labels is not None and list(labels) != self.classes:
             raise ModelError(f"model {self.meta_path} labels {self.classes}, not the {list(labels)} asked for")
-        self.result_shape = (len(self.classes), self.steps, self.channels)
+        self.tail = self.steps if tail is None else int(tail)
+        if not 1 <= self.tail <= self.steps:
+            raise ValueError(f"tail must be 1..{self.steps} frames, got {tail}")
+        self.result_shape = (len(self.classes), self.tail, self.channels)
+
+    def _head(self, hidden, xn):
+        span = min(self.steps, self.tail + self.REACH)
+        return self.head.run(None, {"hidden": np.ascontiguousarray(hidden[:, :, -span:]),
+                                    "spectrogram": np.ascontiguousarray(xn[:, -span:])})[0][:, :, -self.tail:]
 
     @staticmethod
     def _activate(logits):

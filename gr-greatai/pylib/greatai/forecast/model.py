@@ -120,13 +120,16 @@ class Forecaster(nn.Module):
         return torch.sigmoid(self.head(self.backbone(x), x))
 
 
-def export(module: nn.Module, path, examples, input_names, output_name: str, opset=17):
+def export(module: nn.Module, path, examples, input_names, output_name: str, opset=17, time_axes=None):
     """ONNX export with a dynamic batch axis (the forecaster, the backbone and the head).
-    ``examples``/``input_names``: one tensor and name, or tuples of them."""
+    ``examples``/``input_names``: one tensor and name, or tuples of them; ``time_axes``
+    {name: axis} makes those axes dynamic too ("time")."""
     import warnings
     if isinstance(examples, torch.Tensor):
         examples, input_names = (examples,), (input_names,)
     axes = {n: {0: "batch"} for n in (*input_names, output_name)}
+    for n, ax in (time_axes or {}).items():
+        axes[n][ax] = "time"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), tuple(examples), str(path), input_names=list(input_names),

@@ -140,7 +140,7 @@ def train(out_dir, forecast_dir, config="full", seed=1234, threads=2, progress=T
     fileio.atomic_write(out / "backbone.onnx", (Path(forecast_dir) / "backbone.onnx").read_bytes())
     export(frozen.head, out / "head.onnx", (torch.randn(2, cfg["hidden"], cfg["steps"], traffic.N_CHANNELS),
                                             torch.randn(2, cfg["steps"], traffic.N_CHANNELS)),
-           ("hidden", "spectrogram"), "logits")
+           ("hidden", "spectrogram"), "logits", time_axes={"hidden": 2, "spectrogram": 1, "logits": 2})
     meta = {"name": "segment", "task": "segment", "version": "1",
             "description": "spectrogram segmentation: a label per time-frequency cell (frozen MSM backbone + head)",
             "classes": list(CLASSES), "channels": traffic.N_CHANNELS, "steps": cfg["steps"], "hidden": cfg["hidden"],
