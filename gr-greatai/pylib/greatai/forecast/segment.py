@@ -22,7 +22,6 @@ there is no modulation-family label.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 
 from .. import contract, fileio
 from . import engine, traffic
-from .train import _batches
+from .train import _batches, training_record, write_model
 
 CLASSES = ("noise",) + traffic.KINDS
 CONFIGS = {
@@ -155,18 +154,9 @@ def train(out_dir, forecast_dir, config="full", seed=1234, threads=2, progress=T
                       "head": contract.file_entry(out / "head.onnx"),
                       "backbone": contract.file_entry(out / "backbone.onnx")},
             "parameters": {"head": int(sum(p.numel() for p in frozen.head.parameters()))},
-            "training": {"command": f"greatai train segment --seed {seed}" + ("" if config == "full" else
-                                                                              f" --config {config}"),
-                         "pretraining_command": bmeta["training"]["command"],
-                         "config": dict(cfg, name=config, seed=seed)},
+            "training": training_record("segment", seed, config, cfg, bmeta),
             "evaluation": report}
-    contract.write(out / "model.json", meta)
-    if results_dir:
-        rd = Path(results_dir)
-        rd.mkdir(parents=True, exist_ok=True)
-        fileio.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
-        plot(rd / "eval.png", vx, vy, preds, cfg["stride"])
-    return meta
+    return write_model(out, meta, results_dir, lambda png: plot(png, vx, vy, preds, cfg["stride"]))
 
 
 def predict(model, x, batch=512) -> np.ndarray:

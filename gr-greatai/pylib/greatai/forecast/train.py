@@ -234,17 +234,25 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
             "macs_per_forecast": count_macs(tuned, cfg["steps"], traffic.N_CHANNELS),
             "parameters": {"backbone": int(sum(p.numel() for p in bb.parameters())),
                            "head": int(sum(p.numel() for p in head.parameters()))},
-            "training": {"command": f"greatai train forecast --seed {seed}" + ("" if config == "full" else
-                                                                               f" --config {config}"),
-                         "pretraining_command": bmeta["training"]["command"],
-                         "config": dict(cfg, name=config, seed=seed)},
+            "training": training_record("forecast", seed, config, cfg, bmeta),
             "evaluation": report}
-    contract.write(out / "model.json", meta)
+    return write_model(out, meta, results_dir, lambda png: plot(png, vx, vy, p_tuned, cfg))
+
+
+def training_record(task: str, seed: int, config: str, cfg: dict, bmeta: dict) -> dict:
+    """model.json's ``training`` of a head on the MSM backbone: its command, the backbone's, the config."""
+    return {"command": f"greatai train {task} --seed {seed}" + ("" if config == "full" else f" --config {config}"),
+            "pretraining_command": bmeta["training"]["command"], "config": dict(cfg, name=config, seed=seed)}
+
+
+def write_model(out, meta: dict, results_dir, plot) -> dict:
+    """model.json, and with ``results_dir`` the evaluation as eval.json and ``plot(eval.png)``."""
+    contract.write(Path(out) / "model.json", meta)
     if results_dir:
         rd = Path(results_dir)
         rd.mkdir(parents=True, exist_ok=True)
-        fileio.atomic_write(rd / "eval.json", json.dumps(report, indent=1))
-        plot(rd / "eval.png", vx, vy, p_tuned, cfg)
+        fileio.atomic_write(rd / "eval.json", json.dumps(meta["evaluation"], indent=1))
+        plot(rd / "eval.png")
     return meta
 
 
