@@ -88,9 +88,7 @@ class spectrogram_forecaster(gr.decim_block):
     def metrics(self):
         m = dict(forecasts=self.counts["forecasts"], skipped=self.counts["skipped"], errors=self.counts["errors"],
                  live_f1=self.live_f1(), scored=self.scorer.scored)
-        if self.engine.backbone is not None:
-            m.update(self.engine.backbone.stats())
-        return m
+        return dict(m, **self.engine.backbone_stats())
 
     # ---- stream ----
     def work(self, input_items, output_items):

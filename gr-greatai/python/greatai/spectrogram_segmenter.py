@@ -84,9 +84,7 @@ class spectrogram_segmenter(gr.sync_block):
     def metrics(self):
         m = dict(windows=self.counts["windows"], skipped=self.counts["skipped"], errors=self.counts["errors"],
                  segments=self.segments, flushed_at_stop=self.flushed, open_regions_dropped=self.tracker.dropped)
-        if self.engine.backbone is not None:
-            m.update(self.engine.backbone.stats())
-        return m
+        return dict(m, **self.engine.backbone_stats())
 
     # ---- stream ----
     def work(self, input_items, output_items):

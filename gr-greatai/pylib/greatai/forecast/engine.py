@@ -213,6 +213,10 @@ class _WindowEngine(runtime.ModelEngine):
                 raise ModelError(f"model {m.file(self.whole)} takes input shape {shape}, but its metadata says "
                                  f"[batch, {self.steps}, {self.channels}]")
 
+    def backbone_stats(self) -> dict:
+        """The shared backbone's runs and hits ({} when the whole graph runs)."""
+        return {} if self.backbone is None else self.backbone.stats()
+
     def _check(self, windows_db):
         x = np.asarray(windows_db, np.float32)
         if x.ndim != 3 or x.shape[1] != self.steps:
