@@ -46,10 +46,10 @@ class spectrogram_segmenter(gr.sync_block):
     def __init__(self, model="", fft_size=1024, samp_rate=20e6, average=16, hop=0, every=8, center_freq=0.0,
                  threads=1, share="", labels="", report_interval=2.0, provider="cpu"):
         want = [s.strip() for s in str(labels).split(",") if s.strip()] or None
-        steps = contract.load(model, "segment", verify=False).field("steps", int)
-        if not 1 <= int(every) <= steps:
-            raise ValueError(f"every must be 1..{steps} (the model's window), got {every}")
-        self.engine = e = feng.SegmentEngine(model, provider, int(threads), share, want, tail=int(every))
+        self.engine = e = feng.SegmentEngine(model, provider, int(threads), share, want)
+        if not 1 <= int(every) <= e.steps:
+            raise ValueError(f"every must be 1..{e.steps} (the model's window), got {every}")
+        e.set_tail(int(every))
         self.windows = live.WindowForecaster(e, every, fft_size, counter="windows")
         self.N, self.every = int(fft_size), int(every)
         gr.sync_block.__init__(self, name="greatai_spectrogram_segmenter", in_sig=[(np.float32, self.N)],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import weakref
 import zlib
 from dataclasses import dataclass
 
@@ -101,11 +102,13 @@ class SharedBackbone:
     entries. A share name used by mistake on two streams only misses; it never mixes
     them up. ``runs`` counts windows the backbone computed, ``hits`` windows served
     from the cache. A head that does not share gets a private instance (``users`` 1,
-    nothing cached).
+    nothing cached). A head stops being a user when its engine is collected, and a
+    backbone nobody uses leaves the registry, so blocks made and dropped over a process's
+    life do not pile up.
     """
-    _registry: dict = {}
+    _registry = weakref.WeakValueDictionary()
     _registry_lock = threading.Lock()
-    CAPACITY = 512
+    CAPACITY = 64              # heads on one stream run within a few windows of each other
 
     def __init__(self, onnx_path, provider, threads):
         self.session = runtime.make_session(onnx_path, provider, threads)
@@ -116,15 +119,22 @@ class SharedBackbone:
         self.runs = self.hits = 0
 
     @classmethod
-    def get(cls, share: str, onnx_path, sha256: str, provider: str, threads: int):
-        """The process's backbone for (share, backbone SHA-256, provider); each call is one more user."""
+    def get(cls, share: str, onnx_path, sha256: str, provider: str, threads: int, user):
+        """The process's backbone for (share, backbone SHA-256, provider), with ``user`` (an
+        engine) one more of its users until it is collected."""
         key = (str(share), sha256, runtime.provider_name(provider))
         with cls._registry_lock:
-            if key in cls._registry:
-                cls._registry[key].users += 1
+            sb = cls._registry.get(key)
+            if sb is None:
+                sb = cls._registry[key] = cls(onnx_path, provider, threads)
             else:
-                cls._registry[key] = cls(onnx_path, provider, threads)
-            return cls._registry[key]
+                sb.users += 1
+        weakref.finalize(user, sb._release)
+        return sb
+
+    def _release(self):
+        with self._lock:
+            self.users -= 1
 
     def _take(self, k):
         """A cached window for one head (under the lock): gone once every other head had it."""
@@ -137,7 +147,7 @@ class SharedBackbone:
     def hidden(self, x) -> np.ndarray:
         """Normalised windows [B, T, C] -> hidden sequences [B, hidden, T, C]. A window
         another head is computing right now is waited for, not computed twice."""
-        if self.users == 1:
+        if self.users <= 1:
             self.runs += len(x)
             return self.session.run(None, {"spectrogram": x})[0]
         keys = [zlib.crc32(w.tobytes()) for w in np.ascontiguousarray(x)]
@@ -201,8 +211,9 @@ class _WindowEngine(runtime.ModelEngine):
         if self.share or self.split:
             if "backbone" not in m.meta["files"] or "head" not in m.meta["files"]:
                 raise ModelError(f"model {self.meta_path} has no separate backbone and head: it cannot share a backbone")
-            self.backbone = (SharedBackbone.get(self.share, m.file("backbone"), m.sha256("backbone"), provider, threads)
-                             if self.share else SharedBackbone(m.file("backbone"), provider, threads))
+            self.backbone = (SharedBackbone.get(self.share, m.file("backbone"), m.sha256("backbone"), provider, threads,
+                                                self) if self.share else SharedBackbone(m.file("backbone"), provider,
+                                                                                        threads))
             self.head = self.open_session("head")
             self.session = None
         else:
@@ -303,9 +314,13 @@ class SegmentEngine(_WindowEngine):
         self.classes = list(self.model.classes)
         if labels is not None and list(labels) != self.classes:
             raise ModelError(f"model {self.meta_path} labels {self.classes}, not the {list(labels)} asked for")
-        self.tail = self.steps if tail is None else int(tail)
-        if not 1 <= self.tail <= self.steps:
-            raise ValueError(f"tail must be 1..{self.steps} frames, got {tail}")
+        self.set_tail(self.steps if tail is None else tail)
+
+    def set_tail(self, tail: int):
+        """Label only the newest ``tail`` frames of each window (1..steps)."""
+        if not 1 <= int(tail) <= self.steps:
+            raise ValueError(f"tail must be 1..{self.steps} frames (the model's window), got {tail}")
+        self.tail = int(tail)
         self.result_shape = (len(self.classes), self.tail, self.channels)
 
     def _head(self, hidden, xn):

@@ -222,7 +222,6 @@ class SegmentTracker:
         prev_id = self._prev[1] if self._prev is not None else np.zeros(c, np.int64)
         stack = np.vstack([prev_lab[None], labels])
         ids = np.zeros((f, c), np.int64)
-        touched = set()
         for k in np.unique(labels):
             if k == 0:
                 continue
@@ -245,15 +244,16 @@ class SegmentTracker:
             cont = {}
             for j in np.flatnonzero((head > 0) & (prev_id > 0)):
                 cont.setdefault(int(head[j]), set()).add(int(prev_id[j]))
+            rid_of = np.zeros(n + 1, np.int64)          # component -> region id
             for comp_id in np.unique(cid):
-                olds = sorted(cont.get(int(comp_id), ()))
-                olds = [o for o in olds if o in self._open]
+                olds = [o for o in sorted(cont.get(int(comp_id), ())) if o in self._open]
                 if olds:
                     rid = olds[0]
                     r = self._open[rid]
                     for o in olds[1:]:
                         self._merge(r, self._open.pop(o))
                         ids[ids == o] = rid
+                        rid_of[rid_of == o] = rid
                 else:
                     rid = self._next_id
                     self._next_id += 1
@@ -264,8 +264,8 @@ class SegmentTracker:
                 r["low"], r["high"] = min(r["low"], int(cmin[comp_id])), max(r["high"], int(cmax[comp_id]))
                 r["sum"] += float(csum[comp_id])
                 r["cells"] += int(cnt[comp_id])
-                ids[body == comp_id] = rid
-                touched.add(rid)
+                rid_of[comp_id] = rid
+            ids.ravel()[cells] = rid_of[cid]
         last = first_frame + f - 1
         closed = [rid for rid, r in self._open.items() if r["last"] < last]
         out = [self._record(self._open.pop(rid)) for rid in closed]

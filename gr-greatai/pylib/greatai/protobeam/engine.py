@@ -110,8 +110,8 @@ class ProtoBeamEngine(runtime.ModelEngine):
         """Use the model's reference (empty) or the user's (name, file or samples); raises
         WaveformError for an unusable one and ModelError for one the model was not trained for."""
         w = self.model.meta["waveform"]
-        own = waveforms.load(self.model.file("waveform"))
-        ref = own if waveform is None or (isinstance(waveform, str) and not waveform) else waveforms.load(waveform)
+        own = waveform is None or (isinstance(waveform, str) and not waveform)
+        ref = waveforms.load(self.model.file("waveform") if own else waveform)
         wid = waveforms.digest(ref)
         if wid not in w.get("trained", []) and not w.get("general", False):
             raise ModelError(f"model {self.meta_path} was trained for the reference waveform(s) "

@@ -217,6 +217,11 @@ def beam_gain(sc: Scenario, beams, az_deg, el_deg):
     return np.einsum("brn,bn->br", a, w) / sc.n_elements * element_gain(sc.pattern, az_deg, el_deg)
 
 
+def iq_imbalance(x, gain, phase):
+    """Transmitter IQ imbalance: amplitude ratio ``gain`` and quadrature skew ``phase`` (rad)."""
+    return (1 + gain * np.exp(-1j * phase)) / 2 * x + (1 - gain * np.exp(1j * phase)) / 2 * np.conj(x)
+
+
 def rapp(x, sat, p, am_pm):
     """Rapp PA (saturation amplitude ``sat``, smoothness ``p``) with AM/PM (rad at saturation)."""
     a = np.abs(x)
@@ -242,9 +247,7 @@ def frames(rng, sc: Scenario, beams, ref, t=None, length=FRAME_LENGTH, snr_ref_d
     # channel frequency response on the period's bins (fractional delays exactly), then the transmitted period
     f = np.fft.fftfreq(P)
     H = g @ np.exp(-2j * np.pi * r["delay"][:, None] * f[None, :])                 # [B, P]
-    k1 = (1 + sc.iq_gain * np.exp(-1j * sc.iq_phase)) / 2
-    k2 = (1 - sc.iq_gain * np.exp(1j * sc.iq_phase)) / 2
-    s = rapp(k1 * ref + k2 * np.conj(ref), *sc.pa)
+    s = rapp(iq_imbalance(ref, sc.iq_gain, sc.iq_phase), *sc.pa)
     start = rng.integers(0, P, b)
     y_period = sfft.ifft(H * sfft.fft(s)[None, :], axis=1)
     n = np.arange(length)

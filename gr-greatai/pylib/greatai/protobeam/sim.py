@@ -31,7 +31,7 @@ import scipy.fft as sfft
 from ..frames import rows
 from ..dsp import fftconv
 from ..sim import noise_bank
-from .family import rapp
+from .family import iq_imbalance, rapp
 
 N_BEAMS = 24
 BEAM_ANGLES_DEG = np.linspace(-60.0, 60.0, N_BEAMS)
@@ -157,9 +157,7 @@ def generate(rng: np.random.Generator, fe: FrontEnd, beams, length: int = FRAME_
     idx = (start[:, None] + np.arange(length + pad)[None, :]) % len(wave)
     s = wave[idx]
     # transmitter hardware: IQ imbalance, then the shared PA
-    k1 = (1 + fe.iq_gain * np.exp(-1j * fe.iq_phase)) / 2
-    k2 = (1 - fe.iq_gain * np.exp(1j * fe.iq_phase)) / 2
-    s = _pa(fe, k1 * s + k2 * np.conj(s))
+    s = _pa(fe, iq_imbalance(s, fe.iq_gain, fe.iq_phase))
     pos, taps = _paths(rng, fe, beams, positions, pad)
     y = fftconv(s, taps)[:, pad:pad + length]
     sig_pow = np.mean(np.abs(y) ** 2, axis=1)
@@ -198,10 +196,8 @@ class FastGenerator:
         c = self._fe.get(fe.index)
         if c is None:
             wave = known_waveform()
-            k1 = (1 + fe.iq_gain * np.exp(-1j * fe.iq_phase)) / 2
-            k2 = (1 - fe.iq_gain * np.exp(1j * fe.iq_phase)) / 2
             walk = np.cumsum(self.rng.normal(0.0, fe.phase_noise, self.BANK))
-            c = self._fe[fe.index] = (np.fft.fft(_pa(fe, k1 * wave + k2 * np.conj(wave))),
+            c = self._fe[fe.index] = (np.fft.fft(_pa(fe, iq_imbalance(wave, fe.iq_gain, fe.iq_phase))),
                                       np.exp(1j * walk).astype(np.complex64))
         return c
 

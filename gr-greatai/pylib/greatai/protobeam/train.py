@@ -149,7 +149,6 @@ def train_all(out_dir, config="full", seed=1234, threads=2, progress=True, resul
     t_train = time.time() - t1
     embed = embedder(model)
     report = evaluate.table(embed, cfg["n_eval_per_beam"], seed + 1, cfg["repeats"],
-                            groups=None if not waveform else [g[0] for g in evaluate.GROUPS if g[0] != "legacy_unseen"],
                             waveform=ev_wave if waveform else default_ref, n_scenarios=cfg["eval_scenarios"],
                             progress=lambda k: log(f"evaluated {k}"))
     report["waveform"] = str(waveform or default_ref)

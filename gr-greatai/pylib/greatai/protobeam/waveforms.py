@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sim import CONSTELLATIONS, rrc_taps
+
 MIN_PERIOD = 96          # the channel estimate keeps 96 lags around the strongest path
 FRAME_LENGTH = 1024
 MAX_PERIOD = FRAME_LENGTH // 2
@@ -29,13 +31,6 @@ MAX_PERIOD = FRAME_LENGTH // 2
 
 class WaveformError(ValueError):
     """A reference waveform that cannot be used (names the file and the problem)."""
-
-
-def _rrc(t, beta):
-    t = np.where(np.abs(t) < 1e-8, 1e-8, t)
-    t = np.where(np.abs(np.abs(4 * beta * t) - 1) < 1e-6, t + 1e-5, t)
-    return (np.sin(np.pi * t * (1 - beta)) + 4 * beta * t * np.cos(np.pi * t * (1 + beta))) / \
-        (np.pi * t * (1 - (4 * beta * t) ** 2))
 
 
 def _unit(x):
@@ -47,19 +42,13 @@ def linear(constellation: str, n_symbols: int, sps: int, rolloff: float, seed: i
     """One period of a repeated, RRC-shaped PSK/QAM symbol sequence (circularly filtered,
     so the repetition is seamless)."""
     rng = np.random.default_rng(seed)
-    if constellation.endswith("PSK"):
-        m = {"BPSK": 2, "QPSK": 4, "8PSK": 8}[constellation]
-        pts = np.exp(1j * (2 * np.pi * np.arange(m) / m + (np.pi / 4 if m == 4 else 0)))
-    else:
-        k = int(np.sqrt(int(constellation[3:])))
-        ax = np.arange(k) * 2 - (k - 1)
-        pts = (ax[:, None] + 1j * ax[None, :]).ravel()
+    pts = CONSTELLATIONS[constellation]
     sym = pts[rng.integers(0, len(pts), n_symbols)]
     p = n_symbols * sps
     up = np.zeros(p, complex)
     up[::sps] = sym
     half = min(8 * sps, p // 2 - 1)
-    h = _rrc(np.arange(-half, half + 1) / sps, rolloff)
+    h = rrc_taps(np.arange(-half, half + 1) / sps, np.float64(rolloff))
     kern = np.roll(np.pad(h, (0, p - len(h))), -half)
     return _unit(np.fft.ifft(np.fft.fft(up) * np.fft.fft(kern)))
 
