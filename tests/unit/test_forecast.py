@@ -128,13 +128,19 @@ def test_engine_beats_persistence_on_fresh_band(model):
     assert f_model > f_pers, (f_model, f_pers)
 
 
-def test_tiny_msm_pretraining_and_finetuning(tmp_path):
+def test_tiny_msm_pretraining_and_finetuning(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREATAI_CACHE", str(tmp_path / "cache"))
     meta = ftrain.pretrain(tmp_path, "tiny", seed=2, progress=False)
     assert meta["masking"]["ratio"] == 0.4 and (tmp_path / "backbone.npz").is_file()
+    assert meta["training"]["windows"] == 8 * 5                   # 6 drawn + 2 IQ-made scenes of 5 windows
     m = ftrain.finetune(tmp_path, "tiny", seed=2, progress=False, results_dir=tmp_path / "res")
     ev = m["evaluation"]
-    assert set(ev["methods"]) == {"fine-tuned (frozen MSM backbone)", "from scratch", "persistence", "EWMA (alpha 0.3)"}
-    assert len(ev["methods"]["persistence"]["f1"]) == 8 and set(ev["goals"]) >= {"finetune_speedup"}
+    assert list(ev["sets"]) == list(ftrain.SOURCES)
+    for s in ev["sets"].values():
+        assert set(s["methods"]) == {"fine-tuned (frozen MSM backbone)", "from scratch", "persistence",
+                                     "EWMA (alpha 0.3)"}
+        assert len(s["methods"]["persistence"]["f1"]) == 8
+    assert set(ev["goals"]) >= {"finetune_speedup", "beats_persistence_f1_h5to8"}
     assert (tmp_path / "res" / "eval.png").stat().st_size > 10000
     eng = feng.ForecastEngine(tmp_path)
     prob, ok = eng.forecast(np.zeros((2, 24, 64), np.float32))
@@ -183,10 +189,11 @@ def test_segmentation_iou():
     assert r["pixel_accuracy"] == pytest.approx(400 / 6, abs=0.01)
 
 
-def test_tiny_segmentation_training_compares_three_ways_and_exports(tmp_path, root):
+def test_tiny_segmentation_training_compares_three_ways_and_exports(tmp_path, root, monkeypatch):
     import json
     from greatai import contract
     from greatai.forecast import segment
+    monkeypatch.setenv("GREATAI_CACHE", str(tmp_path / "cache"))
     meta = segment.train(tmp_path / "seg", root / "models" / "forecast", "tiny", seed=2, progress=False,
                          results_dir=tmp_path / "res")
     ev = meta["evaluation"]
@@ -194,6 +201,7 @@ def test_tiny_segmentation_training_compares_three_ways_and_exports(tmp_path, ro
     assert all(set(v["per_class"]) == set(segment.CLASSES) and v["training_seconds"] >= 0
                for v in ev["variants"].values())
     assert {"miou_gap_points", "speedup", "on_par"} <= set(ev["frozen_vs_scratch"])
+    assert list(ev["miou_by_source"]) == list(ftrain.SOURCES)
     m = contract.load(tmp_path / "seg", "segment")
     assert m.classes == list(segment.CLASSES) and meta["backbone"]["sha256"] == \
         contract.load(root / "models" / "forecast" / "backbone.json", "msm-backbone").sha256("onnx")
@@ -282,3 +290,70 @@ def test_segment_message_is_a_result_record_the_sigmf_recorder_takes():
     starts, counts, labels, conf, exits, lo, hi = result_columns(m, 1024)
     assert starts.tolist() == [163840] and counts.tolist() == [49152] and labels.tolist() == ["hopper"]
     assert lo.tolist() == [m["lower_hz"]] and hi.tolist() == [m["upper_hz"]]
+
+
+# ---------------------------------------------------------------- IQ-made bands (issue 15, part 1)
+def test_iq_emitters_occupy_the_bandwidth_they_declare():
+    from greatai.forecast import iqband
+    rng = np.random.default_rng(4)
+    n = 1 << 16
+    for make, want in ((iqband._linear, 0.05), (iqband._ofdm, 0.2), (iqband._fm, 0.03)):
+        s, width = make(rng, n, want)
+        p = np.abs(np.fft.fft(s)) ** 2
+        f = np.fft.fftfreq(n)
+        inside = p[np.abs(f) <= width / 2].sum() / p.sum()
+        assert width == pytest.approx(want, rel=0.05) and inside > (0.8 if make is iqband._fm else 0.99), make   # Carson: ~85 %
+    s, width = iqband._linear(rng, n, 0.05, shift=n // 4)        # placed on its bins: centred at +0.25
+    p = np.abs(np.fft.fft(s)) ** 2
+    assert np.sum(np.fft.fftfreq(n) * p) / p.sum() == pytest.approx(0.25, abs=0.002)     # power centroid
+
+
+def test_iq_truth_rule_quarter_channel_quarter_frame_and_tones():
+    from greatai.forecast.iqband import occupancy
+    ch = 1 / 64
+    on = np.ones(16, bool)
+    # an emitter 2 channels wide centred on the edge between channels 40 and 41 covers 39.5..41.5
+    occ = occupancy(on, np.full(16, -0.5 + 41 * ch), 2 * ch, 1, 16, 64)[0]
+    assert np.nonzero(occ)[0].tolist() == [40, 41]
+    occ = occupancy(on, np.full(16, -0.5 + 41 * ch), 1.4 * ch, 1, 16, 64)[0]
+    assert np.nonzero(occ)[0].tolist() == [40, 41]               # 0.7 of each: both
+    occ = occupancy(on, np.full(16, -0.5 + 40.9 * ch), 0.4 * ch, 1, 16, 64)[0]
+    assert np.nonzero(occ)[0].tolist() == [40]                    # narrower than a quarter: half of it is enough
+    tone = occupancy(on, np.full(16, -0.5 + 10.5 * ch), 0.0, 1, 16, 64)[0]
+    assert np.nonzero(tone)[0].tolist() == [10]
+    part = on.copy()
+    part[4:] = False                                              # on for 4 of 16 FFT blocks: a quarter
+    assert occupancy(part, np.full(16, 0.0), 2 * ch, 1, 16, 64).any()
+    part[3] = False
+    assert not occupancy(part, np.full(16, 0.0), 2 * ch, 1, 16, 64).any()
+
+
+def test_iq_band_truth_shows_in_its_spectrogram_and_leakage_is_not_truth():
+    from greatai.forecast import iqband
+    specs, truths = [], []
+    for seed, window in ((1, "rect"), (2, "hann"), (3, None)):
+        spec, truth, kind, win = iqband.band(np.random.default_rng(seed), 48, window=window)
+        assert spec.shape == truth.shape == kind.shape == (48, 64) and np.isfinite(spec).all()
+        assert win == (window or win) and win in iqband.WINDOWS
+        assert np.array_equal(kind > 0, truth) and kind.max() <= len(iqband.KINDS)
+        specs.append(spec - np.percentile(spec, 20, axis=1, keepdims=True))
+        truths.append(truth)
+    spec, truth = np.concatenate(specs), np.concatenate(truths)
+    assert 0.03 < truth.mean() < 0.6
+    assert np.median(spec[truth]) > np.median(spec[~truth]) + 3            # occupied cells stand out
+    a, b = iqband.band(np.random.default_rng(1), 48, window="rect"), iqband.band(np.random.default_rng(1), 48,
+                                                                              window="rect")
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])      # seeded
+
+
+def test_iq_dataset_cache_is_verified_and_independent_of_workers(tmp_path):
+    from greatai.forecast import iqband
+    a = iqband.cached_dataset(5, 2, 8, cache_dir=tmp_path, workers=1)
+    (path,) = tmp_path.glob("iqband-*.npz")
+    b = iqband.cached_dataset(5, 2, 8, cache_dir=tmp_path)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    path.write_bytes(path.read_bytes()[:-100])                            # a torn file is made again
+    c = iqband.cached_dataset(5, 2, 8, cache_dir=tmp_path)
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))
+    d = iqband.dataset(5, 2, 8, labels=True, workers=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, d))

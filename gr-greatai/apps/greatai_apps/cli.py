@@ -36,7 +36,7 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
-    e.add_argument("task", choices=["amc", "protobeam", "scanner"],
+    e.add_argument("task", choices=["amc", "protobeam", "scanner", "forecast"],
                    help="protobeam: Table I of a model through ProtoBeamEngine (seen/unseen front ends, held-out "
                         "family, independent physics; static and fading) beside the two non-learnt baselines")
     e.add_argument("--model", default=None)
@@ -48,7 +48,8 @@ def main(argv=None):
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--gnuradio", action="store_true",
                    help="instead: signals made by GNU Radio's own modulators and channel blocks, by impairment "
-                        "(--n frames per class, impairment and SNR; writes OUT/eval_gnuradio.json and .png)")
+                        "(--n frames per class, impairment and SNR; writes OUT/eval_gnuradio.json and .png); "
+                        "forecast: bands made by GNU Radio flowgraphs (--n bands; OUT/eval_gnuradio.json)")
     e.add_argument("--open-set", action="store_true",
                    help="instead: how well the model's confidence, per exit, rejects signals outside its classes "
                         "(greatai.outliers: OFDM, LFM, CSS, OOK, MFSK, tone; --n frames per kind and SNR; writes "
@@ -59,6 +60,8 @@ def main(argv=None):
                                                    "model's)")
     e.add_argument("--attach", action="store_true", help="with --gnuradio: record the summary in the model's "
                                                          "model.json (evaluation_gnuradio)")
+    e.add_argument("--stft-window", default="rect", choices=["rect", "hann"],
+                   help="forecast --gnuradio: the greatai.stft block's window")
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")

@@ -77,6 +77,22 @@ def cmd_eval(a):
         res = scan.evaluate(out, seed=0 if a.seed is None else a.seed, model=a.model or "")
         tables.scanner_eval(res)
         emit(f"\nwrote {out}, {out.with_suffix('.png')} and {out.with_name('waterfall.png')}")
+    elif a.task == "forecast":
+        if not a.gnuradio:
+            from greatai import contract
+            meta = contract.load(a.model or "", "forecast").meta
+            tables.forecast(meta["evaluation"])
+            return
+        from . import eval_gr_band
+        out = Path(a.out if a.out != "results/amc" else "results/forecast") / \
+            ("eval_gnuradio.json" if a.stft_window == "rect" else f"eval_gnuradio_{a.stft_window}.json")
+        res = eval_gr_band.run(a.model, out, n_bands=a.n if a.n != 200 else 16, seed=2027 if a.seed is None else a.seed,
+                               window=a.stft_window, threads=a.threads, progress=not a.quiet)
+        tables.forecast(res)
+        if a.attach:
+            eval_gr_band.attach_to_metadata(res["model"], res)
+            emit(f"recorded in {res['model']}")
+        emit(f"\nwrote {out}")
     elif a.task == "amc" and a.gnuradio:
         from . import eval_gr
         out = Path(a.out) / "eval_gnuradio.json"

@@ -9,13 +9,19 @@ from .benchutil import emit
 
 
 def forecast(ev):
+    """A forecast evaluation: per simulator set (model.json's) or one GNU Radio-made set."""
     hs = ev["horizons"]
-    for metric in ("p_correct_occupied", "f1", "auc"):
-        emit(f"\n{metric} (%) at horizon (frames):")
-        emit(f"{'method':<34}" + "".join(f"{h:>7}" for h in hs))
-        for name, m in ev["methods"].items():
-            emit(f"{name:<34}" + "".join(f"{v:>7.1f}" for v in m[metric]))
-    emit("\ntraining seconds: " + json.dumps(ev["training_seconds"]) + "\ngoals: " + json.dumps(ev["goals"]))
+    sets = ev["sets"] if "sets" in ev else {ev.get("generator", "evaluation"): ev}
+    for set_name, res in sets.items():
+        emit(f"\n== {set_name}: {res['windows']} windows, occupancy {100 * res['occupancy_rate']:.1f} %")
+        for metric in ("p_correct_occupied", "f1", "auc"):
+            emit(f"\n{metric} (%) at horizon (frames):")
+            emit(f"{'method':<34}" + "".join(f"{h:>7}" for h in hs))
+            for name, m in res["methods"].items():
+                emit(f"{name:<34}" + "".join(f"{v:>7.1f}" for v in m[metric]))
+    if "training_seconds" in ev:
+        emit("\ntraining seconds: " + json.dumps(ev["training_seconds"]))
+    emit("goals: " + json.dumps(ev["goals"]))
 
 
 def amc_eval_gnuradio(res):

@@ -86,3 +86,22 @@ def per_horizon(truth, prob, thr=0.5):
         out["f1"].append(round(100 * f1(truth[:, h], prob[:, h], thr), 2))
         out["auc"].append(round(100 * auc(truth[:, h], prob[:, h]), 2))
     return out
+
+
+PERSISTENCE, EWMA = "persistence", "EWMA (alpha 0.3)"
+
+
+def compare(x_norm, truth, predictions: dict, ewma_threshold: float) -> dict:
+    """Per-horizon metrics of each learnt method (name -> (prob [N, H, C], threshold)) and
+    of the two classical baselines on the same windows: inputs x_norm [N, T, C], truth
+    [N, H, C]."""
+    h = truth.shape[1]
+    out = {name: per_horizon(truth, prob, thr) for name, (prob, thr) in predictions.items()}
+    out[PERSISTENCE] = per_horizon(truth, persistence(x_norm, h))
+    out[EWMA] = per_horizon(truth, ewma(x_norm, h), ewma_threshold)
+    return out
+
+
+def lead(methods: dict, name: str, over: str = PERSISTENCE, horizons=range(4, 8)) -> float:
+    """Mean F1 of ``name`` minus that of ``over`` over the horizon indices (h = 5..8 by default), points."""
+    return round(float(np.mean([methods[name]["f1"][i] - methods[over]["f1"][i] for i in horizons])), 2)
