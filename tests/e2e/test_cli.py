@@ -111,3 +111,13 @@ def test_listen_frames_prints_one_line_per_frame_of_a_batch():
     seq = [{"offset": 0, "label": "BPSK"}, {"offset": 1024, "label": "QPSK"}, {"offset": 2048, "label": "INVALID"},
            {"label": "AM-DSB"}]
     assert all(l in seq for l in lines) and any(l == seq[2] for l in lines[:4])
+
+
+def test_eval_forecast_prints_every_set_and_the_gnuradio_one(tmp_path):
+    r = greatai_cmd("eval", "forecast")
+    assert r.returncode == 0, r.stderr
+    assert "== simulator draws" in r.stdout and "== IQ-made bands" in r.stdout and "goals:" in r.stdout
+    r = greatai_cmd("eval", "forecast", "--gnuradio", "--n", "1", "--quiet", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "eval_gnuradio.json").read_text())
+    assert res["bands"] == 1 and "lead_over_persistence_f1_h5to8" in res["goals"] and "== GNU Radio" in r.stdout

@@ -41,7 +41,8 @@ def main(argv=None):
                         "family, independent physics; static and fading) beside the two non-learnt baselines")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
-    e.add_argument("--n", type=int, default=200, help="frames per class per SNR")
+    e.add_argument("--n", type=int, default=None, help="frames per class per SNR (default 200); forecast "
+                                                         "--gnuradio: bands (default 16)")
     e.add_argument("--seed", type=int, default=None, help="default 777 (2026 with --gnuradio)")
     e.add_argument("--threshold", type=float, default=None)
     e.add_argument("--threads", type=int, default=2)

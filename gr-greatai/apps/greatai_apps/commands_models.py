@@ -55,6 +55,8 @@ def cmd_train(a):
 
 
 def cmd_eval(a):
+    if a.n is None:
+        a.n = 16 if a.task == "forecast" else 200
     if a.task == "protobeam":
         from greatai.fileio import atomic_write
         from greatai.protobeam import evaluate as pb_eval
@@ -86,7 +88,7 @@ def cmd_eval(a):
         from . import eval_gr_band
         out = Path(a.out if a.out != "results/amc" else "results/forecast") / \
             ("eval_gnuradio.json" if a.stft_window == "rect" else f"eval_gnuradio_{a.stft_window}.json")
-        res = eval_gr_band.run(a.model, out, n_bands=a.n if a.n != 200 else 16, seed=2027 if a.seed is None else a.seed,
+        res = eval_gr_band.run(a.model, out, n_bands=a.n, seed=2027 if a.seed is None else a.seed,
                                window=a.stft_window, threads=a.threads, progress=not a.quiet)
         tables.forecast(res)
         if a.attach:
