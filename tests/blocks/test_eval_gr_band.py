@@ -1,7 +1,6 @@
 """The forecaster's independent evaluation: bands made by GNU Radio flowgraphs
 (greatai_apps.eval_gr_band), truth from the emitters' occupied bandwidths."""
 import numpy as np
-import pytest
 
 from greatai_apps import eval_gr_band
 
