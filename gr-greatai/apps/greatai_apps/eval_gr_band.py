@@ -170,9 +170,10 @@ def evaluate(model=None, n_bands=16, n_frames=192, seed=2027, window="rect", str
     eng = fe.ForecastEngine(model or "", threads=threads)
     steps, h = eng.model.field("steps", int), eng.horizons
     ewma_thr = float(eng.model.meta.get("thresholds", {}).get("ewma", 0.3))
+    from tqdm import tqdm
     xs, ys, probs, described = [], [], [], []
     t0 = time.time()
-    for i in range(n_bands):
+    for i in tqdm(range(n_bands), desc="GNU Radio bands", disable=not progress, mininterval=2):
         spec, truth, emitters = band(seed * 1000 + i, n_frames, window)
         starts = np.arange(0, len(spec) - steps - h + 1, stride)
         win = spec[starts[:, None] + np.arange(steps)]                     # [N, T, FFT] dB
@@ -181,8 +182,6 @@ def evaluate(model=None, n_bands=16, n_frames=192, seed=2027, window="rect", str
         ys.append(truth[starts[:, None] + steps + np.arange(h)].astype(np.float32))
         probs.append(prob)
         described.append(emitters)
-        if progress:
-            print(f"band {i + 1}/{n_bands}: {len(emitters)} emitters, {time.time() - t0:.0f} s", flush=True)
     x, y, prob = np.concatenate(xs), np.concatenate(ys), np.concatenate(probs)
     methods = metrics.compare(x, y, {TUNED: (prob, eng.threshold)}, ewma_thr)
     lead = metrics.lead(methods, TUNED)

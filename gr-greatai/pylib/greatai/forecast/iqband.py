@@ -32,7 +32,7 @@ import scipy.fft as sfft
 
 from .. import spectrum
 from ..sim import CONSTELLATIONS
-from .traffic import KINDS, N_CHANNELS
+from .traffic import KINDS, N_CHANNELS, markov_states
 
 WINDOWS = ("rect", "hann")
 LINEAR = ("BPSK", "QPSK", "8PSK", "QAM16", "QAM64")
@@ -116,14 +116,7 @@ def _activity(rng, kind, n_frames, blocks, ch):
     elif kind == "markov":
         width = rng.uniform(0.6, 6) * ch
         fam = "fm" if rng.random() < 0.3 else "linear"
-        p_off, p_on = 1 / rng.uniform(4, 20), 1 / rng.uniform(4, 20)
-        u = rng.random(n_frames + 1)
-        state = np.empty(n_frames + 1, bool)
-        s = rng.random() < 0.5
-        for i in range(n_frames + 1):                     # a two-state chain is inherently sequential
-            s = (u[i] >= p_off) if s else (u[i] < p_on)
-            state[i] = s
-        on = state[frame]
+        on = markov_states(rng, n_frames + 1)[frame]
         fc = np.full(nb, centre(width))
     elif kind == "hopper":
         width = rng.uniform(0.5, 2) * ch
@@ -197,7 +190,6 @@ def band(rng: np.random.Generator, n_frames: int, n_channels: int = N_CHANNELS, 
     strongest = np.zeros((n_frames, n_channels))
     k = int(rng.integers(n_emitters[0], n_emitters[1] + 1))
     strong = int(rng.integers(k)) if receiver and rng.random() < 0.5 else -1
-    t = np.arange(n, dtype=np.float64)
     for j, kind in enumerate(rng.choice(KINDS, k)):
         on, fc, ramp, width, fam = _activity(rng, kind, n_frames, average, ch)
         static = not ramp and np.ptp(fc) == 0
@@ -208,6 +200,7 @@ def band(rng: np.random.Generator, n_frames: int, n_channels: int = N_CHANNELS, 
         power = np.mean(np.abs(s[:min(n, 1 << 16)]) ** 2) + 1e-20
         amp = np.sqrt(snr * (width if width > 0 else ch) / power)      # in-band SNR per unit bandwidth
         if not in_freq:
+            t = np.arange(n, dtype=np.float64)
             if ramp:
                 cyc = np.cumsum(np.interp(t, np.arange(len(fc)) * fft_size + fft_size / 2, fc))
             elif not static:

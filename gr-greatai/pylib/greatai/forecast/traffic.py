@@ -31,6 +31,20 @@ KINDS = ("tdd", "markov", "hopper", "ofdm", "carrier", "sweep")
 N_CHANNELS = 64
 
 
+def markov_states(rng, n: int) -> np.ndarray:
+    """n steps (bool) of a two-state on/off chain whose mean on and off times are drawn from
+    4-20 steps, starting on or off at random."""
+    p_off = 1 / rng.uniform(4, 20)
+    p_on = 1 / rng.uniform(4, 20)
+    u = rng.random(n)
+    state = np.empty(n, bool)
+    s = rng.random() < 0.5
+    for i in range(n):                       # a two-state chain is inherently sequential
+        s = (u[i] >= p_off) if s else (u[i] < p_on)
+        state[i] = s
+    return state
+
+
 def _span(rng, n_ch, lo, hi):
     w = int(rng.integers(lo, hi + 1))
     c0 = int(rng.integers(0, n_ch - w + 1))
@@ -58,15 +72,7 @@ def scene(rng: np.random.Generator, n_frames: int, n_channels: int = N_CHANNELS,
             on[:, c0:c0 + w] = (((t + ph) % period) < max(1, round(duty * period)))[:, None]
         elif kind == "markov":
             c0, w = _span(rng, n_channels, 1, 6)
-            p_off = 1 / rng.uniform(4, 20)
-            p_on = 1 / rng.uniform(4, 20)
-            u = rng.random(n_frames)
-            state = np.empty(n_frames, bool)
-            s = rng.random() < 0.5
-            for i in range(n_frames):            # a two-state chain is inherently sequential
-                s = (u[i] >= p_off) if s else (u[i] < p_on)
-                state[i] = s
-            on[:, c0:c0 + w] = state[:, None]
+            on[:, c0:c0 + w] = markov_states(rng, n_frames)[:, None]
         elif kind == "hopper":
             w = int(rng.integers(1, 3))
             seq = rng.choice(n_channels - w + 1, int(rng.integers(4, 9)), replace=False)
