@@ -218,3 +218,16 @@ def test_batch_port_merges_batches_to_its_rate(stream, shipped_model):
     assert a.metrics()["classified"] == 60
     with pytest.raises(ValueError, match="batch_rate"):
         greatai.amc_classifier(model=str(shipped_model), batch_rate=-1)
+
+
+def test_int8_model_runs_in_the_block_like_float(stream, shipped_model, tmp_path):
+    """A model from greatai compress loads through the block's model parameter, no other change,
+    and labels a recording within the stated agreement of float (90 % of frames, any exit)."""
+    from greatai import compress
+    out = tmp_path / "amc_int8"
+    compress.compress(shipped_model, out, n_calib=8, n_val=40, eval_n=0, progress=False)
+    _, y, _, msgs = run_classifier(stream, model=str(out), overload="block", batch_frames=8)
+    _, _, _, ref = run_classifier(stream, model=str(shipped_model), overload="block", batch_frames=8)
+    np.testing.assert_array_equal(y, stream)
+    assert len(msgs) == len(ref) == 60
+    assert np.mean([m["label"] == r["label"] for m, r in zip(msgs, ref)]) >= 0.9

@@ -121,3 +121,20 @@ def test_eval_forecast_prints_every_set_and_the_gnuradio_one(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "eval_gnuradio.json").read_text())
     assert res["bands"] == 1 and "lead_over_persistence_f1_h5to8" in res["goals"] and "== GNU Radio" in r.stdout
+
+
+def test_compress_and_eval_compress(tmp_path):
+    out = tmp_path / "amc_ee_ptq"
+    r = greatai_cmd("compress", "amc_ee", "--out", str(out), "--val-n", "100", "--eval-n", "3", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "ptq of amc_ee" in r.stdout and "score" in r.stdout and (out / "model.json").is_file()
+    r = greatai_cmd("compress", "amc_ee", "--out", str(out), "--quiet")
+    assert r.returncode != 0 and "exists" in r.stderr
+    r = greatai_cmd("compress", "amc_ee", "--method", "imp", "--out", str(tmp_path / "y"))
+    assert r.returncode != 0 and "not built yet" in r.stderr and not (tmp_path / "y").exists()
+    res = tmp_path / "res.json"
+    r = greatai_cmd("eval", "compress", "--model", str(out), "--out", str(res), "--seconds", "0.2", "--pairs", "1")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(res.read_text())
+    assert len(j["rows"]) == 4 and all(row["compressed_msps"] > 0 for row in j["rows"])
+    assert j["machine"]["cpu"] and "speed-up" in r.stdout

@@ -187,10 +187,9 @@ def _idle_redraw(app, classes, fps, n=40):
             "gil_wait_p99_ms": round(float(np.percentile(w, 99)), 2)}
 
 
-def block_vs_raw(eng, frames, threshold, threads=2, batch=512, seconds=2.0, pairs=3):
-    """(block samples/s, raw ORT samples/s, overhead % of each pair): the flowgraph
-    (vector source -> amc_classifier -> null sink, every frame classified) and bare ONNX
-    Runtime doing the same work on the same batches, in alternating pairs (medians)."""
+def block_rate(eng, frames, threshold, threads=2, batch=512, seconds=2.0) -> float:
+    """Samples/s of a flowgraph: vector source (frames, repeating) -> amc_classifier (the
+    engine's model, every frame classified) -> null sink."""
     from gnuradio import blocks, gr
     from gnuradio import greatai
     data = frames.reshape(-1)
@@ -203,7 +202,14 @@ def block_vs_raw(eng, frames, threshold, threads=2, batch=512, seconds=2.0, pair
         snk = blocks.null_sink(gr.sizeof_gr_complex)
         tb.connect(src, amc, snk)
         return tb, snk, src, amc
-    block, raw, ratios = benchutil.paired(lambda: benchutil.flowgraph_rate(build, seconds),
+    return benchutil.flowgraph_rate(build, seconds)
+
+
+def block_vs_raw(eng, frames, threshold, threads=2, batch=512, seconds=2.0, pairs=3):
+    """(block samples/s, raw ORT samples/s, overhead % of each pair): the flowgraph of
+    :func:`block_rate` and bare ONNX Runtime doing the same work on the same batches, in
+    alternating pairs (medians)."""
+    block, raw, ratios = benchutil.paired(lambda: block_rate(eng, frames, threshold, threads, batch, seconds),
                                           lambda: _raw_ort(eng, frames, threshold, batch, threads, seconds), pairs)
     return block, raw, [round(100 * (1 / q - 1), 1) for q in ratios]
 

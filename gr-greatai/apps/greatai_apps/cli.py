@@ -9,7 +9,7 @@ import sys
 
 from .benchutil import emit
 from .commands_demo import cmd_demo, cmd_flowgraphs, cmd_screenshot
-from .commands_models import cmd_bench, cmd_classify, cmd_eval, cmd_train
+from .commands_models import cmd_bench, cmd_classify, cmd_compress, cmd_eval, cmd_train
 from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_record, cmd_simulate
 
 
@@ -36,9 +36,11 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
-    e.add_argument("task", choices=["amc", "protobeam", "scanner", "forecast"],
+    e.add_argument("task", choices=["amc", "protobeam", "scanner", "forecast", "compress"],
                    help="protobeam: Table I of a model through ProtoBeamEngine (seen/unseen front ends, held-out "
-                        "family, independent physics; static and fading) beside the two non-learnt baselines")
+                        "family, independent physics; static and fading) beside the two non-learnt baselines; "
+                        "compress: a compressed model (--model) against its float source: cost, latency, accuracy "
+                        "and block throughput in one run (results/compress/amc.json)")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
     e.add_argument("--n", type=int, default=None, help="frames per class per SNR (default 200); forecast "
@@ -55,6 +57,8 @@ def main(argv=None):
                    help="instead: how well the model's confidence, per exit, rejects signals outside its classes "
                         "(greatai.outliers: OFDM, LFM, CSS, OOK, MFSK, tone; --n frames per kind and SNR; writes "
                         "OUT/openset.json and .png)")
+    e.add_argument("--seconds", type=float, default=2.0, help="compress: seconds per flowgraph measurement")
+    e.add_argument("--pairs", type=int, default=3, help="compress: float/compressed measurement pairs (medians)")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
     e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
     e.add_argument("--waveform", default="", help="protobeam: the reference waveform (name or file; default the "
@@ -64,6 +68,22 @@ def main(argv=None):
     e.add_argument("--stft-window", default="rect", choices=["rect", "hann"],
                    help="forecast --gnuradio: the greatai.stft block's window")
     e.set_defaults(fn=cmd_eval)
+
+    z = sub.add_parser("compress", help="compress a model into a new model directory (post-training int8 "
+                                        "quantisation so far; pruning and QAT are planned)")
+    z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw)")
+    z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU)")
+    z.add_argument("--out", default=None, help="new model directory (default: models/<name>_<method>)")
+    z.add_argument("--max-loss", type=float, default=0.25,
+                   help="ptq: accuracy points (validation, SNR >= 10 dB) each quantised stage may lose against "
+                        "float; layers go back to float until it holds")
+    z.add_argument("--seed", type=int, default=4242, help="calibration data seed (validation: seed + 1)")
+    z.add_argument("--val-n", type=int, default=4000, help="validation frames per class (the accuracy budget and "
+                                                           "T; training chose T on 4000)")
+    z.add_argument("--eval-n", type=int, default=100, help="frames per class per SNR in the evaluation of both")
+    z.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    z.add_argument("--quiet", action="store_true")
+    z.set_defaults(fn=cmd_compress)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
     b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory", "scanner"],

@@ -54,10 +54,27 @@ def cmd_train(a):
                          "training_seconds": meta["training"]["seconds"]}))
 
 
+def cmd_compress(a):
+    from greatai import compress, contract
+    src = Path(a.model) if Path(a.model).exists() else contract.resolve("", a.model)   # or a shipped name
+    src = src.resolve().parent if src.is_file() else src.resolve()
+    out = Path(a.out) if a.out else src.parent / f"{src.name}_{a.method}"
+    meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, max_loss=a.max_loss,
+                             seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
+    tables.compressed(meta)
+    emit(f"\nwrote {out}")
+
+
 def cmd_eval(a):
     if a.n is None:
         a.n = 16 if a.task == "forecast" else 200
-    if a.task == "protobeam":
+    if a.task == "compress":
+        from . import eval_compress
+        if not a.model:
+            raise SystemExit("greatai eval compress: give the compressed model with --model")
+        eval_compress.run(a.model, a.out if a.out != "results/amc" else "results/compress/amc.json",
+                          seconds=a.seconds, threads=a.threads, pairs=a.pairs)
+    elif a.task == "protobeam":
         from greatai.fileio import atomic_write
         from greatai.protobeam import evaluate as pb_eval
         from greatai.protobeam.engine import ProtoBeamEngine

@@ -105,3 +105,22 @@ def scanner_bench(res):
             emit(f"CPU seconds per second of band at every_n {r['every_n']}: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s_per_band_s"].items())
                  + f" (total {sum(r['cpu_s_per_band_s'].values()):.2f})")
+
+
+def compressed(meta):
+    """``greatai compress``: what stayed float, the cost of both models, accuracy of both."""
+    c = meta["compression"]
+    emit(f"{c['method']} of {c['source']['name']} on {c['machine']['cpu']} ({', '.join(c['machine']['isa'])}): "
+         f"{c['scheme']['why']}")
+    for role, lay in c.get("layers", {}).items():
+        emit(f"  {role}: {len(lay['quantised'])} layers int8, float: {lay['float'] or 'none'}; accuracy lost "
+             f"at SNR >= 10 dB (validation) {lay['loss_points']:.2f} points")
+    emit(f"{'':<11} {'MACs':>9} {'params':>8} {'Mbit ops':>9} {'weight kbit':>11} {'file kB':>8} {'score':>7}")
+    for k in ("float", "compressed"):
+        x = meta["cost"][k]
+        emit(f"{k:<11} {x['macs']:>9} {x['nonzero_params']:>8} {x['bops'] / 1e6:>9.1f} "
+             f"{x['weight_mem_bits'] / 1e3:>11.1f} {x['file_bytes'] / 1e3:>8.1f} {x['score_vs_float']:>7.4f}")
+    fe = c.get("float_evaluation_same_frames")
+    if fe:
+        emit(f"accuracy at SNR >= 10 dB (early exit): float {fe['accuracy_snr_ge_10']['early']} (T={fe['threshold']}), "
+             f"compressed {meta['evaluation']['accuracy_snr_ge_10']['early']} (T={meta['thresholds']['exit']})")

@@ -1,0 +1,73 @@
+"""Model compression under the one model contract (``greatai compress``).
+
+:func:`compress` reads a shipped or user model, writes a compressed copy to a new model
+directory (loaded by the same blocks through their ``model`` parameter) and records in
+its ``model.json`` what was done (``compression``), the cost accounting of both models
+(``cost``, see :mod:`.cost`) and the task's own evaluation of both on the same data.
+
+The output directory is staged next to its destination under a hidden name and renamed
+into place only when complete, so a half-written directory never looks like a model.
+The source model is only read.
+
+Built so far: post-training static quantisation (``ptq``, :mod:`.ptq`) of the AMC model.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .ptq import CompressError
+
+METHODS = ("ptq",)
+PLANNED = ("magnitude", "imp", "fmp", "structured", "qat")
+TASKS = ("amc",)
+
+
+@contextmanager
+def staged_dir(out, overwrite=False):
+    """Yield a hidden sibling directory of ``out``; on success rename it to ``out``
+    (replacing an existing model directory only with ``overwrite``); on failure remove it."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise CompressError(f"{out} exists: choose another output directory or overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)                         # mkdtemp's directory is private
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
+    """Compress ``model`` (directory or model.json; see :mod:`greatai.contract`) with
+    ``method`` into the model directory ``out``; returns the new metadata."""
+    from .. import contract
+    if method not in METHODS:
+        hint = f" ({method} is planned, not built yet)" if method in PLANNED else ""
+        raise CompressError(f"unknown compression method {method!r}{hint}; built: {', '.join(METHODS)}")
+    if isinstance(model, str) and model and not Path(model).expanduser().exists():
+        path = contract.resolve("", model)            # a shipped model by name
+    else:
+        path = contract.resolve(model, "amc_ee")
+    task = contract.read_json(path).get("task")
+    if task not in TASKS:
+        raise CompressError(f"{path} is a {task!r} model; {method} is built for {', '.join(TASKS)} models so far")
+    src = Path(path).resolve().parent
+    if Path(out).resolve() == src:
+        raise CompressError(f"the output directory {out} is the source model's: the source is never modified")
+    from . import amc
+    with staged_dir(out, overwrite) as tmp:
+        meta = amc.quantise(path, tmp, **kw)
+    return meta

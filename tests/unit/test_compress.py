@@ -1,0 +1,160 @@
+"""greatai.compress: cost accounting on a hand-computed network, PTQ of the AMC model, bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from greatai import compress, contract, fileio
+from greatai.compress import cost, ptq
+from greatai.compress.ptq import CompressError
+
+
+@pytest.fixture(scope="module")
+def tiny_net(tmp_path_factory):
+    """Conv1d(2 -> 3, k 3, pad 1) on 8 samples, then Linear(24 -> 4); three conv weights zeroed."""
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3, padding=1)
+            self.fc = nn.Linear(24, 4)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():
+        net.conv.weight[0, 0, :] = 0                       # 3 of the 18 conv weights
+    p = tmp_path_factory.mktemp("tiny_net") / "net.onnx"
+    torch.onnx.export(net, (torch.randn(1, 2, 8),), str(p), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    return p
+
+
+def test_cost_of_a_hand_computed_network(tiny_net):
+    rows = {r["op"]: r for r in cost.layers(tiny_net)}
+    conv, fc = rows["Conv"], rows["Gemm"]
+    # conv: 3 out channels x 8 positions x (2 in x 3 taps) = 144 dense MACs; 15 non-zero weights x 8 = 120
+    assert (conv["dense_macs"], conv["macs"]) == (144, 120)
+    assert (conv["params"], conv["nonzero_params"]) == (18 + 3, 15 + 3)
+    assert (fc["dense_macs"], fc["macs"], fc["params"]) == (96, 96, 96 + 4)
+    assert conv["bops"] == 120 * 32 * 32 and conv["weight_mem_bits"] == 15 * 32 + 3 * 32
+    total = cost.account(tiny_net)
+    assert total["dense_macs"] == 240 and total["macs"] == 216 and total["params"] == 121
+    assert total["file_bytes"] == tiny_net.stat().st_size
+    assert cost.score(total, total) == 1.0
+    # stated bit widths (a fake-quantised export): bops scale with both widths
+    assert cost.account(tiny_net, weight_bits=4, act_bits=8)["bops"] == 216 * 4 * 8
+    # a batch of 5 costs five times as much
+    assert cost.account(tiny_net, dims={"batch": 5})["macs"] == 5 * 216
+
+
+def test_ptq_of_the_tiny_network_is_int8(tiny_net, tmp_path):
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((16, 2, 8)).astype(np.float32)} for _ in range(2)]
+    scheme = ptq.scheme_for({"vnni": True})
+    names = ptq.quantize(tiny_net, tmp_path / "q.onnx", feeds, scheme)
+    assert len(names) == 2
+    rows = cost.layers(tmp_path / "q.onnx")
+    assert all(r["weight_bits"] == 8 and r["act_bits"] == 8 for r in rows)
+    c = cost.account(tmp_path / "q.onnx")
+    assert c["bops"] <= 240 * 64 and c["weight_mem_bits"] < cost.account(tiny_net)["weight_mem_bits"]
+    # one layer kept float: its row says 32 bits
+    ptq.quantize(tiny_net, tmp_path / "q2.onnx", feeds, scheme, exclude=[names[0]])
+    assert sorted(r["weight_bits"] for r in cost.layers(tmp_path / "q2.onnx")) == [8, 32]
+    # every layer kept float: a copy, not "quantise everything"
+    assert ptq.quantize(tiny_net, tmp_path / "q3.onnx", feeds, scheme, exclude=names) == []
+    assert fileio.sha256(tmp_path / "q3.onnx") == fileio.sha256(tiny_net)
+
+
+def test_scheme_follows_the_cpu():
+    assert ptq.scheme_for({"vnni": True})["activations"] == "int8"
+    s = ptq.scheme_for({"vnni": False})
+    assert s["activations"] == "uint8" and s["reduce_range"]
+    isa = ptq.cpu_isa()
+    assert isa["cpu"] and isinstance(isa["vnni"], bool)
+
+
+def test_bad_input_is_named(tiny_net, tmp_path):
+    scheme = ptq.scheme_for({"vnni": True})
+    with pytest.raises(CompressError, match=r"input 'x'.*\[16, 3, 8\]"):
+        ptq.quantize(tiny_net, tmp_path / "q.onnx", [{"x": np.zeros((16, 3, 8), np.float32)}], scheme)
+    with pytest.raises(CompressError, match="inputs"):
+        ptq.quantize(tiny_net, tmp_path / "q.onnx", [{"iq": np.zeros((16, 2, 8), np.float32)}], scheme)
+    with pytest.raises(CompressError, match="no calibration data"):
+        ptq.quantize(tiny_net, tmp_path / "q.onnx", [], scheme)
+    # an operator the quantiser cannot handle: named
+    import onnx
+    m = onnx.load(str(tiny_net))
+    m.graph.node[0].domain = "org.example"
+    m.graph.node[0].name = "my_custom_node"
+    with pytest.raises(CompressError, match="my_custom_node"):
+        ptq.check_graph(m)
+    with pytest.raises(CompressError, match="unknown compression method 'zip'"):
+        compress.compress("amc_ee", tmp_path / "x", method="zip")
+    with pytest.raises(CompressError, match="planned, not built yet"):
+        compress.compress("amc_ee", tmp_path / "x", method="fmp")
+    with pytest.raises(CompressError, match="forecast"):
+        compress.compress(contract.resolve("", "forecast"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_staged_directory_never_looks_finished(tmp_path):
+    out = tmp_path / "variant"
+    with pytest.raises(RuntimeError):
+        with compress.staged_dir(out) as tmp:
+            (tmp / "model.json").write_text("{}")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []                       # neither the output nor the staging dir
+    with compress.staged_dir(out) as tmp:
+        (tmp / "a").write_text("1")
+    assert (out / "a").read_text() == "1" and oct(out.stat().st_mode & 0o777) == "0o755"
+    with pytest.raises(CompressError, match="exists"):
+        with compress.staged_dir(out):
+            pass
+    with compress.staged_dir(out, overwrite=True) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["b"] and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.fixture(scope="module")
+def amc_int8(shipped_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compress") / "amc_int8"
+    before = {p.name: fileio.sha256(p) for p in shipped_model.iterdir()}
+    meta = compress.compress(shipped_model, out, n_calib=8, n_val=40, eval_n=0, progress=False)
+    assert {p.name: fileio.sha256(p) for p in shipped_model.iterdir()} == before    # the source is only read
+    return out, meta
+
+
+def test_amc_ptq_writes_a_model_under_the_contract(amc_int8, shipped_model):
+    out, meta = amc_int8
+    m = contract.load(out, "amc")                              # checksums verified
+    assert m.classes == contract.load(shipped_model, "amc").classes
+    c = meta["compression"]
+    assert c["method"] == "ptq" and c["scheme"]["format"] == "QDQ" and "cpu" in c["machine"]
+    assert (out / c["source"]["dir"]).resolve() == shipped_model.resolve()
+    # the feature extraction stays float: the graph input feeds no QuantizeLinear directly
+    import onnx
+    g = onnx.load(str(out / "stage1.onnx")).graph
+    assert not [n for n in g.node if n.op_type == "QuantizeLinear" and "iq" in n.input]
+    q = meta["cost"]["compressed"]
+    assert q["bops"] < meta["cost"]["float"]["bops"] / 4 and 0 < q["score_vs_float"] < 0.5
+    assert 8 in q["parts"]["stage2"]["weight_bits"]
+    assert 0 <= meta["thresholds"]["exit"] <= 1
+    assert json.loads((out / "model.json").read_text())["name"].endswith("-int8")
+
+
+def test_int8_amc_classifies_like_float(amc_int8, shipped_model):
+    from greatai import sim
+    from greatai.amc.engine import EarlyExitEngine
+    out, _ = amc_int8
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(len(sim.CLASSES)), 20)
+    x, _ = sim.generate(rng, labels, 1024, snr_db=20.0)
+    f = EarlyExitEngine(shipped_model).classify(x, mode="exit2")
+    q = EarlyExitEngine(out).classify(x, mode="exit2")
+    assert np.mean(f.label == q.label) >= 0.95                 # stated agreement: 95 % of frames at 20 dB
+    e = EarlyExitEngine(out).classify(x)
+    assert set(np.unique(e.exit)) <= {1, 2} and (e.exit == 1).any()
