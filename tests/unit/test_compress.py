@@ -95,7 +95,7 @@ def test_bad_input_is_named(tiny_net, tmp_path):
     with pytest.raises(CompressError, match="unknown compression method 'zip'"):
         compress.compress("amc_ee", tmp_path / "x", method="zip")
     with pytest.raises(CompressError, match="planned, not built yet"):
-        compress.compress("amc_ee", tmp_path / "x", method="fmp")
+        compress.compress("amc_ee", tmp_path / "x", method="qat")
     with pytest.raises(CompressError, match="forecast"):
         compress.compress(contract.resolve("", "forecast"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -158,3 +158,72 @@ def test_int8_amc_classifies_like_float(amc_int8, shipped_model):
     assert np.mean(f.label == q.label) >= 0.95                 # stated agreement: 95 % of frames at 20 dB
     e = EarlyExitEngine(out).classify(x)
     assert set(np.unique(e.exit)) <= {1, 2} and (e.exit == 1).any()
+
+
+def _mlp():
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+
+
+def test_global_magnitude_masks_are_exact_and_global():
+    from greatai.compress import prune
+    net = _mlp()
+    masks = prune.global_masks(net, 0.3)
+    prune.apply(net, masks)
+    assert prune.sparsity(net) == pytest.approx(0.3, abs=1 / 300)
+    w = np.concatenate([p.detach().numpy().ravel() for p in prune.prunable(net).values()])
+    w0 = np.concatenate([p.detach().numpy().ravel() for p in prune.prunable(_mlp()).values()])
+    kept = np.abs(w[w != 0]).min()                               # survivors: the largest magnitudes, all layers
+    assert np.sum(np.abs(w0) >= kept) == np.count_nonzero(w)
+    # a second call on top of the first keeps what it removed removed
+    m2 = prune.global_masks(net, 0.5, masks)
+    assert all(bool(((masks[k] == 0) <= (m2[k] == 0)).all()) for k in masks)
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match="sparsity"):
+            prune.global_masks(net, bad)
+
+
+def test_imp_stops_at_the_floor_and_fmp_halves_its_rate():
+    from greatai.compress import prune
+    # accuracy falls with sparsity: 100 - 20 * sparsity; floor 90 -> at most 50 % sparse
+    def acc(m):
+        return 100 - 20 * prune.sparsity(m)
+    net = _mlp()
+    h = prune.imp(net, lambda m, k: None, acc, floor=90.0, rate=0.2)
+    assert [r["accepted"] for r in h[1:]] == [True, True, True, False]        # 20 %, 36 %, 48.8 %, then 59 %
+    assert prune.sparsity(net) == pytest.approx(0.488, abs=0.01)              # the failed round undone
+    net = _mlp()
+    h = prune.fmp(net, lambda m, k: None, acc, floor=90.0, rate=0.2)
+    rates = [r["rate"] for r in h[1:]]
+    assert rates[0] == 0.2 and min(rates) < 0.1 and all(b in (a, a / 2) for a, b in zip(rates, rates[1:]))
+    assert 0.48 <= prune.sparsity(net) <= 0.5                # never past the floor, at least IMP's rounds
+    assert all(r["rate"] >= 0.05 for r in h) and [r["accepted"] for r in h[-2:]] == [False, False]
+
+
+def test_amc_as_torch_matches_its_onnx(shipped_model):
+    import torch
+    from greatai.compress import amc
+    src = contract.load(shipped_model, "amc")
+    m = amc.to_torch(src)
+    x, _, _ = amc._frames(src.meta, 7, 3)
+    p1, f = amc._run(amc._session(src.file("stage1")), "iq", x)[:2]
+    p2 = amc._run(amc._session(src.file("stage2")), "features", f)[0]
+    with torch.no_grad():
+        z1, z2 = m(torch.from_numpy(x))
+    np.testing.assert_allclose(torch.softmax(z1, 1).numpy(), p1, atol=2e-3)
+    np.testing.assert_allclose(torch.softmax(z2, 1).numpy(), p2, atol=2e-3)
+
+
+def test_magnitude_pruning_makes_a_really_sparse_model(shipped_model, tmp_path):
+    from greatai.amc.engine import EarlyExitEngine
+    out = tmp_path / "pruned"
+    meta = compress.compress(shipped_model, out, method="magnitude", sparsity=0.6, n_train=4, n_val=10, eval_n=0,
+                             progress=False)
+    c = meta["cost"]["compressed"]
+    assert meta["compression"]["pruning"]["sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert c["macs"] < 0.6 * c["dense_macs"] and c["nonzero_params"] < 0.45 * c["params"]
+    assert EarlyExitEngine(out).classify(np.ones((2, 1024), np.complex64)).label.shape == (2,)
+    with pytest.raises(CompressError, match=r"sparsity must be in \(0, 1\)"):
+        compress.compress(shipped_model, tmp_path / "x", method="magnitude", sparsity=1.2)

@@ -70,18 +70,27 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     z = sub.add_parser("compress", help="compress a model into a new model directory (post-training int8 "
-                                        "quantisation so far; pruning and QAT are planned)")
+                                        "quantisation; global magnitude pruning: one shot, IMP, FMP; the AMC model "
+                                        "so far)")
     z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw)")
-    z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU)")
+    z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU); magnitude (one "
+                                                   "shot to --sparsity, fine-tuned); imp or fmp (rounds until the "
+                                                   "accuracy budget --max-loss is spent)")
+    z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed, in (0, 1)")
+    z.add_argument("--quantise", action="store_true", help="pruning methods: then PTQ of the pruned model")
+    z.add_argument("--epochs", type=int, default=1, help="pruning: fine-tuning epochs per round")
+    z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class")
     z.add_argument("--out", default=None, help="new model directory (default: models/<name>_<method>)")
-    z.add_argument("--max-loss", type=float, default=0.25,
-                   help="ptq: accuracy points (validation, SNR >= 10 dB) each quantised stage may lose against "
-                        "float; layers go back to float until it holds")
+    z.add_argument("--max-loss", type=float, default=None,
+                   help="accuracy points (validation, SNR >= 10 dB) the variant may lose against float: ptq "
+                        "(default 0.25) hands layers back to float until it holds; imp/fmp (default 1.0) stop "
+                        "pruning there")
     z.add_argument("--seed", type=int, default=4242, help="calibration data seed (validation: seed + 1)")
     z.add_argument("--val-n", type=int, default=4000, help="validation frames per class (the accuracy budget and "
                                                            "T; training chose T on 4000)")
     z.add_argument("--eval-n", type=int, default=100, help="frames per class per SNR in the evaluation of both")
     z.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    z.add_argument("--threads", type=int, default=2)
     z.add_argument("--quiet", action="store_true")
     z.set_defaults(fn=cmd_compress)
 

@@ -59,8 +59,13 @@ def cmd_compress(a):
     src = Path(a.model) if Path(a.model).exists() else contract.resolve("", a.model)   # or a shipped name
     src = src.resolve().parent if src.is_file() else src.resolve()
     out = Path(a.out) if a.out else src.parent / f"{src.name}_{a.method}"
-    meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, max_loss=a.max_loss,
-                             seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
+    kw = dict(seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
+    if a.method == "ptq":
+        kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
+    else:
+        kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
+                  quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads)
+    meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, **kw)
     tables.compressed(meta)
     emit(f"\nwrote {out}")
 

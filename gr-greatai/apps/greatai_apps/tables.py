@@ -108,17 +108,26 @@ def scanner_bench(res):
 
 
 def compressed(meta):
-    """``greatai compress``: what stayed float, the cost of both models, accuracy of both."""
+    """``greatai compress``: what was pruned, what stayed float, the cost and accuracy of both models."""
     c = meta["compression"]
-    emit(f"{c['method']} of {c['source']['name']} on {c['machine']['cpu']} ({', '.join(c['machine']['isa'])}): "
-         f"{c['scheme']['why']}")
-    for role, lay in c.get("layers", {}).items():
-        emit(f"  {role}: {len(lay['quantised'])} layers int8, float: {lay['float'] or 'none'}; accuracy lost "
-             f"at SNR >= 10 dB (validation) {lay['loss_points']:.2f} points")
-    emit(f"{'':<11} {'MACs':>9} {'params':>8} {'Mbit ops':>9} {'weight kbit':>11} {'file kB':>8} {'score':>7}")
+    emit(f"{c['method']} of {c['source']['name']}")
+    pr = c.get("pruning")
+    if pr:
+        emit(f"  pruning ({pr['kind']}): sparsity {100 * pr['sparsity']:.1f} % after {len(pr['history']) - 1} "
+             f"round(s); accuracy change at SNR >= 10 dB (validation, worse exit) per round: "
+             + ", ".join(f"{h['sparsity']:.2f}: {h['accuracy']:+.2f}{'' if h['accepted'] else ' (undone)'}"
+                         for h in pr["history"][1:]))
+    q = c if "scheme" in c else c.get("ptq")
+    if q:
+        emit(f"  int8 on {q['machine']['cpu']} ({', '.join(q['machine']['isa'])}): {q['scheme']['why']}")
+        for role, lay in q["layers"].items():
+            emit(f"  {role}: {len(lay['quantised'])} layers int8, float: {lay['float'] or 'none'}; accuracy lost "
+                 f"at SNR >= 10 dB (validation) {lay['loss_points']:.2f} points")
+    emit(f"{'':<11} {'MACs':>9} {'nz MACs':>9} {'nz params':>9} {'Mbit ops':>9} {'weight kbit':>11} {'file kB':>8} "
+         f"{'score':>7}")
     for k in ("float", "compressed"):
         x = meta["cost"][k]
-        emit(f"{k:<11} {x['macs']:>9} {x['nonzero_params']:>8} {x['bops'] / 1e6:>9.1f} "
+        emit(f"{k:<11} {x['dense_macs']:>9} {x['macs']:>9} {x['nonzero_params']:>9} {x['bops'] / 1e6:>9.1f} "
              f"{x['weight_mem_bits'] / 1e3:>11.1f} {x['file_bytes'] / 1e3:>8.1f} {x['score_vs_float']:>7.4f}")
     fe = c.get("float_evaluation_same_frames")
     if fe:

@@ -9,7 +9,9 @@ The output directory is staged next to its destination under a hidden name and r
 into place only when complete, so a half-written directory never looks like a model.
 The source model is only read.
 
-Built so far: post-training static quantisation (``ptq``, :mod:`.ptq`) of the AMC model.
+Built so far, for the AMC model: post-training static quantisation (``ptq``, :mod:`.ptq`)
+and magnitude pruning with fine-tuning (``magnitude``, ``imp``, ``fmp``, :mod:`.prune`),
+optionally followed by PTQ.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from pathlib import Path
 
 from .ptq import CompressError
 
-METHODS = ("ptq",)
-PLANNED = ("magnitude", "imp", "fmp", "structured", "qat")
+METHODS = ("ptq", "magnitude", "imp", "fmp")
+PLANNED = ("structured", "qat")
 TASKS = ("amc",)
 
 
@@ -67,7 +69,12 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
     src = Path(path).resolve().parent
     if Path(out).resolve() == src:
         raise CompressError(f"the output directory {out} is the source model's: the source is never modified")
+    if method != "ptq" and "sparsity" in kw and not 0.0 < float(kw["sparsity"]) < 1.0:
+        raise CompressError(f"sparsity must be in (0, 1), got {kw['sparsity']}")
     from . import amc
     with staged_dir(out, overwrite) as tmp:
-        meta = amc.quantise(path, tmp, **kw)
+        if method == "ptq":
+            meta = amc.quantise(path, tmp, **kw)
+        else:
+            meta = amc.prune(path, tmp, method=method, **kw)
     return meta

@@ -49,21 +49,14 @@ def _run(sess, name, x, batch=512):
     return [np.concatenate(o) for o in zip(*outs)]
 
 
-def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n=100, progress=True) -> dict:
-    """Quantise both stages of the AMC model at ``path`` into the directory ``out``."""
+def _quantise_stages(f1, f2, out, xc, xh, yh, max_loss, progress):
+    """PTQ of the float stage files f1, f2 into out/stage{1,2}.onnx under the accuracy
+    budget (points at SNR >= 10 dB on xh, yh, against f1/f2); returns the compression record."""
     from tqdm import tqdm
-    from ..amc import evaluate, train
-    src = contract.load(path, "amc")
-    meta = json.loads(json.dumps(src.meta))
-    t0 = time.time()
     isa = ptq.cpu_isa()
     scheme = ptq.scheme_for(isa)
-    xc, _, _ = _frames(meta, seed, n_calib)
-    xv, yv, sv = _frames(meta, seed + 1, n_val)
-    s1f, s2f = _session(src.file("stage1")), _session(src.file("stage2"))
-    hi = sv >= 10
-    xh, yh = xv[hi], yv[hi]
-    p1h, fh = _run(s1f, "iq", xh)[:2]
+    s2f = _session(f2)
+    p1h, fh = _run(_session(f1), "iq", xh)[:2]
     acc1, acc2 = 100 * np.mean(p1h.argmax(1) == yh), 100 * np.mean(_run(s2f, "features", fh)[0].argmax(1) == yh)
     bar = tqdm(total=2, desc="ptq amc", disable=not progress, leave=False)
 
@@ -71,7 +64,7 @@ def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n
         p1, f = _run(_session(p), "iq", xh)[:2]
         return max(acc1 - 100 * np.mean(p1.argmax(1) == yh),
                    acc2 - 100 * np.mean(_run(s2f, "features", f)[0].argmax(1) == yh))
-    chosen = {"stage1": ptq.quantize_within(src.file("stage1"), Path(out) / "stage1.onnx",
+    chosen = {"stage1": ptq.quantize_within(f1, Path(out) / "stage1.onnx",
                                             [{"iq": xc[i:i + 128]} for i in range(0, len(xc), 128)], scheme,
                                             loss1, max_loss, progress=bar.refresh)}
     bar.update()
@@ -81,51 +74,204 @@ def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n
 
     def loss2(p):
         return acc2 - 100 * np.mean(_run(_session(p), "features", fq)[0].argmax(1) == yh)
-    chosen["stage2"] = ptq.quantize_within(src.file("stage2"), Path(out) / "stage2.onnx",
+    chosen["stage2"] = ptq.quantize_within(f2, Path(out) / "stage2.onnx",
                                            [{"features": featc[i:i + 128]} for i in range(0, len(featc), 128)],
                                            scheme, loss2, max_loss, progress=bar.refresh)
     bar.update()
     bar.close()
-    q1, q2 = _session(Path(out) / "stage1.onnx"), _session(Path(out) / "stage2.onnx")
-    p1q, featq = _run(q1, "iq", xv)[:2]
-    p2q = _run(q2, "features", featq)[0]
+    return {"tool": "onnxruntime.quantization.quantize_static", "calibration": "MinMax", "scheme": scheme,
+            "machine": isa, "max_loss_points": max_loss, "layers": chosen, "calibration_frames": int(len(xc)),
+            "float_accuracy_validation_snr_ge_10": {"exit1": round(float(acc1), 2), "exit2": round(float(acc2), 2)}}
+
+
+def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
+    """The variant's model.json: files, T re-chosen on the validation frames ``val``, the
+    cost of both models, ``compression`` = ``record`` + source, and (``eval_n``) the
+    evaluation of both on the same frames."""
+    from ..amc import evaluate, train
+    xv, yv, sv = val
     bins = evaluate.snr_bins(-20, 30, 5)
-    threshold = train.choose_threshold(p1q, p2q, yv, sv, bins)
-    p1f, ff = _run(s1f, "iq", xv)[:2]
-    float_threshold = train.choose_threshold(p1f, _run(s2f, "features", ff)[0], yv, sv, bins)
-    # cost of both models, one frame
+
+    def threshold(d1, d2):
+        p1, f = _run(_session(d1), "iq", xv)[:2]
+        return train.choose_threshold(p1, _run(_session(d2), "features", f)[0], yv, sv, bins)
+    out = Path(out)
     c_float = cost.combine({r: cost.account(src.file(r)) for r in ROLES})
-    c_q = cost.combine({r: cost.account(Path(out) / f"{r}.onnx") for r in ROLES})
-    c_q["score_vs_float"] = round(cost.score(c_q, c_float), 5)
+    c_new = cost.combine({r: cost.account(out / f"{r}.onnx") for r in ROLES})
+    c_new["score_vs_float"] = round(cost.score(c_new, c_float), 5)
     c_float["score_vs_float"] = 1.0
-    meta["name"] = f"{src.name}-int8"
-    meta["description"] = f"{meta.get('description', '')}, int8 (QDQ PTQ of {src.name})"
-    meta["files"] = {r: contract.file_entry(Path(out) / f"{r}.onnx") for r in ROLES}
-    meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold)
-    meta["compression"] = {
-        "method": "ptq", "tool": "onnxruntime.quantization.quantize_static", "calibration": "MinMax",
-        "scheme": scheme, "machine": isa,
-        "source": {"name": src.name, "dir": os.path.relpath(src.dir.resolve(), Path(out).resolve()),
-                   "files": {r: src.sha256(r) for r in ROLES}, "threshold": src.threshold("exit", 0.3),
-                   "threshold_same_rule_same_frames": float_threshold},
-        "calibration_data": {"generator": "greatai.sim (the model's training conditions)", "seed": seed,
-                             "frames": int(len(xc))},
-        "validation_data": {"seed": seed + 1, "frames": int(len(xv)), "frames_snr_ge_10": int(hi.sum()),
-                            "float_accuracy_snr_ge_10": {"exit1": round(float(acc1), 2),
-                                                         "exit2": round(float(acc2), 2)}},
-        "max_loss_points": max_loss, "layers": chosen, "seconds": round(time.time() - t0, 1),
-        "command": f"greatai compress {src.dir.name} --method ptq --seed {seed} --max-loss {max_loss} "
-                   f"--val-n {n_val} --eval-n {eval_n}"}
-    meta["cost"] = {"float": c_float, "compressed": c_q}
-    meta["macs_per_frame"] = {r: c_q["parts"][r]["macs"] for r in ROLES}
+    meta["name"] = f"{src.name}-{suffix}"
+    meta["description"] = f"{src.meta.get('description', '')}, {record['method']} of {src.name}"
+    meta["files"] = {r: contract.file_entry(out / f"{r}.onnx") for r in ROLES}
+    meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
+    record["source"] = {"name": src.name, "dir": os.path.relpath(src.dir.resolve(), out.resolve()),
+                        "files": {r: src.sha256(r) for r in ROLES}, "threshold": src.threshold("exit", 0.3),
+                        "threshold_same_rule_same_frames": threshold(src.file("stage1"), src.file("stage2"))}
+    record["validation_data"] = {"frames": int(len(xv)), "frames_snr_ge_10": int((sv >= 10).sum())}
+    meta["compression"] = record
+    meta["cost"] = {"float": c_float, "compressed": c_new}
+    meta["macs_per_frame"] = {r: c_new["parts"][r]["macs"] for r in ROLES}
     meta.pop("evaluation_gnuradio", None)         # measured on the float model: not this one's
-    contract.write(Path(out) / "model.json", meta)
+    contract.write(out / "model.json", meta)
     if eval_n:
         both = {k: evaluate.evaluate(p, n_per_class_per_snr=eval_n, progress=progress, threads=1)
-                for k, p in (("float", src.path), ("compressed", Path(out) / "model.json"))}
+                for k, p in (("float", src.path), ("compressed", out / "model.json"))}
         keep = ("seed", "frames_per_class_per_snr", "snr_db", "accuracy", "exit1_share", "accuracy_snr_ge_10",
                 "max_gap_early_vs_full", "noise_recognised", "threshold")
         meta["evaluation"] = {k: both["compressed"][k] for k in keep}
         meta["compression"]["float_evaluation_same_frames"] = {k: both["float"][k] for k in keep}
-        contract.write(Path(out) / "model.json", meta)
-    return contract.load(Path(out) / "model.json", "amc").meta
+        contract.write(out / "model.json", meta)
+    return contract.load(out / "model.json", "amc").meta
+
+
+def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n=100, progress=True) -> dict:
+    """Quantise both stages of the AMC model at ``path`` into the directory ``out``."""
+    src = contract.load(path, "amc")
+    meta = json.loads(json.dumps(src.meta))
+    t0 = time.time()
+    xc, _, _ = _frames(meta, seed, n_calib)
+    val = _frames(meta, seed + 1, n_val)
+    hi = val[2] >= 10
+    record = {"method": "ptq", **_quantise_stages(src.file("stage1"), src.file("stage2"), out, xc, val[0][hi],
+                                                  val[1][hi], max_loss, progress),
+              "seeds": {"calibration": seed, "validation": seed + 1}}
+    record["seconds"] = round(time.time() - t0, 1)
+    record["command"] = (f"greatai compress {src.dir.name} --method ptq --seed {seed} --max-loss {max_loss} "
+                         f"--val-n {n_val} --eval-n {eval_n}")
+    return _finish(src, meta, out, "int8", record, val, eval_n, progress)
+
+
+def to_torch(src):
+    """The float AMC model as torch (batch norm folded into the convolutions' biases, as
+    the ONNX export left it), weights from its ONNX graphs: for fine-tuning."""
+    import onnx
+    import torch
+    import torch.nn as nn
+    from onnx import numpy_helper
+    from ..amc.model import EarlyExitAMC
+    arch = src.meta.get("architecture", {})
+    if arch.get("arch", "conv") != "conv":
+        raise ptq.CompressError(f"{src.path}: pruning is built for the 'conv' AMC architecture, not {arch['arch']!r}")
+    m = EarlyExitAMC(**{k: arch[k] for k in ("n_classes", "c0", "c1", "c2", "c3") if k in arch})
+
+    def fold(seq):
+        for i, mod in enumerate(seq):
+            if isinstance(mod, nn.Conv1d) and mod.bias is None:
+                seq[i] = nn.Conv1d(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
+                                   bias=True)
+            elif isinstance(mod, nn.BatchNorm1d):
+                seq[i] = nn.Identity()
+            elif isinstance(mod, nn.Sequential):
+                fold(mod)
+            elif hasattr(mod, "body"):
+                fold(mod.body)
+    fold(m.trunk)
+    fold(m.branch2)
+    layers = [mod for mod in list(m.trunk.modules()) + list(m.exit1.modules()) + list(m.branch2.modules())
+              + list(m.exit2.modules()) if isinstance(mod, (nn.Conv1d, nn.Linear))]
+    weights = []
+    for role in ROLES:
+        g = onnx.load(str(src.file(role))).graph
+        inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        weights += [(n.name, inits[n.input[1]], inits[n.input[2]]) for n in g.node if n.op_type in ("Conv", "Gemm")]
+    if len(weights) != len(layers):
+        raise ptq.CompressError(f"{src.path}: its graphs have {len(weights)} weight layers, the architecture "
+                                f"{len(layers)}")
+    with torch.no_grad():
+        for mod, (name, w, b) in zip(layers, weights):
+            if tuple(mod.weight.shape) != w.shape:
+                raise ptq.CompressError(f"{src.path}: layer {name} has weights {w.shape}, the architecture "
+                                        f"expects {tuple(mod.weight.shape)}")
+            mod.weight.copy_(torch.from_numpy(w.copy()))
+            mod.bias.copy_(torch.from_numpy(b.copy()))
+    return m.eval()
+
+
+def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=1000,
+          seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True) -> dict:
+    """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
+    and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
+    below float at either exit), fine-tuned with Algorithm 1's losses; then, with
+    ``quantise_after``, PTQ of the pruned model."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+    from ..amc.model import export_onnx
+    from . import prune as P
+    src = contract.load(path, "amc")
+    meta = json.loads(json.dumps(src.meta))
+    t0 = time.time()
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    xt, yt, _ = _frames(meta, seed + 2, n_train)
+    val = _frames(meta, seed + 1, n_val)
+    hi = val[2] >= 10
+    xh, yh = torch.from_numpy(val[0][hi]), val[1][hi]
+    model = to_torch(src)
+
+    def accs(mod):
+        mod.eval()
+        with torch.no_grad():
+            z = [mod(xh[i:i + 1024]) for i in range(0, len(xh), 1024)]
+        return (100 * float(np.mean(torch.cat([a for a, _ in z]).argmax(1).numpy() == yh)),
+                100 * float(np.mean(torch.cat([b for _, b in z]).argmax(1).numpy() == yh)))
+    ref = accs(model)
+
+    def points(mod):      # the worse exit's accuracy change against float, in points
+        a = accs(mod)
+        return round(min(a[0] - ref[0], a[1] - ref[1]), 3)
+    x_all, y_all = torch.from_numpy(xt), torch.from_numpy(yt)
+    lr = float(meta.get("training", {}).get("config", {}).get("lr", 4e-3)) / 10
+    rng = np.random.default_rng(seed)
+
+    def finetune(mod, masks):      # learning rate rewound to its start every round
+        opt = torch.optim.AdamW(mod.parameters(), lr=lr, weight_decay=1e-4)
+        mod.train()
+        for _ in range(epochs):
+            order = rng.permutation(len(y_all))
+            for i in range(0, len(order) - 255, 256):
+                idx = order[i:i + 256]
+                z1, z2 = mod(x_all[idx], detach_trunk=True)
+                loss = F.cross_entropy(z1, y_all[idx]) + F.cross_entropy(z2, y_all[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if masks:
+                    P.apply(mod, masks)
+        mod.eval()
+    bar = tqdm(desc=f"{method} amc", disable=not progress, leave=False)
+
+    def step(h):
+        bar.update()
+        bar.set_postfix(sparsity=h["sparsity"], points=h["accuracy"], refresh=False)
+    if method == "magnitude":
+        masks = P.global_masks(model, sparsity)
+        P.apply(model, masks)
+        finetune(model, masks)
+        hist = [{"round": 1, "sparsity": round(P.sparsity(model), 4), "accuracy": points(model), "accepted": True}]
+    elif method == "imp":
+        hist = P.imp(model, finetune, points, -max_loss, rate=rate, progress=step)
+    elif method == "fmp":
+        hist = P.fmp(model, finetune, points, -max_loss, rate=rate, progress=step)
+    else:
+        raise ptq.CompressError(f"unknown pruning method {method!r}")
+    bar.close()
+    out = Path(out)
+    f1, f2 = (out / "stage1.onnx", out / "stage2.onnx") if not quantise_after else \
+        (out / "pruned_stage1.onnx", out / "pruned_stage2.onnx")
+    export_onnx(model.eval(), int(meta["frame_length"]), str(f1), str(f2))
+    record = {"method": method + ("+ptq" if quantise_after else ""), "pruning": {
+        "kind": "global unstructured magnitude", "criterion_points_at_snr_ge_10": -max_loss, "rate": rate,
+        "epochs_per_round": epochs, "training_frames": int(len(yt)), "history": hist,
+        "sparsity": round(P.sparsity(model), 4), "float_accuracy_validation_snr_ge_10": ref},
+        "seeds": {"training": seed + 2, "validation": seed + 1}}
+    if quantise_after:
+        xc, _, _ = _frames(meta, seed, 64)
+        record["ptq"] = _quantise_stages(f1, f2, out, xc, val[0][hi], yh, 0.25, progress)
+        f1.unlink()
+        f2.unlink()
+    record["seconds"] = round(time.time() - t0, 1)
+    record["command"] = (f"greatai compress {src.dir.name} --method {method} --max-loss {max_loss} --seed {seed}"
+                         + (f" --sparsity {sparsity}" if method == "magnitude" else "")
+                         + (" --quantise" if quantise_after else ""))
+    return _finish(src, meta, out, record["method"].replace("+", "-"), record, val, eval_n, progress)
