@@ -40,7 +40,8 @@ def test_block_forecasts_messages_and_live_score(model):
     db, occ = stft_vectors(6, 200)
     fc, out, msgs = run_forecaster(db, occupancy_tags(occ), every=8, bandwidth_hz=250e3)
     assert out.shape == (200 // 8, 8, 64) and np.all((out >= 0) & (out <= 1))
-    assert len(msgs) == len([j for j in range(25) if (j + 1) * 8 - 1 >= 23])    # after the 24-frame warm-up
+    steps = fc.engine.steps
+    assert len(msgs) == len([j for j in range(25) if (j + 1) * 8 - 1 >= steps - 1])    # after the window's warm-up
     m = msgs[-1]
     assert m["offset"] == 199 and m["horizon"] == 8 and m["status"] == "ok"
     assert m["channel_hz"] == pytest.approx(4e6 / 64) and len(m["probabilities"]) == 8 * 64
@@ -53,11 +54,11 @@ def test_block_forecasts_messages_and_live_score(model):
 
 
 def test_block_bad_input(model, tmp_path):
-    db, _ = stft_vectors(7, 80, nan_frames=[40])
+    db, _ = stft_vectors(7, 160, nan_frames=[100])
     fc, out, msgs = run_forecaster(db, every=4)
-    assert len(out) == 20                                        # the stream kept flowing
+    assert len(out) == 40                                        # the stream kept flowing
     bad = [m for m in msgs if m["status"] != "ok"]
-    assert bad and all(39 <= m["offset"] <= 40 + 23 for m in bad)
+    assert bad and all(99 <= m["offset"] <= 100 + fc.engine.steps - 1 for m in bad)
     assert fc.metrics()["skipped"] == len(bad) and np.all(out[[m["offset"] // 4 for m in bad]] == 0)
     with pytest.raises(ValueError, match="does not match the model"):
         greatai.spectrogram_forecaster(fft_size=1000)

@@ -1,5 +1,6 @@
 """Spectrogram forecasting: traffic simulator, metrics on hand-made cases, engine, training."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,9 +212,10 @@ def test_tiny_segmentation_training_compares_three_ways_and_exports(tmp_path, ro
 
 def _windows(n=6, seed=4):
     from greatai.forecast import traffic
-    spec, _ = traffic.dataset(seed, 1, 24 + n)
-    idx = np.arange(n)[:, None] + np.arange(24)[None, :]
-    return np.repeat(spec[0][idx], 16, axis=2)           # [n, 24, 1024] dB, as stft vectors
+    steps = json.loads((Path(__file__).resolve().parents[2] / "models" / "forecast" / "model.json").read_text())["steps"]
+    spec, _ = traffic.dataset(seed, 1, steps + n)
+    idx = np.arange(n)[:, None] + np.arange(steps)[None, :]
+    return np.repeat(spec[0][idx], 16, axis=2)           # [n, steps, 1024] dB, as stft vectors
 
 
 def test_shared_backbone_runs_each_window_once_for_both_heads(root):
@@ -255,11 +257,11 @@ def test_segment_engine_checks_labels_and_skips_nan_windows(root):
     x = _windows(3)
     x[1, 5, 7] = np.nan
     r = e.run(x)
-    assert r.prob.shape == (3, len(CLASSES), 24, 64) and r.status.tolist() == [0, r.status[1], 0] and r.status[1] != 0
+    assert r.prob.shape == (3, len(CLASSES), e.steps, 64) and r.status.tolist() == [0, r.status[1], 0] and r.status[1] != 0
     np.testing.assert_allclose(r.prob[[0, 2]].sum(1), 1, atol=1e-4)
     assert not r.prob[1].any()
     with pytest.raises(ValueError, match="multiple of 64|pooled"):
-        e.run(np.zeros((1, 24, 1000), np.float32))
+        e.run(np.zeros((1, e.steps, 1000), np.float32))
 
 
 def test_segment_tracker_merges_touching_cells_across_pushes():

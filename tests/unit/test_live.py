@@ -25,7 +25,8 @@ def test_window_forecaster_runs_every_window_once():
     rng = np.random.default_rng(0)
     x = rng.normal(-90, 3, (200, 1024)).astype(np.float32)
     x[100] = np.nan
-    pad = np.vstack([np.zeros((23, 1024), np.float32), x])   # the history GNU Radio fills with zeros
+    steps = e.steps
+    pad = np.vstack([np.zeros((steps - 1, 1024), np.float32), x])   # the history GNU Radio fills with zeros
     newest, bad = [], 0
     for r in range(0, 200, 40):
         w = wf.run(pad[r:], r, 10)
@@ -33,8 +34,9 @@ def test_window_forecaster_runs_every_window_once():
         bad += int(np.count_nonzero(w.status != 0))
         assert w.prob.shape == (10, 8, 64)
     assert newest == list(range(3, 200, 4))
-    assert bad == 6 and wf.counts["skipped"] == 6              # the windows that hold vector 100
-    assert wf.counts["forecasts"] == sum(1 for n in newest if n >= 23) - 6
+    holding = sum(1 for n in newest if n - steps + 1 <= 100 <= n)   # the windows that hold vector 100
+    assert bad == holding == wf.counts["skipped"] and holding == len(range(103, 100 + steps, 4))
+    assert wf.counts["forecasts"] == sum(1 for n in newest if n >= steps - 1) - holding
 
 
 def test_band_geometry_round_trips():

@@ -11,7 +11,8 @@ the window's noise floor, divided by 10 (see ``engine.normalise``).
   spectrogram; pretraining minimises the error on masked cells only.
 * ``ForecastHead``: a Conv3D over (hidden channel, time, frequency) of the last ``k``
   hidden states (and, with ``skip``, of the input frames), then two convolutions along
-  frequency to H horizons: logits [B, H, C].
+  frequency to H horizons: logits [B, H, C] (with ``direct``, plus a linear map of the
+  newest input frame).
 """
 from __future__ import annotations
 
@@ -66,11 +67,14 @@ class ForecastHead(nn.Module):
     channels), then two convolutions along frequency to H horizons.
 
     ``skip`` adds the normalised input itself as one more channel beside the backbone's
-    hidden states, so the head reads the measured power directly."""
+    hidden states, so the head reads the measured power directly.  ``direct`` adds a
+    linear path from the newest input frame to the logits (a 3-channel convolution along
+    frequency per horizon), so "what is on now stays on" needs no hidden unit."""
 
-    def __init__(self, hidden=16, horizons=8, k=8, width=48, skip=False):
+    def __init__(self, hidden=16, horizons=8, k=8, width=48, skip=False, direct=False):
         super().__init__()
         self.k, self.skip = k, skip
+        self.direct = nn.Conv1d(1, horizons, 3, padding=1) if direct else None
         self.conv = nn.Conv3d(1, width, (hidden + int(skip), k, 5), padding=(0, 0, 2))
         self.mid = nn.Conv2d(width, width, (1, 5), padding=(0, 2))
         self.out = nn.Conv2d(width, horizons, (1, 3), padding=(0, 1))
@@ -81,7 +85,8 @@ class ForecastHead(nn.Module):
             h = torch.cat([h, x[:, None, -self.k:, :]], 1)
         y = torch.relu(self.conv(h.unsqueeze(1)))[:, :, 0]   # [B, width, 1, C]
         y = torch.relu(self.mid(y))
-        return self.out(y)[:, :, 0, :]                       # [B, H, C] logits
+        logits = self.out(y)[:, :, 0, :]                     # [B, H, C]
+        return logits if self.direct is None else logits + self.direct(x[:, -1:, :])
 
 
 class SegHead(nn.Module):

@@ -36,7 +36,7 @@ from .train import _batches, bands, training_record, write_model
 
 CLASSES = ("noise",) + traffic.KINDS
 CONFIGS = {
-    "full": dict(steps=24, scenes=300, iq_scenes=300, frames_per_scene=256, stride=8, val_scenes=60,
+    "full": dict(steps=48, scenes=300, iq_scenes=300, frames_per_scene=256, stride=16, val_scenes=60,
                  iq_val_scenes=40, epochs=6, batch=64, lr=3e-3, hidden=16, width=32),
     "tiny": dict(steps=24, scenes=4, iq_scenes=2, frames_per_scene=64, stride=16, val_scenes=2, iq_val_scenes=1,
                  epochs=1, batch=32, lr=3e-3, hidden=16, width=8),
