@@ -109,3 +109,13 @@ def test_contract_refusals_name_the_problem(root, tmp_path):
 def test_the_identity_results_can_carry(root):
     m = contract.load("", "amc")
     assert m.identity() == {"model": "amc_ee", "model_version": m.version}
+
+
+def test_shipped_models_load_by_name(root):
+    """GRC's model field takes a shipped model's name: the compressed AMC variant, the hardware model."""
+    assert contract.resolve("amc_ee_int8", "amc_ee") == root / "models" / "amc_ee_int8" / "model.json"
+    m = contract.load("amc_ee_int8", "amc")
+    assert m.meta["compression"]["method"] == "ptq" and m.meta["cost"]["compressed"]["score_vs_float"] < 0.5
+    assert contract.load("amc_hw", "amc").name == "amc_hw"
+    with pytest.raises(ModelError, match="not found"):
+        contract.resolve("no_such_model", "amc_ee")

@@ -240,11 +240,7 @@ def run(out="results/amc/bench.json", seconds=2.0, threads=2, batch=512, model=N
     res["speedup_early_vs_full"] = {
         f"{int(s)} dB": round(rows[(s, "early exit")]["block_msps"] / rows[(s, "full depth")]["block_msps"], 2)
         for s in (20.0, -20.0)}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(res, indent=2))
-    print_table(res)
-    emit(f"\nwrote {out}")
-    return res
+    return benchutil.report(out, res, print_table, indent=2)
 
 
 def print_table(res):

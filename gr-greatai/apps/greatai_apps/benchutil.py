@@ -105,6 +105,19 @@ def next_count(probe, timeout: float = 1.0):
     return probe.nitems_read(0), time.perf_counter()
 
 
+def report(out, res: dict, print_table=None, indent: int = 1) -> dict:
+    """A command's results: JSON at ``out`` (atomically, its folder made), then its table."""
+    import json
+    from pathlib import Path
+    from greatai.fileio import atomic_write
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, json.dumps(res, indent=indent))
+    if print_table:
+        print_table(res)
+    emit(f"\nwrote {out}")
+    return res
+
+
 def emit(*parts, file=None, sep=" "):
     """Command output (tables, JSON lines) for the greatai CLI: stdout unless ``file``."""
     import sys

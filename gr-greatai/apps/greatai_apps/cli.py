@@ -59,6 +59,8 @@ def main(argv=None):
                         "OUT/openset.json and .png)")
     e.add_argument("--seconds", type=float, default=2.0, help="compress: seconds per flowgraph measurement")
     e.add_argument("--pairs", type=int, default=3, help="compress: float/compressed measurement pairs (medians)")
+    e.add_argument("--sweep", action="store_true", help="compress: run every method on the AMC model (variants "
+                                                        "under OUT/variants), tabulate and plot them")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
     e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
     e.add_argument("--waveform", default="", help="protobeam: the reference waveform (name or file; default the "

@@ -56,8 +56,7 @@ def cmd_train(a):
 
 def cmd_compress(a):
     from greatai import compress, contract
-    src = Path(a.model) if Path(a.model).exists() else contract.resolve("", a.model)   # or a shipped name
-    src = src.resolve().parent if src.is_file() else src.resolve()
+    src = contract.resolve(a.model, "amc_ee").resolve().parent          # a path or a shipped model's name
     out = Path(a.out) if a.out else src.parent / f"{src.name}_{a.method}"
     kw = dict(seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
     if a.method == "ptq":
@@ -75,6 +74,10 @@ def cmd_eval(a):
         a.n = 16 if a.task == "forecast" else 200
     if a.task == "compress":
         from . import eval_compress
+        if a.sweep:
+            eval_compress.sweep(a.out if a.out != "results/amc" else "results/compress", model=a.model or "amc_ee",
+                                eval_n=min(a.n, 100), progress=not a.quiet)
+            return
         if not a.model:
             raise SystemExit("greatai eval compress: give the compressed model with --model")
         eval_compress.run(a.model, a.out if a.out != "results/amc" else "results/compress/amc.json",

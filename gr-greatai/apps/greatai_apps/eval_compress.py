@@ -10,14 +10,12 @@ the per-pair ratios).  Prints a table; writes JSON.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from greatai import contract
 from greatai.amc.engine import EarlyExitEngine
-from greatai.fileio import atomic_write
 
 from . import benchutil
 from .bench_amc import _iq, block_rate
@@ -71,11 +69,7 @@ def run(model, out="results/compress/amc.json", seconds=2.0, threads=2, batch=51
     res["early_vs_full_compressed"] = {f"{int(s)} dB": round(rows[(s, "early exit")]["compressed_msps"] /
                                                              rows[(s, "full depth")]["compressed_msps"], 2)
                                        for s in (20.0, -20.0)}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(res, indent=1))
-    print_table(res)
-    emit(f"\nwrote {out}")
-    return res
+    return benchutil.report(out, res, print_table)
 
 
 def print_table(res):
@@ -97,3 +91,99 @@ def print_table(res):
              f"{r['speedup']:>7.2f}x  {r['speedup_each_pair']}")
     emit("compressed, early exit vs full depth: " + ", ".join(f"{k}: {v}x" for k, v in
                                                              res["early_vs_full_compressed"].items()))
+
+
+SWEEP = (("ptq", {}), ("magnitude", {"sparsity": 0.5}), ("magnitude", {"sparsity": 0.7}),
+         ("magnitude", {"sparsity": 0.85}), ("imp", {}), ("fmp", {}), ("imp", {"quantise_after": True}))
+
+
+def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, progress=True) -> dict:
+    """``greatai eval compress --sweep``: every method on the AMC model, in one run: their
+    variants (under ``work``, default OUT/variants), a table of cost and accuracy, and the
+    pictures: accuracy against sparsity (one-shot magnitude, IMP and FMP rounds) and
+    accuracy against the cost score."""
+    from greatai import compress
+    out_dir = Path(out_dir)
+    work = Path(work) if work else out_dir / "variants"
+    rows = []
+    for method, kw in SWEEP:
+        name = method + (f"_{int(100 * kw['sparsity'])}" if "sparsity" in kw else "") + \
+            ("_ptq" if kw.get("quantise_after") else "")
+        if progress:
+            emit(f"== {name}")
+        meta = compress.compress(model, work / name, method=method, overwrite=True, eval_n=eval_n,
+                                 progress=progress, **kw)
+        c, ev = meta["compression"], meta["evaluation"]
+        rows.append({"variant": name, "method": c["method"], "dir": str(work / name),
+                     "sparsity": c.get("pruning", {}).get("sparsity", 0.0),
+                     "history": c.get("pruning", {}).get("history"),
+                     "cost": {k: meta["cost"]["compressed"][k] for k in ("dense_macs", "macs", "nonzero_params",
+                                                                         "bops", "weight_mem_bits", "file_bytes",
+                                                                         "score_vs_float")},
+                     "accuracy_snr_ge_10": ev["accuracy_snr_ge_10"], "threshold": meta["thresholds"]["exit"],
+                     "float_accuracy_snr_ge_10": c["float_evaluation_same_frames"]["accuracy_snr_ge_10"]})
+    res = {"machine": benchutil.machine(), "model": model, "rows": rows,
+           "float_cost": meta["cost"]["float"]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_sweep(res, out_dir / "amc_accuracy_vs_sparsity.png", out_dir / "amc_accuracy_vs_cost.png")
+    return benchutil.report(out_dir / "amc_sweep.json", res, print_sweep)
+
+
+def print_sweep(res):
+    m = res["machine"]
+    emit(f"machine: {m['cpu']} ({', '.join(m['isa'])})")
+    f = res["rows"][0]["float_accuracy_snr_ge_10"]["early"]
+    emit(f"{'variant':<16} {'sparsity':>8} {'nz MACs':>9} {'nz params':>9} {'score':>7} {'x lower':>7} "
+         f"{'acc>=10dB':>9} {'vs float':>8} {'T':>5}")
+    fc = res["float_cost"]
+    emit(f"{'float':<16} {0:>8.2f} {fc['macs']:>9} {fc['nonzero_params']:>9} {1:>7.4f} {1:>7.1f} {f:>9.2f} "
+         f"{0:>+8.2f} {'':>5}")
+    for r in res["rows"]:
+        a = r["accuracy_snr_ge_10"]["early"]
+        c = r["cost"]
+        emit(f"{r['variant']:<16} {r['sparsity']:>8.2f} {c['macs']:>9} {c['nonzero_params']:>9} "
+             f"{c['score_vs_float']:>7.4f} {1 / c['score_vs_float']:>7.1f} {a:>9.2f} "
+             f"{a - r['float_accuracy_snr_ge_10']['early']:>+8.2f} {r['threshold']:>5.2f}")
+
+
+def plot_sweep(res, png_sparsity, png_cost):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = res["rows"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        if r["history"] and r["method"] in ("imp", "fmp"):
+            h = r["history"]
+            ax.plot([x["sparsity"] for x in h], [x["accuracy"] for x in h], marker="o", label=r["variant"] +
+                    " rounds (hollow: undone)", alpha=0.8)
+            bad = [x for x in h if not x["accepted"]]
+            ax.scatter([x["sparsity"] for x in bad], [x["accuracy"] for x in bad], facecolors="none",
+                       edgecolors="k", s=60, zorder=3)
+    mag = [r for r in rows if r["method"] == "magnitude"]
+    ax.plot([r["sparsity"] for r in mag], [r["history"][-1]["accuracy"] for r in mag], marker="s", ls="--",
+            label="one-shot magnitude + fine-tune")
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xlabel("sparsity (share of weights removed)")
+    ax.set_ylabel("accuracy change at SNR >= 10 dB (points,\nworse exit, validation)")
+    ax.set_title(f"AMC pruning ({res['machine']['cpu']})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_sparsity, dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    f = rows[0]["float_accuracy_snr_ge_10"]["early"]
+    ax.scatter([1.0], [f], marker="*", s=150, color="k", label="float")
+    for r in rows:
+        ax.scatter(r["cost"]["score_vs_float"], r["accuracy_snr_ge_10"]["early"], s=50)
+        ax.annotate(r["variant"], (r["cost"]["score_vs_float"], r["accuracy_snr_ge_10"]["early"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("ITU-ML5G-PS-007 inference-cost score vs float (log)")
+    ax.set_ylabel("accuracy at SNR >= 10 dB, early exit (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_cost, dpi=110)
+    plt.close(fig)

@@ -67,7 +67,7 @@ def models_dirs() -> list[Path]:
 
 def resolve(path, default_name: str) -> Path:
     """The model's metadata path: ``path`` may be empty (the shipped ``default_name``), a
-    model directory, or the metadata file itself."""
+    shipped model's name (``amc_ee_int8``), a model directory, or the metadata file itself."""
     if path is None or str(path).strip() in ("", "default"):
         for d in models_dirs():
             cand = d / default_name / "model.json"
@@ -75,6 +75,11 @@ def resolve(path, default_name: str) -> Path:
                 return cand
         raise ModelError(f"shipped model {default_name!r} not found in: " + ", ".join(map(str, models_dirs())))
     p = Path(path).expanduser()
+    name = str(path).strip()
+    if not p.exists() and "/" not in name and not p.suffix:          # a shipped model by name
+        for d in models_dirs():
+            if (d / name / "model.json").is_file():
+                return d / name / "model.json"
     if p.is_dir():
         p = p / "model.json"
     if not p.is_file():

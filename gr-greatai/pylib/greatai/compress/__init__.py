@@ -59,10 +59,7 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
     if method not in METHODS:
         hint = f" ({method} is planned, not built yet)" if method in PLANNED else ""
         raise CompressError(f"unknown compression method {method!r}{hint}; built: {', '.join(METHODS)}")
-    if isinstance(model, str) and model and not Path(model).expanduser().exists():
-        path = contract.resolve("", model)            # a shipped model by name
-    else:
-        path = contract.resolve(model, "amc_ee")
+    path = contract.resolve(model, "amc_ee")
     task = contract.read_json(path).get("task")
     if task not in TASKS:
         raise CompressError(f"{path} is a {task!r} model; {method} is built for {', '.join(TASKS)} models so far")

@@ -187,7 +187,7 @@ def to_torch(src):
     return m.eval()
 
 
-def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=1000,
+def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=4000,
           seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True) -> dict:
     """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
     and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
