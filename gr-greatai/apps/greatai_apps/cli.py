@@ -82,7 +82,8 @@ def main(argv=None):
     z.add_argument("--quantise", action="store_true", help="pruning methods: then PTQ of the pruned model")
     z.add_argument("--epochs", type=int, default=1, help="pruning: fine-tuning epochs per round")
     z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class")
-    z.add_argument("--out", default=None, help="new model directory (default: models/<name>_<method>)")
+    z.add_argument("--out", default=None, help="new model directory (default: beside the source, <name>_int8 for "
+                                               "ptq, <name>_<method>[_int8] for pruning)")
     z.add_argument("--max-loss", type=float, default=None,
                    help="accuracy points (validation, SNR >= 10 dB) the variant may lose against float: ptq "
                         "(default 0.25) hands layers back to float until it holds; imp/fmp (default 1.0) stop "

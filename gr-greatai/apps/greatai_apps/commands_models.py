@@ -57,7 +57,8 @@ def cmd_train(a):
 def cmd_compress(a):
     from greatai import compress, contract
     src = contract.resolve(a.model, "amc_ee").resolve().parent          # a path or a shipped model's name
-    out = Path(a.out) if a.out else src.parent / f"{src.name}_{a.method}"
+    suffix = "int8" if a.method == "ptq" else a.method + ("_int8" if a.quantise else "")
+    out = Path(a.out) if a.out else src.parent / f"{src.name}_{suffix}"
     kw = dict(seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
     if a.method == "ptq":
         kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
