@@ -1,6 +1,7 @@
 """The forecaster's independent evaluation: bands made by GNU Radio flowgraphs
 (greatai_apps.eval_gr_band), truth from the emitters' occupied bandwidths."""
 import numpy as np
+import pytest
 
 from greatai_apps import eval_gr_band
 
@@ -19,8 +20,14 @@ def test_a_gnuradio_band_shows_its_truth():
 
 
 def test_the_shipped_forecaster_is_scored_beside_the_baselines():
-    res = eval_gr_band.evaluate(n_bands=1, n_frames=48, progress=False)
+    import json
+    from pathlib import Path
+    steps = json.loads((Path(__file__).resolve().parents[2] / "models" / "forecast" / "model.json").read_text())["steps"]
+    n = steps + 8 + 16
+    res = eval_gr_band.evaluate(n_bands=1, n_frames=n, progress=False)
     assert set(res["methods"]) == {"fine-tuned (frozen MSM backbone)", "persistence", "EWMA (alpha 0.3)"}
-    assert res["windows"] == (48 - 32) // 4 + 1 and len(res["methods"]["persistence"]["f1"]) == 8
+    assert res["windows"] == (n - steps - 8) // 4 + 1 and len(res["methods"]["persistence"]["f1"]) == 8
+    with pytest.raises(ValueError, match="hold no window"):
+        eval_gr_band.evaluate(n_bands=1, n_frames=steps, progress=False)
     assert set(res["goals"]) == {"lead_over_persistence_f1_h5to8", "h1_vs_persistence"}
     assert res["machine"]["cpu"] and res["generator"].startswith("GNU Radio 3.10")

@@ -170,6 +170,8 @@ def evaluate(model=None, n_bands=16, n_frames=192, seed=2027, window="rect", str
     eng = fe.ForecastEngine(model or "", threads=threads)
     steps, h = eng.model.field("steps", int), eng.horizons
     ewma_thr = float(eng.model.meta.get("thresholds", {}).get("ewma", 0.3))
+    if n_frames < steps + h:
+        raise ValueError(f"bands of {n_frames} frames hold no window: the model needs {steps} + {h} frames")
     from tqdm import tqdm
     xs, ys, probs, described = [], [], [], []
     t0 = time.time()
