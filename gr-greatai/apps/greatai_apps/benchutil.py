@@ -9,25 +9,11 @@ import numpy as np
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import onnxruntime as ort
-    isa = set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                isa = {f for f in line.split(":", 1)[1].split() if f.startswith("avx512") or f in ("avx2", "fma")
-                       or "vnni" in f}
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "isa": sorted(isa), "cores": os.cpu_count(), "python": platform.python_version(),
+    from greatai.runtime import cpu
+    c = cpu()
+    isa = {f for f in c["flags"] if f.startswith("avx512") or f in ("avx2", "fma") or "vnni" in f}
+    return {"cpu": c["cpu"], "isa": sorted(isa), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__,
             "onnxruntime": ort.__version__, "machine": platform.machine()}
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from greatai import contract
 from greatai.amc.engine import EarlyExitEngine
+from greatai.runtime import make_session
 
 from . import benchutil
 from .bench_amc import _iq, block_rate
@@ -24,12 +25,33 @@ from .benchutil import emit
 
 def latency_us(path, name, x, seconds=1.0) -> float:
     """Raw ONNX Runtime microseconds per frame of one graph, one thread, batch len(x)."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    s = make_session(Path(path), "cpu", 1)
     return 1e6 / benchutil.rate(lambda: s.run(None, {name: x}), len(x), seconds)
+
+
+def op_profile(path, name, x, runs=10) -> dict:
+    """ONNX Runtime's own profile of one graph (one thread, batch len(x)): the share of its
+    kernel time, in %, by operator type, largest first."""
+    import collections
+    import json
+    import tempfile
+    import onnxruntime as ort
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tmp) / "prof")
+        s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            s.run(None, {name: x})
+        events = json.loads(Path(s.end_profiling()).read_text())
+    by = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by[e["args"]["op_name"]] += e["dur"]
+    total = sum(by.values()) or 1
+    return {k: round(100 * v / total, 1) for k, v in by.most_common()}
 
 
 def run(model, out="results/compress/amc.json", seconds=2.0, threads=2, batch=512, pairs=3) -> dict:
@@ -51,6 +73,8 @@ def run(model, out="results/compress/amc.json", seconds=2.0, threads=2, batch=51
     res["latency_us_per_frame"] = {k: {"stage1": round(latency_us(m.file("stage1"), "iq", x), 2),
                                        "stage2": round(latency_us(m.file("stage2"), "features", feat), 2)}
                                    for k, m in (("float", src), ("compressed", comp))}
+    res["stage1_profile_pct_by_op"] = {k: op_profile(m.file("stage1"), "iq", x)
+                                       for k, m in (("float", src), ("compressed", comp))}
     res["rows"] = []
     for snr in (20.0, -20.0):
         frames = _iq(snr, 8 * batch, 1024, seed=int(snr) + 100)
@@ -85,6 +109,8 @@ def print_table(res):
              f"{c['bops'] / 1e6:>9.1f} {c['weight_mem_bits'] / 1e3:>11.1f} {c['file_bytes'] / 1e3:>8.1f} "
              f"{c.get('score_vs_float', 1.0):>7.4f} {res['accuracy_snr_ge_10'][k]['early']:>9.2f} "
              f"{lat['stage1']:>6.1f} {lat['stage2']:>6.1f}")
+    for k, prof in res["stage1_profile_pct_by_op"].items():
+        emit(f"stage 1 time by operator, {k}: " + ", ".join(f"{op} {pct}%" for op, pct in list(prof.items())[:8]))
     emit(f"\n{'SNR':>5} {'mode':<11} {'float MS/s':>10} {'compr. MS/s':>11} {'speed-up':>8}  each pair")
     for r in res["rows"]:
         emit(f"{r['snr_db']:>5.0f} {r['mode']:<11} {r['float_msps']:>10.2f} {r['compressed_msps']:>11.2f} "
@@ -166,7 +192,10 @@ def plot_sweep(res, png_sparsity, png_cost):
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xlabel("sparsity (share of weights removed)")
     ax.set_ylabel("accuracy change at SNR >= 10 dB (points,\nworse exit, validation)")
-    ax.set_title(f"AMC pruning ({res['machine']['cpu']})", fontsize=9)
+    isa = res["machine"]["isa"]
+    where = f"{res['machine']['cpu']}, " + ", ".join(
+        [n for n, f in (("AVX-512", "avx512f"), ("VNNI", "avx512_vnni")) if f in isa] or ["AVX2"])
+    ax.set_title(f"AMC pruning ({where})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -180,6 +209,7 @@ def plot_sweep(res, png_sparsity, png_cost):
         ax.annotate(r["variant"], (r["cost"]["score_vs_float"], r["accuracy_snr_ge_10"]["early"]), fontsize=7,
                     xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
+    ax.set_title(f"AMC variants ({where})", fontsize=9)
     ax.set_xlabel("ITU-ML5G-PS-007 inference-cost score vs float (log)")
     ax.set_ylabel("accuracy at SNR >= 10 dB, early exit (%)")
     ax.grid(alpha=0.3, which="both")

@@ -19,6 +19,23 @@ from .contract import ModelError
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
 
+def cpu() -> dict:
+    """This machine's CPU: its model name and its instruction-set flags (from /proc/cpuinfo;
+    "unknown" and none elsewhere).  Every benchmark names it, and PTQ chooses its int8 format by it."""
+    import platform
+    name, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and name is None:
+                name = val.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(val.split())
+    except OSError:
+        pass
+    return {"cpu": name or platform.processor() or "unknown", "flags": flags}
+
+
 def provider_name(provider: str) -> str:
     key = str(provider).strip()
     name = PROVIDERS.get(key.lower(), key)

@@ -27,12 +27,10 @@ from . import cost, ptq
 ROLES = ("stage1", "stage2")
 
 
-def _session(path, threads=1):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+def _session(path):
+    """A one-thread CPU session (the project's one way to open a model: runtime.make_session)."""
+    from ..runtime import make_session
+    return make_session(Path(path), "cpu", 1)
 
 
 def _frames(meta, seed, n_per_class):
@@ -114,14 +112,31 @@ def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
     meta.pop("evaluation_gnuradio", None)         # measured on the float model: not this one's
     contract.write(out / "model.json", meta)
     if eval_n:
-        both = {k: evaluate.evaluate(p, n_per_class_per_snr=eval_n, progress=progress, threads=1)
-                for k, p in (("float", src.path), ("compressed", out / "model.json"))}
+        both = {"float": _float_evaluation(src, eval_n, progress),
+                "compressed": evaluate.evaluate(out / "model.json", n_per_class_per_snr=eval_n, progress=progress,
+                                                threads=1)}
         keep = ("seed", "frames_per_class_per_snr", "snr_db", "accuracy", "exit1_share", "accuracy_snr_ge_10",
                 "max_gap_early_vs_full", "noise_recognised", "threshold")
         meta["evaluation"] = {k: both["compressed"][k] for k in keep}
         meta["compression"]["float_evaluation_same_frames"] = {k: both["float"][k] for k in keep}
         contract.write(out / "model.json", meta)
     return contract.load(out / "model.json", "amc").meta
+
+
+_FLOAT_EVALUATIONS: dict = {}
+
+
+def _float_evaluation(src, eval_n, progress):
+    """The source model's evaluation (a fixed seed), made once per model, files and size
+    in a process (a sweep compresses one model many times); at most 4 kept."""
+    from ..amc import evaluate
+    key = (str(src.path.resolve()), tuple(sorted(src.meta["files"][r]["sha256"] for r in ROLES)), eval_n)
+    if key not in _FLOAT_EVALUATIONS:
+        if len(_FLOAT_EVALUATIONS) >= 4:
+            _FLOAT_EVALUATIONS.pop(next(iter(_FLOAT_EVALUATIONS)))
+        _FLOAT_EVALUATIONS[key] = evaluate.evaluate(src.path, n_per_class_per_snr=eval_n, progress=progress,
+                                                    threads=1)
+    return _FLOAT_EVALUATIONS[key]
 
 
 def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n=100, progress=True) -> dict:

@@ -28,17 +28,10 @@ class CompressError(ValueError):
 
 def cpu_isa() -> dict:
     """The CPU's name and the instruction-set extensions that decide the int8 kernels."""
-    name, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name == "unknown":
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    keep = sorted(f for f in flags if f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"))
-    return {"cpu": name, "isa": keep, "vnni": bool({"avx512_vnni", "avx_vnni"} & flags)}
+    from ..runtime import cpu
+    c = cpu()
+    keep = sorted(c["flags"] & {"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"})
+    return {"cpu": c["cpu"], "isa": keep, "vnni": bool({"avx512_vnni", "avx_vnni"} & c["flags"])}
 
 
 def scheme_for(isa: dict) -> dict:
@@ -74,11 +67,8 @@ def check_graph(model) -> None:
 
 def check_feeds(model_path, feeds: list) -> None:
     """Calibration batches must match the model's inputs (names, ranks, fixed sizes)."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    s = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-    want = {i.name: i.shape for i in s.get_inputs()}
+    from ..runtime import make_session
+    want = {i.name: i.shape for i in make_session(Path(model_path), "cpu", 1).get_inputs()}
     if not feeds:
         raise CompressError("no calibration data")
     for f in feeds:
