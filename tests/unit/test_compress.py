@@ -143,7 +143,7 @@ def test_amc_ptq_writes_a_model_under_the_contract(amc_int8, shipped_model):
     assert q["bops"] < meta["cost"]["float"]["bops"] / 4 and 0 < q["score_vs_float"] < 0.5
     assert 8 in q["parts"]["stage2"]["weight_bits"]
     assert 0 <= meta["thresholds"]["exit"] <= 1
-    assert json.loads((out / "model.json").read_text())["name"].endswith("-int8")
+    assert json.loads((out / "model.json").read_text())["name"].endswith("_int8")
 
 
 def test_int8_amc_classifies_like_float(amc_int8, shipped_model):

@@ -10,7 +10,7 @@ import sys
 from .benchutil import emit
 from .commands_demo import cmd_demo, cmd_flowgraphs, cmd_screenshot
 from .commands_models import cmd_bench, cmd_classify, cmd_compress, cmd_eval, cmd_train
-from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_record, cmd_simulate
+from .commands_radio import cmd_calibrate, cmd_capture, cmd_listen, cmd_record, cmd_simulate, cmd_swap_model
 
 
 def main(argv=None):
@@ -36,11 +36,13 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy vs SNR (JSON + PNG), confusion matrix")
-    e.add_argument("task", choices=["amc", "protobeam", "scanner", "forecast", "compress"],
+    e.add_argument("task", choices=["amc", "protobeam", "scanner", "forecast", "compress", "air"],
                    help="protobeam: Table I of a model through ProtoBeamEngine (seen/unseen front ends, held-out "
                         "family, independent physics; static and fading) beside the two non-learnt baselines; "
                         "compress: a compressed model (--model) against its float source: cost, latency, accuracy "
-                        "and block throughput in one run (results/compress/amc.json)")
+                        "and block throughput in one run (results/compress/amc.json); air: the AMC model sent "
+                        "over a noisy link (analog weights with ML, MMSE, MMSE_pb; pruned or not, noise-trained "
+                        "or not; against ONNX over QPSK packets): results/air/eval.json and .png")
     e.add_argument("--model", default=None)
     e.add_argument("--out", default="results/amc")
     e.add_argument("--n", type=int, default=None, help="frames per class per SNR (default 200); forecast "
@@ -67,6 +69,9 @@ def main(argv=None):
                                                    "model's)")
     e.add_argument("--attach", action="store_true", help="with --gnuradio: record the summary in the model's "
                                                          "model.json (evaluation_gnuradio)")
+    e.add_argument("--wnrs", default="-5,0,5,10,15,20,25,30", help="air: weight-to-noise ratios in dB")
+    e.add_argument("--draws", type=int, default=2, help="air: noise draws per WNR (accuracies are means)")
+    e.add_argument("--tiny", action="store_true", help="air: tiny variants and frame counts (a smoke run)")
     e.add_argument("--stft-window", default="rect", choices=["rect", "hann"],
                    help="forecast --gnuradio: the greatai.stft block's window")
     e.set_defaults(fn=cmd_eval)
@@ -77,7 +82,11 @@ def main(argv=None):
     z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw)")
     z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU); magnitude (one "
                                                    "shot to --sparsity, fine-tuned); imp or fmp (rounds until the "
-                                                   "accuracy budget --max-loss is spent)")
+                                                   "accuracy budget --max-loss is spent); noise (fine-tuning "
+                                                   "with --noise-wnr weight noise only)")
+    z.add_argument("--noise-wnr", type=float, default=None,
+                   help="fine-tuning with Gaussian weight noise at this weight-to-noise ratio in dB (noise "
+                        "injection, for models sent over the air; any method but ptq)")
     z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed, in (0, 1)")
     z.add_argument("--quantise", action="store_true", help="pruning methods: then PTQ of the pruned model")
     z.add_argument("--epochs", type=int, default=1, help="pruning: fine-tuning epochs per round")
@@ -98,9 +107,10 @@ def main(argv=None):
     z.set_defaults(fn=cmd_compress)
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
-    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory", "scanner"],
+    b.add_argument("task", choices=["amc", "protobeam", "forecast", "soak", "sources", "memory", "scanner", "swap"],
                    help="a model's throughput; soak: a shipped headless flowgraph for minutes or hours; sources: "
-                        "the simulated radios' rates; memory: the headless flowgraphs' RSS and the buffers")
+                        "the simulated radios' rates; memory: the headless flowgraphs' RSS and the buffers; swap: "
+                        "models hot-swapped into the AMC classifier at full rate")
     b.add_argument("--out", default=None, help="JSON path (default results/<task>/bench.json)")
     b.add_argument("--seconds", type=float, default=3.0, help="seconds per flowgraph measurement")
     b.add_argument("--threads", type=int, default=2)
@@ -119,6 +129,8 @@ def main(argv=None):
     b.add_argument("--interval", type=float, default=10.0, help="soak: seconds between rows")
     b.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before RSS growth counts")
     b.add_argument("--png", default=None, help="soak: plot path (default next to the JSON)")
+    b.add_argument("--samples", type=float, default=1.2e8, help="swap: samples through each flowgraph")
+    b.add_argument("--every", type=float, default=1.0, help="swap: seconds between swap requests")
     b.set_defaults(fn=cmd_bench)
 
     c = sub.add_parser("classify", help="classify a SigMF (cf32_le) or raw cf32 recording: JSON lines on stdout")
@@ -181,10 +193,23 @@ def main(argv=None):
     k.add_argument("--threads", type=int, default=2)
     k.set_defaults(fn=cmd_calibrate)
 
+    sw = sub.add_parser("swap-model", help="swap the model of a running flowgraph's model block over ZMQ "
+                                           "(sent as a model package; answered on its model_status port)")
+    sw.add_argument("address", help="ZMQ address of the flowgraph's PULL source on the block's model port")
+    sw.add_argument("model", help="model directory, its model.json, or a shipped model's name")
+    sw.add_argument("--answers", help="ZMQ address of the zmq_result_sink the block's model_status goes to: "
+                                      "wait for the answer and print it (exit 1 if refused)")
+    sw.add_argument("--path", action="store_true", help="send the path only (the flowgraph reads the files)")
+    sw.add_argument("--id", help="request id (default: a random one)")
+    sw.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    sw.set_defaults(fn=cmd_swap_model)
+
     d = sub.add_parser("demo", help="run a shipped headless radio: early-exit AMC on the simulated source "
                                     "(`greatai demo [amc] [SECONDS]`, 0 = until Ctrl-C), or the ProtoBeam "
                                     "live-calibration demo (`greatai demo protobeam`)")
-    d.add_argument("task", nargs="?", default="amc", help="amc (default) or protobeam")
+    d.add_argument("task", nargs="?", default="amc", help="amc (default), protobeam, or air (a new model sent to a "
+                                                          "running classifier over a noisy link and swapped in)")
+    d.add_argument("--wnr", type=float, default=20.0, help="air: weight-to-noise ratio of the link in dB")
     d.add_argument("seconds", nargs="?", type=float, default=20.0, help="amc: seconds to run (0: until Ctrl-C)")
     d.add_argument("--rate", type=float, default=None,
                    help="amc: sample rate of the simulated radio in S/s (default: the flowgraph's 1 MS/s)")
@@ -224,11 +249,11 @@ def main(argv=None):
 
     a = p.parse_args(argv)
     if a.cmd == "demo":
-        if a.task not in ("amc", "protobeam"):
+        if a.task not in ("amc", "protobeam", "air"):
             try:                                    # `greatai demo 3`: the AMC radio for 3 s
                 a.task, a.seconds = "amc", float(a.task)
             except ValueError:
-                p.error(f"demo: unknown task {a.task!r} (amc or protobeam)")
+                p.error(f"demo: unknown task {a.task!r} (amc, protobeam or air)")
     try:
         rc = a.fn(a)
     except (ValueError, OSError) as ex:   # ModelError, RecordingError, bad addresses ...

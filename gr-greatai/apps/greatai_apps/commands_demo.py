@@ -12,6 +12,11 @@ from . import flowgraphs
 def cmd_demo(a):
     if a.task == "protobeam":
         return demo_protobeam(a)
+    if a.task == "air":
+        from . import eval_air
+        res = eval_air.demo(wnr_db=a.wnr, before=a.seconds / 2, after=a.seconds / 2,
+                            out=a.out if a.out != "results/protobeam/demo.json" else "results/air/demo.json")
+        return 0 if res["answer"].get("ok") else 1
     cmd = flowgraphs.command("amc_headless", "--duration", a.seconds,
                              *(("--samp-rate", a.rate) if a.rate else ()))
     os.execv(cmd[0], cmd)

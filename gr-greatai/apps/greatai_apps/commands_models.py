@@ -64,7 +64,8 @@ def cmd_compress(a):
         kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
     else:
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
-                  quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads)
+                  quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads,
+                  noise_wnr_db=a.noise_wnr)
     meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, **kw)
     tables.compressed(meta)
     emit(f"\nwrote {out}")
@@ -73,6 +74,12 @@ def cmd_compress(a):
 def cmd_eval(a):
     if a.n is None:
         a.n = 16 if a.task == "forecast" else 200
+    if a.task == "air":
+        from . import eval_air
+        out = Path(a.out if a.out != "results/amc" else "results/air")
+        eval_air.run(str(out / "eval.json"), model=a.model or "amc_ee", wnrs=[float(w) for w in a.wnrs.split(",")],
+                     seeds=a.draws, n=min(a.n, 400), tiny=a.tiny, png=str(out / "eval.png"))
+        return
     if a.task == "compress":
         from . import eval_compress
         if a.sweep:
@@ -168,6 +175,11 @@ def cmd_bench(a):
         from . import scan
         res = scan.bench(out=a.out or "results/scanner/bench.json", seconds=a.seconds)
         tables.scanner_bench(res)
+    elif a.task == "swap":
+        from . import bench_swap as bench
+        res = bench.run(out=a.out or "results/hotswap/bench.json", samples=a.samples, every=a.every, batch=a.batch)
+        bad = [r for r in res["rows"] if r["samples_lost"] or r["samples_mismatched"] or r["old_model_after_new"]]
+        return 1 if bad else 0
     elif a.task in ("sources", "memory"):
         from . import bench_sources as bench
         getattr(bench, a.task)(out=a.out or f"results/{a.task}/bench.json")

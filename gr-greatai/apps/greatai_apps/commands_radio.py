@@ -68,6 +68,34 @@ def cmd_calibrate(a):
     return 0
 
 
+def cmd_swap_model(a):
+    """Ask a running flowgraph's model block to swap in another model, over ZMQ; with
+    --answers, wait for its answer and print it."""
+    import uuid
+    from gnuradio.greatai.control import Answers, ModelClient
+    from greatai.contract import ModelError
+    rid = a.id or uuid.uuid4().hex[:12]
+    answers = Answers(a.answers) if a.answers else None
+    try:
+        cli = ModelClient(a.address)
+        cli.swap(a.model, rid, package=not a.path)
+        cli.close()
+    except (ModelError, ValueError, TimeoutError) as e:
+        emit(f"greatai swap-model: {e}", file=sys.stderr)
+        return 2
+    if answers is None:
+        emit(json.dumps({"sent": a.model, "id": rid, "address": a.address, "package": not a.path}))
+        return 0
+    reply = answers.wait("model", rid, a.timeout)
+    answers.close()
+    if reply is None:
+        emit(f"greatai swap-model: no answer to request {rid} at {a.answers} within {a.timeout:g} s (is the "
+             "block's model_status port connected to a zmq_result_sink there?)", file=sys.stderr)
+        return 2
+    emit(json.dumps(reply))
+    return 0 if reply.get("ok") else 1
+
+
 def cmd_capture(a):
     """Labelled SigMF from a radio, in the background with a progress bar."""
     from greatai import capture

@@ -48,6 +48,7 @@ class Batch:
     error: Exception | None = None
     late: int = 0            # leading frames whose items had already left (no tags for them)
     context: dict | None = None   # per-frame context columns (ContextTracker.columns), if any
+    engine: object = None    # the engine that made the result (with a hotswap.ModelSlot), for its identity
 
     def __len__(self):
         return len(self.offsets)
@@ -254,11 +255,14 @@ class InlineRunner:
             most every 5 s.
         overlap: ``infer`` accepts ``during``.
         counters: names of the result's own counters (``tally()``), reported from the start.
+        slot: a :class:`~greatai.hotswap.ModelSlot` whose engine ``infer`` uses: each batch
+            first takes the slot's engine (installing a waiting replacement, so a model is
+            swapped between two batches) and its :class:`Batch` names that engine.
     """
 
     def __init__(self, infer, grid: FrameGrid, batch_frames: int = 512, policy: str = "block",
                  max_pending: int = 4, name: str = "greatai-inference", log=None, overlap: bool = False,
-                 counters=()):
+                 counters=(), slot=None):
         if int(batch_frames) < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
         if policy not in POLICIES:
@@ -266,9 +270,10 @@ class InlineRunner:
         if int(max_pending) < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.infer, self.grid, self.batch_frames = infer, grid, int(batch_frames)
+        self.slot = slot
         self.sync, self.overlap = policy == "block", bool(overlap)
         self.max_pending = int(max_pending)
-        self.worker = None if self.sync else InferenceWorker(lambda job: infer(job[0][:job[1]]), max_pending,
+        self.worker = None if self.sync else InferenceWorker(lambda job: self._call(job[0][:job[1]]), max_pending,
                                                              policy, name, release=lambda job: self._free.append(job[0]))
         self._free = None       # 'skip': the batch buffers that frames wait for inference in
         self._entry_next = grid.next           # the grid's position when the current work() began
@@ -376,10 +381,15 @@ class InlineRunner:
             self.worker.wait_any_done(timeout=0.5)
             self._publish_done(publish, written)
 
+    def _call(self, frames, during=None):
+        """(result, engine) of one batch: the slot's engine is taken first (see ``slot``)."""
+        engine = self.slot.acquire() if self.slot is not None else None
+        return (self.infer(frames, during=during) if during is not None else self.infer(frames)), engine
+
     def _run(self, offsets, frames, during=None) -> Batch:
         try:
-            res = self.infer(frames, during=during) if during is not None else self.infer(frames)
-            return Batch(offsets, res)
+            res, engine = self._call(frames, during)
+            return Batch(offsets, res, engine=engine)
         except Exception as e:
             return Batch(offsets, None, e)
 
@@ -391,7 +401,7 @@ class InlineRunner:
 
     def _publish_done(self, publish, written):
         for _, offsets, res, err in self.worker.pop_done():
-            self._finish(Batch(offsets, res, err), publish, written)
+            self._finish(_batch(offsets, res, err), publish, written)
 
     def _finish(self, b: Batch, publish, written):
         if b.error is not None:
@@ -442,11 +452,17 @@ class InlineRunner:
         items have left).  Then stop the worker."""
         if self.worker is not None:
             for _, offsets, res, err in self.worker.drain(timeout=timeout):
-                self._finish(Batch(offsets, res, err), publish, written=None)
+                self._finish(_batch(offsets, res, err), publish, written=None)
             self.worker.close()
 
     def metrics(self) -> dict:
         return dict(self.counts)
+
+
+def _batch(offsets, done, err) -> Batch:
+    """A worker's finished job, ((result, engine) or None, error), as a Batch."""
+    res, engine = done if done is not None else (None, None)
+    return Batch(offsets, res, err, engine=engine)
 
 
 class BatchFeed:
@@ -466,14 +482,19 @@ class BatchFeed:
         self._waiting.append(batch)
 
     def take(self, force: bool = False) -> Batch | None:
-        """The waiting batches as one, if one may go out now (always when ``force``)."""
+        """The waiting batches as one, if one may go out now (always when ``force``).  Only
+        batches of one engine merge: after a model swap the previous model's batches go out
+        at once, and the next call takes the new model's."""
         if not self._waiting:
             return None
         now = self.clock()
-        if not force and now - self._sent < self.interval:
+        first = self._waiting[0].engine
+        n = next((i for i, b in enumerate(self._waiting) if b.engine is not first), len(self._waiting))
+        if n == len(self._waiting) and not force and now - self._sent < self.interval:
             return None
         self._sent = now
-        w, self._waiting = self._waiting, []
+        w, self._waiting = self._waiting[:n], self._waiting[n:]
         keys = dict.fromkeys(k for b in w for k in (b.context or {}))
         context = {k: [x for b in w for x in (b.context or {}).get(k, [None] * len(b))] for k in keys}
-        return Batch(np.concatenate([b.offsets for b in w]), concat([b.result for b in w]), context=context)
+        return Batch(np.concatenate([b.offsets for b in w]), concat([b.result for b in w]), context=context,
+                     engine=first)

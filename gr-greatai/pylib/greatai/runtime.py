@@ -196,3 +196,8 @@ class ModelEngine:
 
     def identity(self) -> dict:
         return self.model.identity()
+
+    def signature(self) -> dict:
+        """What a block's stream and outputs are built for (frame length, class count,
+        output shape ...): a replacement model must have the same (see :mod:`greatai.hotswap`)."""
+        return {"task": self.task}

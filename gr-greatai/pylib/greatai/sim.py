@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 
 import numpy as np
-import scipy.fft as sfft
 
 from . import impair
 from .dsp import fftconv, lowpass_noise as _lowpass_noise

@@ -8,11 +8,11 @@ from greatai.frames import FrameGrid
 from greatai.inline import BatchFeed, InlineRunner, RateCap
 
 from . import codec
-from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, publisher_started,
-                       publisher_stop, size_for_batches)
+from .pmt_util import (HotModel, every, guarded_passthrough, has_subscribers, logger_fn, message_quota,
+                       model_fields, model_slot, publisher_started, publisher_stop, size_for_batches)
 
 
-class amc_classifier(gr.sync_block):
+class amc_classifier(HotModel, gr.sync_block):
     """Early-exit automatic modulation classifier, inline on a complex64 stream.
 
     The IQ passes through unchanged.  Frames of the model's frame length are batched and
@@ -20,7 +20,14 @@ class amc_classifier(gr.sync_block):
     normalised entropy exceeds T.  Each classified frame gets an ``amc`` tag (label,
     confidence to 0.001, exit, status) and, if connected, a ``classification`` message
     (plus offset, probs, entropy); ``batch`` carries dicts of vectors (at most
-    ``batch_rate`` a second) and ``metrics`` counters about once a second.  ``overload``
+    ``batch_rate`` a second) and ``metrics`` counters about once a second.  Every tag and
+    message names the model that made it (``model``, ``model_version``).
+
+    Models on demand: port ``model`` (a path, or a model package PDU), ``set_model()`` (a
+    GRC callback) or ZMQ (``greatai swap-model``) load another model off the stream
+    thread, check it against the stream (frame length, class count), warm it up and swap
+    it in between two batches; every request is answered on ``model_status``, and a
+    refused model leaves the running one in place.  ``overload``
     'skip' never blocks the IQ (frames are skipped and late tags dropped, both counted);
     'block' classifies every frame and applies back-pressure.
 
@@ -40,23 +47,26 @@ class amc_classifier(gr.sync_block):
     def __init__(self, model="", threshold=-1.0, every_n=1, provider="cpu", threads=2, batch_frames=512,
                  overload="skip", max_pending=16, batch_rate=30.0, message_rate=1000.0):
         gr.sync_block.__init__(self, name="greatai_amc_classifier", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.engine = EarlyExitEngine(model, provider, int(threads), None if float(threshold) < 0 else threshold)
-        self.L = self.engine.frame_length
+        self._threshold = None if float(threshold) < 0 else float(threshold)    # None: each model's own
+        engine = EarlyExitEngine(model, provider, int(threads), self._threshold)
+        self.L = engine.frame_length
         self.grid = FrameGrid(self.L, every_n=every_n)
-        self.runner = InlineRunner(self.engine.classify, self.grid, batch_frames, overload, max_pending,
-                                   "greatai-amc", logger_fn(self), overlap=True,
-                                   counters=records.AMC_COUNTERS)
+        self.slot = model_slot(self, engine, lambda path: EarlyExitEngine(path, provider, int(threads), self._threshold),
+                               warm=self._warm, adopt=lambda old, new: new.set_threshold(self._threshold))
+        self.runner = InlineRunner(lambda frames, during=None: self.slot.engine.classify(frames, during=during),
+                                   self.grid, batch_frames, overload, max_pending, "greatai-amc", logger_fn(self),
+                                   overlap=True, counters=records.AMC_COUNTERS, slot=self.slot)
         self.feed, self.cap = BatchFeed(batch_rate), RateCap(message_rate)
         self._hist = size_for_batches(self, self.L, self.runner.batch_frames, self.runner.buffered_batches())
         for port in ("classification", "metrics", "batch"):
             self.message_port_register_out(pmt.intern(port))
-        self._names = records.label_names(self.engine.classes)
-        self._tags = codec.TagCache(lambda key: records.amc_tag(self._names, key))
+        self._tags = codec.EngineTags(records.amc_tag)
         self._metrics_due = every(1.0)
 
     # ---- runtime setters / getters (GRC callbacks) ----
     def set_threshold(self, threshold):
-        self.engine.set_threshold(float(threshold))
+        self._threshold = None if float(threshold) < 0 else float(threshold)
+        self.engine.set_threshold(self._threshold)
 
     def threshold(self):
         return self.engine.threshold
@@ -79,16 +89,20 @@ class amc_classifier(gr.sync_block):
         return dict(self.counts)
 
     # ---- scheduler ----
-    def start(self):
-        """Run one full batch through both exits first: ONNX Runtime's first runs are slow
-        (allocations), which would make a live stream skip its first frames."""
+    def _warm(self, engine):
+        """One full batch through both exits: ONNX Runtime's first runs are slow
+        (allocations), which would make a live stream skip frames (at start, and before a
+        swapped-in model takes over)."""
         noise = np.random.default_rng(0).standard_normal((self.runner.batch_frames, self.L, 2), np.float32)
-        self.engine.classify(noise.view(np.complex64)[..., 0], mode="exit2")
-        return publisher_started(self, ("classification", "batch", "metrics"))
+        engine.classify(noise.view(np.complex64)[..., 0], mode="exit2")
+
+    def start(self):
+        self._warm(self.engine)
+        return publisher_started(self, ("classification", "batch", "metrics", "model_status"))
 
     def stop(self):
         return publisher_stop(self, lambda: self.runner.finish(self._publish), lambda: self._flush(force=True),
-                              self._publish_metrics)
+                              self._publish_metrics, self.slot.close)
 
     def work(self, input_items, output_items):
         r = self.nitems_read(0)
@@ -106,26 +120,26 @@ class amc_classifier(gr.sync_block):
     def _publish(self, b):
         """Tags (for frames whose samples have not left), per-frame messages if
         subscribed, and the batch feed."""
-        res = b.result
+        res, e = b.result, b.engine
         keys = records.amc_tag_keys(res).tolist()
         offs = b.offsets.tolist()
         add, k_amc = self.add_item_tag, codec.sym("amc")
-        for off, tag in zip(offs[b.late:], self._tags.lookup(keys[b.late:])):
+        for off, tag in zip(offs[b.late:], self._tags.lookup(e, keys[b.late:])):
             add(0, off, k_amc, tag)
         if has_subscribers(self, "classification"):          # the cached tag plus the message's fields
             k = message_quota(self, self.cap, self.counts, len(offs), "classification")
             port = codec.sym("classification")
-            for off, i, tag in zip(offs[:k], range(k), self._tags.lookup(keys[:k])):
+            for off, i, tag in zip(offs[:k], range(k), self._tags.lookup(e, keys[:k])):
                 self.message_port_pub(port, codec.extend(tag, records.amc_message_fields(off, res, i)))
         if has_subscribers(self, "batch"):
             self.feed.add(b)
             self._flush()
 
     def _flush(self, force=False):
-        b = self.feed.take(force)
-        if b is not None:
-            self.message_port_pub(codec.sym("batch"),
-                                  codec.to_pmt(records.amc_batch(b.offsets, b.result, self.engine.classes)))
+        while (b := self.feed.take(force)) is not None:
+            self.message_port_pub(codec.sym("batch"), codec.to_pmt(dict(
+                records.amc_batch(b.offsets, b.result, b.engine.classes), **b.engine.identity())))
 
     def _publish_metrics(self):
-        self.message_port_pub(codec.sym("metrics"), codec.to_pmt(records.amc_metrics(self.counts)))
+        self.message_port_pub(codec.sym("metrics"), codec.to_pmt(dict(records.amc_metrics(self.counts),
+                                                                      **model_fields(self.engine, self.slot))))

@@ -10,6 +10,8 @@ lists and tuples -> PMT vectors.
 import numpy as np
 import pmt
 
+from greatai.records import label_names
+
 _PMT = type(pmt.PMT_NIL)
 _VECTORS = {np.dtype(t): k for t, k in ((np.uint8, "u8"), (np.int8, "s8"), (np.uint16, "u16"), (np.int16, "s16"),
                                           (np.uint32, "u32"), (np.int32, "s32"), (np.uint64, "u64"), (np.int64, "s64"),
@@ -145,6 +147,47 @@ def request(msg):
     if cmd is not None:
         return "command", cmd
     return "bad", (f"a message of the wrong PMT type ({msg!r:.60}): expected a symbol, a dict with 'cmd', or a PDU",)
+
+
+def model_request(msg):
+    """A ``model`` port message as (source, request id): a symbol (a path or shipped name), a
+    dict with ``path`` (and ``id``), or a PDU (dict with ``id``, u8vector of package bytes,
+    see ``greatai.hotswap.pack``).  ValueError names what came instead."""
+    if pmt.is_symbol(msg):
+        return pmt.symbol_to_string(msg), None
+    if pmt.is_pair(msg) and not pmt.is_dict(msg):
+        meta, data = pmt.car(msg), pmt.cdr(msg)
+        if not pmt.is_u8vector(data):
+            raise ValueError("a model package PDU carries the package as a u8vector of bytes")
+        args = to_python(meta) if pmt.is_dict(meta) else {}
+        return bytes(pmt.u8vector_elements(data)), args.get("id")
+    if pmt.is_dict(msg):
+        args = to_python(msg)
+        path = args.get("path", args.get("model"))
+        if not isinstance(path, str):
+            raise ValueError("a model request dict needs 'path': a model directory, its model.json or a shipped name")
+        return path, args.get("id")
+    raise ValueError(f"a model request of the wrong PMT type ({msg!r:.60}): expected a symbol (a path), a dict with "
+                     "'path', or a PDU of model package bytes")
+
+
+class EngineTags:
+    """Cached tag PMTs per engine: ``build(names, key)`` makes a frame's plain tag record
+    from the engine's label names (``records.label_names``), and the engine's identity
+    (model name and version) is added; one :class:`TagCache` for each of the last two
+    engines (after a model swap, batches of both may be published)."""
+
+    def __init__(self, build):
+        self.build, self._caches = build, {}
+
+    def lookup(self, engine, keys: list) -> list:
+        cache = self._caches.get(id(engine))
+        if cache is None or cache[0] is not engine:
+            if len(self._caches) >= 2:
+                self._caches.pop(next(iter(self._caches)))
+            names, ident = label_names(engine.classes), engine.identity()
+            cache = self._caches[id(engine)] = (engine, TagCache(lambda key: dict(self.build(names, key), **ident)))
+        return cache[1].lookup(keys)
 
 
 class TagCache:

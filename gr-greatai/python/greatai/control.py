@@ -1,9 +1,16 @@
-"""Calibration requests for a running ``protobeam`` block, from another process (not a block).
+"""Requests to a running flowgraph from another process (not a block): calibration for a
+``protobeam`` block, and models for any model-running block.
 
 The flowgraph connects a gr-zeromq PULL message source (``zeromq.pull_msg_source``,
-bound) to the block's ``calibrate`` port; :class:`CalibrationClient` PUSHes
-PMT-serialised messages to it.  ``greatai calibrate`` and ``greatai demo protobeam`` use it.
+bound) to the block's ``calibrate`` or ``model`` port; :class:`CalibrationClient` and
+:class:`ModelClient` PUSH PMT-serialised messages to it.  Answers come back through the
+flowgraph's result sink (``calibration`` / ``model_status`` -> ``greatai.zmq_result_sink``),
+which :class:`Answers` reads.  ``greatai calibrate``, ``greatai swap-model`` and ``greatai
+demo protobeam`` use them.
 """
+import json
+import time
+
 import numpy as np
 import pmt
 import zmq
@@ -63,3 +70,58 @@ class CalibrationClient:
 
     def close(self):
         self.sock.close()
+
+
+def model_message(model, rid=None, package: bool = True):
+    """A ``model`` port request: with ``package``, a PDU ({cmd: swap, id}, u8vector of the model
+    package, see ``greatai.hotswap.pack``), so the flowgraph needs no access to the files;
+    otherwise a dict {cmd: swap, path, id} naming a path the flowgraph can read."""
+    meta = {"cmd": "swap"}
+    if rid:
+        meta["id"] = str(rid)
+    if not package:
+        return pmt.to_pmt(dict(meta, path=str(model)))
+    from greatai import hotswap
+    data = np.frombuffer(hotswap.pack(model), np.uint8)
+    return pmt.cons(pmt.to_pmt(meta), pmt.init_u8vector(len(data), data))
+
+
+class ModelClient(CalibrationClient):
+    """PUSH socket connected to a block's ZMQ ``model`` address: :meth:`swap` asks it to run another model."""
+
+    def swap(self, model, rid=None, package=True):
+        self.send(model_message(model, rid, package))
+
+
+class Answers:
+    """A SUB socket on a flowgraph's ``zmq_result_sink``: :meth:`wait` for the answer to one
+    request (``event`` and ``id``).  Connect it before sending the request."""
+
+    def __init__(self, address):
+        import zmq
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt_string(zmq.SUBSCRIBE, "")
+        try:
+            self.sock.connect(address)
+        except zmq.ZMQError as e:
+            self.sock.close(0)
+            raise ValueError(f"cannot connect to the answers address {address!r}: {e}") from None
+        time.sleep(0.3)                    # ZMQ's subscription reaches the publisher after the connect
+
+    def wait(self, event: str, rid: str, timeout: float):
+        """The answer to request ``rid`` as a dict, or None after ``timeout`` s."""
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            if not self.sock.poll(int(left * 1000)):
+                return None
+            try:
+                obj = json.loads(self.sock.recv_string())
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and obj.get("event") == event and str(obj.get("id")) == str(rid):
+                return obj
+        return None
+
+    def close(self):
+        self.sock.close(0)

@@ -1,6 +1,7 @@
 """Scheduler helpers shared by the gr-greatai blocks (not a block): buffer sizing,
 subscriber checks, throttled logging, guarded work() and stop().  PMT conversion is in
 :mod:`codec`."""
+import numpy as np
 import pmt
 
 from greatai import procmem
@@ -187,3 +188,50 @@ def drain_at_stop(block, port: str, handle, timeout: float) -> int:
         handle(msg)
         n += 1
     return n
+
+
+# ---- models on demand --------------------------------------------------------------------
+def model_slot(block, engine, make, warm=None, adopt=None):
+    """A model-running block's :class:`greatai.hotswap.ModelSlot`, with its ``model`` request
+    port (a path, a dict with ``path``, or a model package PDU; see ``codec.model_request``;
+    handled by :meth:`HotModel.handle_model`) and its ``model_status`` port, where every
+    request is answered."""
+    from greatai.hotswap import ModelSlot
+    from . import codec
+    slot = ModelSlot(engine, make, warm, adopt, log=logger_fn(block),
+                     answer=lambda reply: block.message_port_pub(codec.sym("model_status"), codec.to_pmt(reply)))
+    block.message_port_register_in(pmt.intern("model"))
+    block.message_port_register_out(pmt.intern("model_status"))
+    block.set_msg_handler(pmt.intern("model"), block.handle_model)   # GNU Radio finds handlers by method name
+    return slot
+
+
+class HotModel:
+    """What every model-running block with a ``slot`` (:func:`model_slot`) offers: ``engine``,
+    the running model's, and ``set_model()``, a GRC callback."""
+
+    @property
+    def engine(self):
+        """The running model's engine (it changes when a model is swapped in)."""
+        return self.slot.engine
+
+    def set_model(self, model):
+        """Load ``model`` (a directory, its model.json, a shipped name), check it against the
+        stream, and swap it in between two batches; the answer comes on ``model_status``.
+        Returns the request id."""
+        return self.slot.request(model, origin="set_model")
+
+    def handle_model(self, msg):
+        """The ``model`` port: any PMT at all is answered (refused if it is not a request)."""
+        from . import codec
+        try:
+            source, rid = codec.model_request(msg)
+        except Exception as e:
+            self.slot.refuse(f"{msg!r:.60}", str(e))
+            return
+        self.slot.request(source, rid, "port")
+
+
+def model_fields(engine, slot) -> dict:
+    """The model identity and swap counters every metrics record carries."""
+    return dict(engine.identity(), **{f"model_{k}": np.uint64(v) for k, v in slot.counts.items()})

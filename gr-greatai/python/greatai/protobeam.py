@@ -9,11 +9,11 @@ from greatai.protobeam.calibration import Calibrator
 from greatai.protobeam.engine import ProtoBeamEngine
 
 from . import codec
-from .pmt_util import (every, guarded_passthrough, has_subscribers, logger_fn, message_quota, publisher_started,
-                       publisher_stop, size_for_batches)
+from .pmt_util import (HotModel, every, guarded_passthrough, has_subscribers, logger_fn, message_quota,
+                       model_fields, model_slot, publisher_started, publisher_stop, size_for_batches)
 
 
-class protobeam(gr.sync_block):
+class protobeam(HotModel, gr.sync_block):
     """ProtoBeam: names the transmit beam of every frame, recalibrated live from a few shots.
 
     The IQ passes through unchanged.  Each frame of the model's frame length gets a
@@ -23,6 +23,13 @@ class protobeam(gr.sync_block):
     distance, offset, calibration state, status and the latest ``context_keys`` tags;
     ``sim_label`` as ``truth``) up to ``message_rate`` a second.  Port ``calibrate`` takes
     capture commands, labelled IQ PDUs and reset/save/load, each answered on ``calibration``.
+    Every tag and message names the model that made it (``model``, ``model_version``).
+
+    Models on demand: port ``model``, ``set_model()`` or ZMQ swap the encoder between two
+    batches (checked: frame length and beam count; answered on ``model_status``).  A new
+    encoder's embeddings differ, so the swap resets the calibration to the new model's
+    default prototypes (a capture in progress is cancelled) and says so in its answer; the
+    calibration file is kept for the old encoder (its hash is in it).
 
     Args:
         model: model directory or model.json ('' for the shipped protobeam model).
@@ -44,19 +51,21 @@ class protobeam(gr.sync_block):
                  context_keys="sim_label,sim_front_end,rx_freq", batch_rate=30.0, message_rate=1000.0,
                  batch_embeddings=256, waveform="", pool_frames=1):
         gr.sync_block.__init__(self, name="greatai_protobeam", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.engine = ProtoBeamEngine(model, provider, int(threads), waveform, int(pool_frames))
-        self.L = self.engine.frame_length
+        make = lambda m: ProtoBeamEngine(m, provider, int(threads), waveform, int(pool_frames))   # noqa: E731
+        engine = make(model)
+        self.L = engine.frame_length
         self.calibration_path = str(calibration)
-        self.calib = Calibrator(self.engine, self.calibration_path, logger_fn(self))
+        self.calib = Calibrator(engine, self.calibration_path, logger_fn(self))
+        self.slot = model_slot(self, engine, make, warm=lambda e: e.embed(np.zeros((1, self.L), np.complex64) + 1),
+                               adopt=lambda old, new: self.calib.swap_engine(new))
         self.runner = InlineRunner(self.calib.process, FrameGrid(self.L), batch_frames, "block",
-                                   log=logger_fn(self), counters=records.PROTOBEAM_COUNTERS)
+                                   log=logger_fn(self), counters=records.PROTOBEAM_COUNTERS, slot=self.slot)
         self.feed, self.cap, self.batch_embeddings = BatchFeed(batch_rate), RateCap(message_rate), int(batch_embeddings)
         self._hist = size_for_batches(self, self.L, self.runner.batch_frames, self.runner.buffered_batches())
         [self.message_port_register_out(pmt.intern(p)) for p in ("beam", "batch", "calibration", "metrics")]
         self.message_port_register_in(pmt.intern("calibrate"))
         self.set_msg_handler(pmt.intern("calibrate"), self.handle_calibrate)
-        self._names = records.label_names(self.engine.classes)
-        self._tags = codec.TagCache(lambda key: records.beam_tag_of_key(self._names, key))
+        self._tags = codec.EngineTags(records.beam_tag_of_key)
         self.context = ContextTracker.from_spec(context_keys, self.L, rename={"sim_label": "truth"})
         self._metrics_due = every(1.0)
         self.calib.start()
@@ -80,7 +89,8 @@ class protobeam(gr.sync_block):
         return self.engine.calibrated_beams
 
     def metrics(self):
-        return records.beam_metrics(self.runner.counts + self.calib.counts, self.engine.calibrated_beams)
+        return dict(records.beam_metrics(self.runner.counts + self.calib.counts, self.engine.calibrated_beams),
+                    **model_fields(self.engine, self.slot))
 
     # ---- calibration messages ----
     def handle_calibrate(self, msg):
@@ -107,8 +117,9 @@ class protobeam(gr.sync_block):
         return n
 
     def _publish(self, b):
-        res, offs, names = b.result, b.offsets.tolist(), self._names
-        for off, tag in zip(offs[b.late:], self._tags.lookup(records.beam_tag_keys(res)[b.late:].tolist())):
+        res, offs, e = b.result, b.offsets.tolist(), b.engine
+        names, ident = records.label_names(e.classes), e.identity()
+        for off, tag in zip(offs[b.late:], self._tags.lookup(e, records.beam_tag_keys(res)[b.late:].tolist())):
             self.add_item_tag(0, off, codec.sym("protobeam"), tag)
         want, feed = has_subscribers(self, "beam"), has_subscribers(self, "batch")
         tags = [(t.offset, pmt.symbol_to_string(t.key), t.value) for t in
@@ -117,7 +128,7 @@ class protobeam(gr.sync_block):
         if want:
             k = message_quota(self, self.cap, self.runner.counts, len(offs), "beam")
             for i, off in enumerate(offs[:k]):
-                ctx = {key: col[i] for key, col in b.context.items() if col[i] is not None}
+                ctx = dict(ident, **{key: col[i] for key, col in b.context.items() if col[i] is not None})
                 self.message_port_pub(codec.sym("beam"), codec.to_pmt(records.beam_message(names, off, res, i, ctx)))
         if feed:
             self.feed.add(b)
@@ -125,16 +136,17 @@ class protobeam(gr.sync_block):
         self._send_replies()
 
     def _flush(self, force=False):
-        b, e = self.feed.take(force), self.engine
-        if b is not None:
-            self.message_port_pub(codec.sym("batch"), codec.to_pmt(records.beam_batch(
-                b.offsets, b.result, e.shots(), e.prototypes(), e.dim, self.batch_embeddings, b.context, e.classes)))
+        while (b := self.feed.take(force)) is not None:
+            e = b.engine
+            self.message_port_pub(codec.sym("batch"), codec.to_pmt(dict(records.beam_batch(
+                b.offsets, b.result, e.shots(), e.prototypes(), e.dim, self.batch_embeddings, b.context, e.classes),
+                **e.identity())))
 
     def start(self):
-        return publisher_started(self, ("beam", "batch", "calibration", "metrics"))
+        return publisher_started(self, ("beam", "batch", "calibration", "metrics", "model_status"))
 
     def stop(self):
-        return publisher_stop(self, lambda: self._flush(force=True), self._publish_metrics)
+        return publisher_stop(self, lambda: self._flush(force=True), self._publish_metrics, self.slot.close)
 
     def _publish_metrics(self):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))

@@ -7,10 +7,11 @@ from greatai.forecast import engine as feng, live
 from greatai.frames import STATUS_OK
 
 from . import codec
-from .pmt_util import every as throttle, has_subscribers, logger_fn, publisher_started, publisher_stop
+from .pmt_util import (HotModel, every as throttle, has_subscribers, logger_fn, model_fields, model_slot,
+                       publisher_started, publisher_stop)
 
 
-class spectrogram_forecaster(gr.decim_block):
+class spectrogram_forecaster(HotModel, gr.decim_block):
     """Forecasts spectrum occupancy from spectrogram vectors (``greatai.stft`` output).
 
     Every ``every`` input vectors the last T (the model's window) are pooled to the model's
@@ -19,7 +20,11 @@ class spectrogram_forecaster(gr.decim_block):
     horizon, frame_seconds, channel_hz, band_low_hz, probabilities, occupied ranges in Hz,
     next_free span, status); ``metrics`` every ``report_interval`` s, with the live F1
     per horizon when the input carries truth tags.  Windows holding NaN/Inf are not
-    forecast (zeros, status nonfinite, a warning); the stream keeps flowing.
+    forecast (zeros, status nonfinite, a warning); the stream keeps flowing.  Every
+    ``forecast`` message names the model that made it (``model``, ``model_version``).
+
+    Models on demand: port ``model``, ``set_model()`` or ZMQ swap the model between two
+    batches of windows (checked: channels, window, horizons; answered on ``model_status``).
 
     Args:
         model: model directory or model.json ('' for the shipped forecast model).
@@ -41,13 +46,15 @@ class spectrogram_forecaster(gr.decim_block):
     def __init__(self, model="", fft_size=1024, samp_rate=20e6, average=16, every=8, bandwidth_hz=1e6,
                  threshold=-1.0, center_freq=0.0, threads=1, truth_key="sim_occupancy", report_interval=2.0,
                  provider="cpu", share=""):
-        self.engine = e = feng.ForecastEngine(model, provider, int(threads), share)
-        self.windows = live.WindowForecaster(e, every, fft_size)
+        e = feng.ForecastEngine(model, provider, int(threads), share)
         self.N, self.every = int(fft_size), int(every)
         gr.decim_block.__init__(self, name="greatai_spectrogram_forecaster", in_sig=[(np.float32, self.N)],
                                 out_sig=[(np.float32, e.horizons * e.channels)], decim=self.every)
+        self.slot = model_slot(self, e, lambda path: feng.ForecastEngine(path, provider, int(threads), share),
+                               warm=lambda new: new.run(np.zeros((1, new.steps, self.N), np.float32)),
+                               adopt=lambda old, new: self.set_threshold(self._threshold_arg, new))
+        self.windows = live.WindowForecaster(e, every, fft_size, logger_fn(self), slot=self.slot)
         self.set_history(e.steps)
-        self.windows.runner.log = logger_fn(self)
         self.samp_rate, self.average = float(samp_rate), int(average)
         self.frame_seconds = self.N * self.average / self.samp_rate
         self.band = live.BandGeometry(self.samp_rate, e.channels, center_freq)
@@ -67,8 +74,9 @@ class spectrogram_forecaster(gr.decim_block):
         return m.field("horizons", int) * m.field("channels", int)
 
     # ---- runtime setters (GRC callbacks) ----
-    def set_threshold(self, threshold):
-        self.threshold = live.occupied_threshold(threshold, self.engine.threshold)
+    def set_threshold(self, threshold, engine=None):
+        self.threshold = live.occupied_threshold(threshold, (engine or self.engine).threshold)
+        self._threshold_arg = threshold
 
     def set_bandwidth(self, bandwidth_hz):
         self.width = self.band.width_for(bandwidth_hz)
@@ -88,7 +96,7 @@ class spectrogram_forecaster(gr.decim_block):
     def metrics(self):
         m = dict(forecasts=self.counts["forecasts"], skipped=self.counts["skipped"], errors=self.counts["errors"],
                  live_f1=self.live_f1(), scored=self.scorer.scored)
-        return dict(m, **self.engine.backbone_stats())
+        return dict(m, **self.engine.backbone_stats(), **model_fields(self.engine, self.slot))
 
     # ---- stream ----
     def work(self, input_items, output_items):
@@ -99,10 +107,11 @@ class spectrogram_forecaster(gr.decim_block):
         if self.truth_key:
             self._score(r, len(out) * self.every, w.newest[ok & w.warm], w.prob[ok & w.warm])
         if has_subscribers(self, "forecast"):
+            ident = w.engine.identity()
             for j in np.nonzero(w.warm)[0]:
-                self.message_port_pub(codec.sym("forecast"), codec.to_pmt(records.forecast_message(
+                self.message_port_pub(codec.sym("forecast"), codec.to_pmt(dict(records.forecast_message(
                     self.band, w.newest[j], e.horizons, self.frame_seconds, w.prob[j], ok[j], self.threshold,
-                    self.width)))
+                    self.width), **ident)))
         if self._report_due.due("report"):
             self._report("live forecast F1 vs truth")
         return len(out)
@@ -120,7 +129,7 @@ class spectrogram_forecaster(gr.decim_block):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))
 
     def start(self):
-        return publisher_started(self, ("forecast", "metrics"))
+        return publisher_started(self, ("forecast", "metrics", "model_status"))
 
     def stop(self):
-        return publisher_stop(self, lambda: self._report("final live forecast F1 vs truth"))
+        return publisher_stop(self, lambda: self._report("final live forecast F1 vs truth"), self.slot.close)

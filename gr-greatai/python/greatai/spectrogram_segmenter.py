@@ -7,10 +7,11 @@ from greatai.forecast import engine as feng, live
 from greatai.frames import STATUS_OK
 
 from . import codec
-from .pmt_util import every as throttle, has_subscribers, logger_fn, publisher_started, publisher_stop
+from .pmt_util import (HotModel, every as throttle, has_subscribers, logger_fn, model_fields, model_slot,
+                       publisher_started, publisher_stop)
 
 
-class spectrogram_segmenter(gr.sync_block):
+class spectrogram_segmenter(HotModel, gr.sync_block):
     """Labels every time-frequency cell of a spectrogram: noise, or the kind of emitter.
 
     Spectrogram vectors (``greatai.stft`` output) in; every ``every`` vectors the last T
@@ -21,7 +22,11 @@ class spectrogram_segmenter(gr.sync_block):
     message each when a region ends: ``{label, confidence, start_s, stop_s, lower_hz,
     upper_hz, frames, channels, offset, count, exit}``, where ``offset``/``count`` are IQ
     samples, so ``greatai.sigmf_recorder`` (results='batch') records them as annotations
-    with band edges.  ``metrics`` every ``report_interval`` s.
+    with band edges.  ``metrics`` every ``report_interval`` s.  Every ``segments`` message
+    names the model that made it (``model``, ``model_version``).
+
+    Models on demand: port ``model``, ``set_model()`` or ZMQ swap the model between two
+    batches of windows (checked: the label set, channels, window; answered on ``model_status``).
 
     With ``share`` set to a name, the backbone runs through the process's shared backbone
     of that name: a ``spectrogram_forecaster`` with the same ``share`` on the same stream
@@ -46,17 +51,20 @@ class spectrogram_segmenter(gr.sync_block):
     def __init__(self, model="", fft_size=1024, samp_rate=20e6, average=16, hop=0, every=8, center_freq=0.0,
                  threads=1, share="", labels="", report_interval=2.0, provider="cpu"):
         want = [s.strip() for s in str(labels).split(",") if s.strip()] or None
-        self.engine = e = feng.SegmentEngine(model, provider, int(threads), share, want)
+        e = feng.SegmentEngine(model, provider, int(threads), share, want)
         if not 1 <= int(every) <= e.steps:
             raise ValueError(f"every must be 1..{e.steps} (the model's window), got {every}")
         e.set_tail(int(every))
-        self.windows = live.WindowForecaster(e, every, fft_size, counter="windows")
         self.N, self.every = int(fft_size), int(every)
         gr.sync_block.__init__(self, name="greatai_spectrogram_segmenter", in_sig=[(np.float32, self.N)],
                                out_sig=[(np.float32, e.channels)])
+        self.slot = model_slot(self, e, lambda path: feng.SegmentEngine(path, provider, int(threads), share, want,
+                                                                        tail=int(every)),
+                               warm=lambda new: new.run(np.zeros((1, new.steps, self.N), np.float32)))
+        self.windows = live.WindowForecaster(e, every, fft_size, logger_fn(self), counter="windows", slot=self.slot)
+        self._ident = e.identity()          # the model of the newest windows (for the segments)
         self.set_history(e.steps)
         self.set_output_multiple(self.every)
-        self.windows.runner.log = logger_fn(self)
         self.samp_rate = float(samp_rate)
         self.samples_per_vector = (int(hop) or self.N) * int(average)
         self.frame_seconds = self.samples_per_vector / self.samp_rate
@@ -84,7 +92,7 @@ class spectrogram_segmenter(gr.sync_block):
     def metrics(self):
         m = dict(windows=self.counts["windows"], skipped=self.counts["skipped"], errors=self.counts["errors"],
                  segments=self.segments, flushed_at_stop=self.flushed, open_regions_dropped=self.tracker.dropped)
-        return dict(m, **self.engine.backbone_stats())
+        return dict(m, **self.engine.backbone_stats(), **model_fields(self.engine, self.slot))
 
     # ---- stream ----
     def work(self, input_items, output_items):
@@ -100,6 +108,7 @@ class spectrogram_segmenter(gr.sync_block):
         # regions: frames of unsegmented windows count as noise (they close what was open)
         lab = np.where(good[:, None, None], labels, 0).reshape(-1, self.engine.channels).astype(np.int64)
         closed = self.tracker.push(r, lab, conf.reshape(-1, self.engine.channels))
+        self._ident = w.engine.identity()
         self._publish(closed)
         if self._report_due.due("report"):
             self._report()
@@ -110,14 +119,15 @@ class spectrogram_segmenter(gr.sync_block):
         if not regions or not has_subscribers(self, "segments"):
             return
         for reg in regions:
-            msg = records.segment_message(reg, self.band, self.samples_per_vector, self.frame_seconds)
+            msg = dict(records.segment_message(reg, self.band, self.samples_per_vector, self.frame_seconds),
+                       **self._ident)
             self.message_port_pub(codec.sym("segments"), codec.to_pmt(msg))
 
     def _report(self):
         self.message_port_pub(codec.sym("metrics"), codec.to_pmt(self.metrics()))
 
     def start(self):
-        return publisher_started(self, ("segments", "metrics"))
+        return publisher_started(self, ("segments", "metrics", "model_status"))
 
     def stop(self):
         def final():
@@ -129,4 +139,4 @@ class spectrogram_segmenter(gr.sync_block):
             shared = (f"; shared backbone '{self.engine.share}': {m['backbone_runs']} windows run, "
                       f"{m['backbone_hits']} reused" if self.engine.backbone is not None else "")
             self.logger.info(f"segmenter final: {m['windows']} windows, {m['segments']} segments{shared}")
-        return publisher_stop(self, final)
+        return publisher_stop(self, final, self.slot.close)

@@ -75,6 +75,9 @@ class EarlyExitEngine(runtime.ModelEngine):
         self.set_threshold(self.default_threshold if threshold is None else threshold)
         self.stats = {"frames": 0, "exit1": 0, "exit2": 0, "invalid": 0}
 
+    def signature(self) -> dict:
+        return dict(super().signature(), frame_length=self.frame_length, classes=len(self.classes))
+
     def set_threshold(self, t):
         """T in [0, 1]; None or < 0: the model's operating point."""
         t = self.default_threshold if t is None or float(t) < 0 else float(t)

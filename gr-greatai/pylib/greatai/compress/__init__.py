@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .ptq import CompressError
 
-METHODS = ("ptq", "magnitude", "imp", "fmp")
+METHODS = ("ptq", "magnitude", "imp", "fmp", "noise")
 PLANNED = ("structured", "qat")
 TASKS = ("amc",)
 

@@ -98,7 +98,7 @@ def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
     c_new = cost.combine({r: cost.account(out / f"{r}.onnx") for r in ROLES})
     c_new["score_vs_float"] = round(cost.score(c_new, c_float), 5)
     c_float["score_vs_float"] = 1.0
-    meta["name"] = f"{src.name}-{suffix}"
+    meta["name"] = f"{src.name}_{suffix}"      # the default output directory's name
     meta["description"] = f"{src.meta.get('description', '')}, {record['method']} of {src.name}"
     meta["files"] = {r: contract.file_entry(out / f"{r}.onnx") for r in ROLES}
     meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
@@ -203,11 +203,14 @@ def to_torch(src):
 
 
 def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=4000,
-          seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True) -> dict:
+          seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True, noise_wnr_db=None) -> dict:
     """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
     and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
     below float at either exit), fine-tuned with Algorithm 1's losses; then, with
-    ``quantise_after``, PTQ of the pruned model."""
+    ``quantise_after``, PTQ of the pruned model.  ``noise``: fine-tuning only.  With
+    ``noise_wnr_db``, every fine-tuning step runs on weights with Gaussian noise added
+    (each layer's at its own weight-to-noise ratio, as over the air; seed 003's noise
+    injection) and updates the clean weights."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -239,6 +242,10 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     lr = float(meta.get("training", {}).get("config", {}).get("lr", 4e-3)) / 10
     rng = np.random.default_rng(seed)
 
+    noisy = [q for mm in model.modules() if isinstance(mm, (torch.nn.Conv1d, torch.nn.Linear))
+             for q in (mm.weight, mm.bias)]
+    amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
+
     def finetune(mod, masks):      # learning rate rewound to its start every round
         opt = torch.optim.AdamW(mod.parameters(), lr=lr, weight_decay=1e-4)
         mod.train()
@@ -246,10 +253,19 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
             order = rng.permutation(len(y_all))
             for i in range(0, len(order) - 255, 256):
                 idx = order[i:i + 256]
+                if amp is not None:          # the step's gradient at noisy weights, applied to the clean ones
+                    with torch.no_grad():
+                        clean = [q.detach().clone() for q in noisy]
+                        for q in noisy:
+                            q.add_(torch.randn_like(q) * (q.std() * amp))
                 z1, z2 = mod(x_all[idx], detach_trunk=True)
                 loss = F.cross_entropy(z1, y_all[idx]) + F.cross_entropy(z2, y_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if amp is not None:
+                    with torch.no_grad():
+                        for q, c in zip(noisy, clean):
+                            q.copy_(c)
                 opt.step()
                 if masks:
                     P.apply(mod, masks)
@@ -264,6 +280,9 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         P.apply(model, masks)
         finetune(model, masks)
         hist = [{"round": 1, "sparsity": round(P.sparsity(model), 4), "accuracy": points(model), "accepted": True}]
+    elif method == "noise":
+        finetune(model, None)
+        hist = [{"round": 1, "sparsity": 0.0, "accuracy": points(model), "accepted": True}]
     elif method == "imp":
         hist = P.imp(model, finetune, points, -max_loss, rate=rate, progress=step)
     elif method == "fmp":
@@ -280,6 +299,8 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         "epochs_per_round": epochs, "training_frames": int(len(yt)), "history": hist,
         "sparsity": round(P.sparsity(model), 4), "float_accuracy_validation_snr_ge_10": ref},
         "seeds": {"training": seed + 2, "validation": seed + 1}}
+    if noise_wnr_db is not None:
+        record["noise_injection"] = {"wnr_db": float(noise_wnr_db), "per": "layer (weight or bias tensor)"}
     if quantise_after:
         xc, _, _ = _frames(meta, seed, 64)
         record["ptq"] = _quantise_stages(f1, f2, out, xc, val[0][hi], yh, 0.25, progress)
@@ -288,5 +309,6 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     record["seconds"] = round(time.time() - t0, 1)
     record["command"] = (f"greatai compress {src.dir.name} --method {method} --max-loss {max_loss} --seed {seed}"
                          + (f" --sparsity {sparsity}" if method == "magnitude" else "")
-                         + (" --quantise" if quantise_after else ""))
+                         + (" --quantise" if quantise_after else "")
+                         + (f" --noise-wnr {noise_wnr_db:g} --epochs {epochs}" if noise_wnr_db is not None else ""))
     return _finish(src, meta, out, record["method"].replace("+", "-"), record, val, eval_n, progress)

@@ -224,6 +224,10 @@ class _WindowEngine(runtime.ModelEngine):
                 raise ModelError(f"model {m.file(self.whole)} takes input shape {shape}, but its metadata says "
                                  f"[batch, {self.steps}, {self.channels}]")
 
+    def signature(self) -> dict:
+        return dict(super().signature(), channels=self.channels, steps=self.steps,
+                    result_shape=tuple(self.result_shape), classes=list(getattr(self, "classes", [])))
+
     def backbone_stats(self) -> dict:
         """The shared backbone's runs and hits ({} when the whole graph runs)."""
         return {} if self.backbone is None else self.backbone.stats()

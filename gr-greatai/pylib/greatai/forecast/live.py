@@ -32,6 +32,7 @@ class Windows:
     status: np.ndarray        # [n] frames.STATUS_* (STATUS_ZERO: the batch failed)
     newest: np.ndarray        # [n] absolute index of each window's newest vector
     warm: np.ndarray          # [n] the window lies wholly inside the stream
+    engine: object = None     # the engine that ran the newest window (for its identity)
 
 
 class WindowForecaster:
@@ -41,18 +42,24 @@ class WindowForecaster:
     ``engine.result_shape`` per window; ``counter`` names the result's count of windows).
 
     :meth:`run` takes what a GNU Radio block with history ``steps`` sees: the vectors
-    from absolute index ``r - (steps - 1)`` and the number of windows wanted."""
+    from absolute index ``r - (steps - 1)`` and the number of windows wanted.  With a
+    ``slot`` (:class:`~greatai.hotswap.ModelSlot` holding ``engine``), each batch runs on the
+    slot's engine, so a model is swapped between two batches."""
 
-    def __init__(self, engine, every: int, fft_size: int = None, log=None, counter: str = "forecasts"):
+    def __init__(self, engine, every: int, fft_size: int = None, log=None, counter: str = "forecasts", slot=None):
         if fft_size is not None and (int(fft_size) % engine.channels or int(fft_size) < engine.channels):
             raise ValueError(f"vector length {fft_size} does not match the model: it pools spectra to "
                              f"{engine.channels} channels, so fft_size must be a multiple of {engine.channels}")
         if int(every) < 1:
             raise ValueError(f"every must be >= 1 vector, got {every}")
-        self.engine, self.every, self.counter = engine, int(every), counter
+        self.every, self.counter, self.slot, self._engine = int(every), counter, slot, engine
         self.grid = window_grid(engine.steps, self.every)
-        self.runner = InlineRunner(engine.run, self.grid, batch_frames=1 << 20, log=log,
-                                   counters=(counter, "skipped"))
+        self.runner = InlineRunner((lambda x: slot.engine.run(x)) if slot is not None else engine.run, self.grid,
+                                   batch_frames=1 << 20, log=log, counters=(counter, "skipped"), slot=slot)
+
+    @property
+    def engine(self):
+        return self.slot.engine if self.slot is not None else self._engine
 
     @property
     def counts(self):
@@ -65,11 +72,13 @@ class WindowForecaster:
         k = self.grid.span(base, len(pooled))[0] + np.arange(n_out)
         prob = np.zeros((n_out,) + tuple(e.result_shape), np.float32)
         status = np.full(n_out, STATUS_ZERO, np.uint8)
+        ran = e
         for b in self.runner.run_all(pooled, base):
             if b.error is None:                        # a failed batch stays zeros
                 j = (b.offsets - self.grid.start(k[0])) // self.every
                 prob[j], status[j] = b.result.prob, b.result.status
-        out = Windows(prob, status, self.grid.start(k) + e.steps - 1, warm(self.grid, k))
+                ran = b.engine or ran
+        out = Windows(prob, status, self.grid.start(k) + e.steps - 1, warm(self.grid, k), ran)
         # windows reaching into the zeros before the stream are not results
         self.counts[self.counter] -= int(np.count_nonzero((status == STATUS_OK) & ~out.warm))
         return out

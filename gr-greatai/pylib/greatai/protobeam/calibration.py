@@ -9,6 +9,7 @@ on each batch of frames, and publishes the replies (``records.calibration_reply`
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Calibrator:
         self._pending_change = None
         self.replies = []                    # replies not yet published (records.calibration_reply dicts)
         self._throttle = Throttle(5.0)       # refusals logged at most every 5 s (all counted, all answered)
+        self._lock = threading.RLock()       # a request applies wholly to one engine (see swap_engine)
 
     # ---- requests ----
     def start(self):
@@ -125,7 +127,39 @@ class Calibrator:
                                    "parameter")
         return self.path
 
+    def swap_engine(self, new: ProtoBeamEngine) -> str:
+        """A model swap (on the stream thread, between two batches): ``new`` takes over.
+        Its embeddings differ from the old encoder's, so the calibration does not carry: a
+        capture in progress is cancelled, the prototypes start from the new model's defaults,
+        and the calibration file is left as it is (it names the old encoder's hash); if the
+        file was made with the new encoder (swapping back), it is loaded.  Returns what
+        happened, for the answer."""
+        with self._lock:
+            old, self.engine = self.engine, new
+            notes = []
+            if self.capturing is not None:
+                notes.append(f"capture of beam {old.classes[self.capturing[0]]} cancelled")
+                self.capturing = None
+            if old.model_id == new.model_id and old.waveform_id == new.waveform_id:
+                new.load_state(old)
+                return "same encoder: calibration kept" + "".join(f"; {n}" for n in notes)
+            notes.insert(0, f"calibration reset: the old encoder's {old.calibrated_beams} calibrated beams "
+                            f"({int(old.shots().sum())} shots) do not apply to this encoder")
+            if self.path and Path(self.path).exists():
+                try:
+                    n = new.load(self.path)
+                    notes.append(f"{self.path} was made with this encoder: {n} beams loaded")
+                except CalibrationError as e:
+                    notes.append(f"{self.path} is kept for the old encoder ({e})")
+            self._pending_change = time.monotonic()
+            self._reply("model", True, "; ".join(notes))
+            return "; ".join(notes)
+
     def _do(self, event, fn) -> bool:
+        with self._lock:
+            return self._do_locked(event, fn)
+
+    def _do_locked(self, event, fn) -> bool:
         self.counts["requests"] += 1
         try:
             res = fn()

@@ -105,6 +105,9 @@ class ProtoBeamEngine(runtime.ModelEngine):
         self.generation = 0          # bumps on every change of the prototypes
         self.last_change = None      # time.monotonic() of that change
 
+    def signature(self) -> dict:
+        return dict(super().signature(), frame_length=self.frame_length, beams=self.n_beams)
+
     # ---------------------------------------------------------------- reference waveform
     def set_waveform(self, waveform=""):
         """Use the model's reference (empty) or the user's (name, file or samples); raises
@@ -331,6 +334,14 @@ class ProtoBeamEngine(runtime.ModelEngine):
         except (KeyError, TypeError, ValueError) as e:
             raise CalibrationError(f"{source}: {e}") from None
         return s, c
+
+    def load_state(self, other: "ProtoBeamEngine"):
+        """Take another engine's calibration (the same encoder and reference: a model swapped for itself)."""
+        with other._lock:
+            s, c = other._sum.copy(), other._count.copy()
+        with self._lock:
+            self._sum, self._count = s, c
+            self._changed()
 
     def load(self, path):
         """Replace the calibration with the file's; on any error the state is unchanged."""

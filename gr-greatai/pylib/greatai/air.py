@@ -1,0 +1,237 @@
+"""Models over the air (seed 003, "Neural Networks in the Air"): a model's weights sent as
+uncoded analog I/Q symbols, and estimated at the receiver.  numpy and onnx; no GNU Radio
+(the flowgraphs that carry the symbols are in the apps: ``greatai eval air``, ``greatai demo air``).
+
+Transmitter (:func:`encode`): every weight tensor of the model's Conv and Gemm layers (weights
+and biases of both AMC stages; each tensor one "layer") is normalised by its own mean and
+standard deviation and mapped to I/Q, two weights per complex symbol.  After pruning only
+the non-zero weights go; their positions travel in the header as a bitmap.  The header
+(shapes, per-layer means and deviations, the bitmaps) is the small, digitally protected
+part: bytes with a CRC-32, BPSK, each bit repeated (:func:`header_symbols`), so it survives
+where the weights are already noisy.  Symbols have unit power per real dimension (2 per
+complex symbol), and so does the header's BPSK.
+
+Receiver (:func:`decode`): the header is decoded first (majority of the repeats, CRC
+checked); its known symbols give the noise variance (:func:`noise_from_header`).  Each
+weight is then estimated by
+* ``ml``: w = r;
+* ``mmse`` (Gaussian prior per layer, mean mu and variance s_w^2, noise s_z^2):
+  w = s_w^2/(s_w^2+s_z^2) r + mu s_z^2/(s_w^2+s_z^2);
+* ``mmse_pb`` with temperatures lam, beta (0 <= lam < 1/(2 s_w^2) + 1/(2 s_z^2)):
+  w - mu = s_w^2/(s_w^2+(1-2 s_w^2 lam) s_z^2) (r - mu) + s_w^2 s_z^2 beta/(s_w^2+(1-2 s_w^2 lam) s_z^2);
+  the seed's formula is for a zero-mean prior, so it is applied around mu; lam = beta = 0 is
+  MMSE, and a larger lam shrinks less (large weights matter more to accuracy).
+In normalised units (s_w = 1, noise n = s_z^2/s_w^2 per real dimension) these are
+r, r/(1+n) and r/(1+(1-2 l) n) + b n/(1+(1-2 l) n), with l = lam s_w^2 in [0, 1/2 + 1/(2n)) and
+b = beta s_w.  :func:`rebuild` writes the received weights into a copy of the model (ONNX
+initializers replaced, metadata through the contract, new checksums).
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import contract
+
+ESTIMATORS = ("ml", "mmse", "mmse_pb")
+OPS = ("Conv", "Gemm")
+MAGIC = b"GAIR1"
+
+
+class AirError(ValueError):
+    """A header that does not decode (CRC), or a model that cannot be sent or rebuilt."""
+
+
+@dataclass
+class Layer:
+    role: str                 # file role (stage1, stage2)
+    name: str                 # ONNX initializer name
+    shape: tuple
+    mu: float
+    sigma: float
+    n: int                    # weights sent (the non-zero ones)
+    mask: np.ndarray | None = None     # flat bool of the positions sent, None: all
+
+
+@dataclass
+class Transmission:
+    symbols: np.ndarray       # complex64 payload, two normalised weights per symbol
+    header: bytes             # what the digital header carries (CRC appended by header_symbols)
+    layers: list = field(default_factory=list)
+
+    @property
+    def weights(self) -> int:
+        return int(sum(l.n for l in self.layers))
+
+
+def tensors(model) -> list:
+    """(role, initializer name, array) of every Conv/Gemm weight and bias of an AMC model."""
+    import onnx
+    from onnx import numpy_helper
+    m = contract.load(model, "amc")
+    out = []
+    for role in ("stage1", "stage2"):
+        g = onnx.load(str(m.file(role))).graph
+        inits = {i.name: i for i in g.initializer}
+        for node in g.node:
+            if node.op_type in OPS:
+                for name in node.input[1:3]:
+                    if name in inits:
+                        out.append((role, name, numpy_helper.to_array(inits[name]).astype(np.float32)))
+    return out
+
+
+def encode(model) -> Transmission:
+    """The model's weights as analog symbols, and the header that describes them."""
+    layers, parts = [], []
+    for role, name, w in tensors(model):
+        flat = w.ravel()
+        nz = flat != 0
+        sparse = not nz.all()
+        v = flat[nz] if sparse else flat
+        mu, sigma = float(v.mean()), float(v.std()) or 1.0
+        layers.append(Layer(role, name, tuple(w.shape), mu, sigma, int(v.size), nz if sparse else None))
+        parts.append((v - mu) / sigma)
+    s = np.concatenate(parts).astype(np.float32)
+    if len(s) % 2:
+        s = np.append(s, np.float32(0))
+    return Transmission(s[0::2] + 1j * s[1::2], _header_bytes(layers), layers)
+
+
+def _header_bytes(layers) -> bytes:
+    """Per layer: mean and deviation (float32), weights sent (uint32) and whether a bitmap of
+    their positions follows; then the bitmaps.  Names and shapes are not sent: the receiver
+    has the model's architecture (its graph), only the weights travel."""
+    rec = np.array([(l.mu, l.sigma, l.n, l.mask is not None) for l in layers],
+                   dtype=[("m", ">f4"), ("d", ">f4"), ("n", ">u4"), ("b", "u1")])
+    bitmaps = b"".join(np.packbits(l.mask).tobytes() for l in layers if l.mask is not None)
+    return MAGIC + len(layers).to_bytes(2, "big") + rec.tobytes() + bitmaps
+
+
+def parse_header(data: bytes, model) -> list:
+    """The layers a header describes, on the receiver's copy of the architecture (``model``:
+    names and shapes from its graph)."""
+    if not data.startswith(MAGIC):
+        raise AirError("the header does not start with the model-over-the-air magic")
+    arch = tensors(model)
+    k = int.from_bytes(data[5:7], "big")
+    if k != len(arch):
+        raise AirError(f"the header describes {k} weight tensors; the receiver's architecture has {len(arch)}")
+    dt = np.dtype([("m", ">f4"), ("d", ">f4"), ("n", ">u4"), ("b", "u1")])
+    rec = np.frombuffer(data[7:7 + k * dt.itemsize], dt)
+    bitmaps, pos, out = data[7 + k * dt.itemsize:], 0, []
+    for (role, name, w), (mu, sd, n, has) in zip(arch, rec):
+        mask = None
+        if has:
+            nb = (w.size + 7) // 8
+            mask = np.unpackbits(np.frombuffer(bitmaps[pos:pos + nb], np.uint8))[:w.size].astype(bool)
+            pos += nb
+        out.append(Layer(role, name, tuple(w.shape), float(mu), float(sd), int(n), mask))
+    return out
+
+
+# ---------------------------------------------------------------- the digital header
+SYNC = (1.0 - 2.0 * np.random.default_rng(20260).integers(0, 2, 128)) * np.sqrt(2)   # known to both ends
+
+
+def header_symbols(header: bytes, repeat: int) -> np.ndarray:
+    """A 128-symbol sync word, then the header bytes + CRC-32 as BPSK (+-sqrt 2: the
+    payload's power per symbol), each bit ``repeat`` times."""
+    data = header + zlib.crc32(header).to_bytes(4, "big")
+    bits = np.unpackbits(np.frombuffer(data, np.uint8))
+    return np.concatenate([SYNC, np.repeat(1.0 - 2.0 * bits, int(repeat)) * np.sqrt(2)]).astype(np.complex64)
+
+
+def find_start(rx: np.ndarray, search: int = 64) -> int:
+    """Where the sync word starts in the received stream (a channel's filters shift it)."""
+    rx = np.concatenate([np.asarray(rx[:len(SYNC) + search], np.complex64), np.zeros(len(SYNC) + search, np.complex64)])
+    c = [abs(np.vdot(SYNC, rx[d:d + len(SYNC)])) if d >= 0 else abs(np.vdot(SYNC[-d:], rx[:len(SYNC) + d]))
+         for d in range(-search, search + 1)]
+    return int(np.argmax(c)) - search
+
+
+def decode_header(rx: np.ndarray, n_bytes: int, repeat: int):
+    """(header bytes, noise variance per real dimension) from the received header symbols
+    (``n_bytes``: the header's length without CRC).  AirError if the CRC fails."""
+    nbits = (n_bytes + 4) * 8
+    rx = rx[len(SYNC):]
+    soft = rx[:nbits * repeat].real.reshape(nbits, repeat).sum(1)
+    bits = (soft < 0).astype(np.uint8)
+    data = np.packbits(bits).tobytes()
+    body, crc = data[:n_bytes], int.from_bytes(data[n_bytes:n_bytes + 4], "big")
+    if zlib.crc32(body) != crc:
+        raise AirError(f"header CRC failed ({nbits} bits, each sent {repeat} times): the model cannot be rebuilt")
+    sent = np.repeat(1.0 - 2.0 * bits.astype(np.float64), repeat) * np.sqrt(2)
+    resid = rx[:nbits * repeat] - sent
+    return body, float(np.mean(resid.real ** 2 + resid.imag ** 2) / 2)
+
+
+# ---------------------------------------------------------------- estimators
+def estimate(r: np.ndarray, noise: float, estimator: str, lam: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    """Normalised received weights (unit prior variance, zero mean) -> estimates; ``noise``
+    the variance per real dimension, ``lam``/``beta`` in normalised units (see the module doc)."""
+    if estimator == "ml":
+        return r
+    if estimator == "mmse":
+        return r / (1.0 + noise)
+    if estimator == "mmse_pb":
+        bound = 0.5 + 0.5 / max(noise, 1e-12)
+        if not 0.0 <= lam < bound:
+            raise ValueError(f"mmse_pb needs 0 <= lam < 1/2 + 1/(2 noise) = {bound:.4g}, got {lam}")
+        den = 1.0 + (1.0 - 2.0 * lam) * noise
+        return r / den + beta * noise / den
+    raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+
+
+def decode(rx: np.ndarray, layers: list, noise: float, estimator: str, lam: float = 0.0, beta: float = 0.0) -> list:
+    """(role, name, weights) of every layer from the received payload symbols."""
+    r = np.empty(2 * len(rx), np.float64)
+    r[0::2], r[1::2] = rx.real, rx.imag
+    out, pos = [], 0
+    for l in layers:
+        s = estimate(r[pos:pos + l.n], noise, estimator, lam, beta)
+        pos += l.n
+        v = (l.mu + l.sigma * s).astype(np.float32)
+        if l.mask is None:
+            w = v.reshape(l.shape)
+        else:
+            w = np.zeros(int(np.prod(l.shape)), np.float32)
+            w[l.mask] = v
+            w = w.reshape(l.shape)
+        out.append((l.role, l.name, w))
+    return out
+
+
+def rebuild(model, weights: list, out, note: str = "") -> Path:
+    """A copy of ``model`` in ``out`` with ``weights`` ((role, name, array) of :func:`decode`)
+    in place of its initializers: a model directory any block loads (checksums renewed)."""
+    import onnx
+    from onnx import numpy_helper
+    src = contract.load(model, "amc")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_role = {}
+    for role, name, w in weights:
+        by_role.setdefault(role, {})[name] = w
+    meta = json.loads(json.dumps(src.meta))
+    for role in ("stage1", "stage2"):
+        m = onnx.load(str(src.file(role)))
+        for init in m.graph.initializer:
+            w = by_role.get(role, {}).get(init.name)
+            if w is not None:
+                init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), init.name))
+        onnx.save(m, str(out / f"{role}.onnx"))
+        meta["files"][role] = contract.file_entry(out / f"{role}.onnx")
+    meta["name"] = f"{src.name}_air"
+    meta["description"] = f"{src.meta.get('description', '')}, received over the air" + (f" ({note})" if note else "")
+    contract.write(out / "model.json", meta)
+    return out / "model.json"
+
+
+def predicted_mse_ratio(noise: float) -> float:
+    """MSE of MMSE over that of ML for a Gaussian prior: s_w^2/(s_w^2+s_z^2) = 1/(1+n)."""
+    return 1.0 / (1.0 + noise)

@@ -1,0 +1,98 @@
+"""Models over the air, the pure layer (greatai.air): the estimators against their closed forms,
+the digital header, and a model's weights sent and rebuilt."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from greatai import air, contract
+from greatai.amc.engine import EarlyExitEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+AMC = ROOT / "models" / "amc_ee"
+
+
+@pytest.mark.parametrize("wnr_db", [-5.0, 0.0, 10.0])
+def test_mmse_lowers_the_mse_by_the_predicted_factor(wnr_db):
+    rng = np.random.default_rng(1)
+    mu, sw = 0.3, 0.05
+    w = mu + sw * rng.standard_normal(400_000)                  # a Gaussian layer
+    n = 10 ** (-wnr_db / 10)                                    # noise per real dimension, normalised
+    r = (w - mu) / sw + np.sqrt(n) * rng.standard_normal(w.size)
+    ml = mu + sw * air.estimate(r, n, "ml")
+    mmse = mu + sw * air.estimate(r, n, "mmse")
+    ratio = np.mean((mmse - w) ** 2) / np.mean((ml - w) ** 2)
+    assert ratio == pytest.approx(air.predicted_mse_ratio(n), rel=0.02)
+    # the closed form in weight units: s_w^2/(s_w^2+s_z^2) r + mu s_z^2/(s_w^2+s_z^2)
+    sz2, rw = sw ** 2 * n, mu + sw * r
+    np.testing.assert_allclose(mmse, sw ** 2 / (sw ** 2 + sz2) * rw + mu * sz2 / (sw ** 2 + sz2), rtol=1e-9)
+
+
+def test_mmse_pb_spans_mmse_and_ml_and_checks_its_temperature():
+    r, n = np.linspace(-3, 3, 13), 0.5
+    np.testing.assert_allclose(air.estimate(r, n, "mmse_pb", 0.0, 0.0), air.estimate(r, n, "mmse"))
+    np.testing.assert_allclose(air.estimate(r, n, "mmse_pb", 0.5, 0.0), r)          # lam = 1/(2 s_w^2): ML
+    big = air.estimate(r, n, "mmse_pb", 0.9, 0.0)
+    assert np.all(np.abs(big[r != 0]) > np.abs(r[r != 0]))                         # larger weights count more
+    # in weight units: s_w^2/(s_w^2+(1-2 s_w^2 lam) s_z^2) r + s_w^2 s_z^2 beta/(...)
+    sw, lam_w, beta_w = 2.0, 0.9 / 4.0, 0.1 / 2.0
+    sz2 = sw ** 2 * n
+    den = sw ** 2 + (1 - 2 * sw ** 2 * lam_w) * sz2
+    np.testing.assert_allclose(sw * air.estimate(r, n, "mmse_pb", 0.9, 0.1),
+                               sw ** 2 / den * (sw * r) + sw ** 2 * sz2 * beta_w / den, rtol=1e-9)
+    with pytest.raises(ValueError, match="1/2 \\+ 1/\\(2 noise\\)"):
+        air.estimate(r, n, "mmse_pb", 0.5 + 0.5 / n, 0.0)
+    with pytest.raises(ValueError, match="estimator"):
+        air.estimate(r, n, "map")
+
+
+def test_the_header_survives_noise_and_a_damaged_one_is_refused():
+    tx = air.encode(AMC)
+    rng = np.random.default_rng(2)
+    hs = air.header_symbols(tx.header, 15)
+    noise = 1.0                                                  # 0 dB per real dimension
+    rx = hs + (rng.standard_normal(len(hs)) + 1j * rng.standard_normal(len(hs))) * np.sqrt(noise)
+    body, est = air.decode_header(rx.astype(np.complex64), len(tx.header), 15)
+    assert body == tx.header and est == pytest.approx(noise, rel=0.05)
+    layers = air.parse_header(body, AMC)
+    assert [(l.name, l.n) for l in layers] == [(l.name, l.n) for l in tx.layers]
+    bad = hs.copy()
+    bad[len(air.SYNC):len(air.SYNC) + 15 * 40] *= -1              # 40 header bits inverted
+    with pytest.raises(air.AirError, match="CRC failed"):
+        air.decode_header(bad, len(tx.header), 15)
+    for shift in (-3, 0, 5):
+        y = np.concatenate([np.zeros(max(shift, 0), np.complex64), hs[max(-shift, 0):]])
+        assert air.find_start(y) == shift
+
+
+def test_a_model_sent_without_noise_comes_back_exactly(tmp_path, rng):
+    tx = air.encode(AMC)
+    assert tx.weights == sum(w.size for _, _, w in air.tensors(AMC)) and len(tx.symbols) == (tx.weights + 1) // 2
+    w = air.decode(tx.symbols, air.parse_header(tx.header, AMC), 1e-12, "ml")
+    for (_, name, a), (_, name2, b) in zip(air.tensors(AMC), w):
+        assert name == name2
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    out = air.rebuild(AMC, w, tmp_path / "rx")
+    m = contract.load(out, "amc")                                # checksums renewed, loads through the contract
+    assert m.name == "amc_ee_air"
+    from helpers import make_frames
+    x = make_frames(rng, "QPSK", 64, 20)
+    assert np.array_equal(EarlyExitEngine(out).classify(x).label, EarlyExitEngine(AMC).classify(x).label)
+
+
+def test_only_the_non_zero_weights_of_a_pruned_model_travel(tmp_path):
+    ts = air.tensors(AMC)
+    pruned = []
+    for role, name, w in ts:
+        v = w.copy()
+        v[np.abs(v) < np.median(np.abs(v))] = 0                  # half of each tensor
+        pruned.append((role, name, v))
+    src = air.rebuild(AMC, pruned, tmp_path / "pruned")
+    tx = air.encode(src)
+    assert tx.weights == sum(int(np.count_nonzero(w)) for _, _, w in pruned)
+    layers = air.parse_header(tx.header, src)
+    assert all(l.mask is not None for l in layers)
+    back = air.decode(tx.symbols, layers, 1e-12, "mmse")
+    for (_, _, a), (_, _, b) in zip(pruned, back):
+        assert np.array_equal(a == 0, b == 0)                    # positions from the header's bitmaps
+        np.testing.assert_allclose(a, b, atol=1e-6)
