@@ -1,6 +1,7 @@
 """Models on demand in running flowgraphs: every model-running block swaps its model between
 two batches (no sample lost or reordered, one switch, each result naming its model), refuses a
 bad model with a reason and keeps the old one, and answers every request on model_status."""
+import json
 import shutil
 from pathlib import Path
 
@@ -262,3 +263,19 @@ def test_spectrogram_blocks_swap_and_refuse_the_other_task(kind, tmp_path):
     k = vers.index("2")
     assert "2" not in vers[:k] and set(vers[k:]) == {"2"}
     assert blk.metrics()["model_version"] == "2" and blk.metrics()["model_swaps"] == 1
+
+
+# ---------------------------------------------------------------- the wideband scanner
+def test_the_scanner_swaps_its_classifier_and_refuses_other_classes():
+    from test_scanner_blocks import FS
+    scan = greatai.emitter_scanner(FS, 0.0, overload="block")
+    det, answers = scan.detector, []
+    det.slot.answer = answers.append
+    scan.set_model("amc_hw")                              # 12 classes: emitters are followed by label
+    assert det.slot.idle(60) and not answers[0]["ok"] and "are not the scanner's" in answers[0]["reason"]
+    scan.set_model("amc_ee_int8")
+    assert det.slot.idle(60)
+    frames = np.ones((4, 1024), np.complex64)
+    _, res, engine = det._classify((np.zeros(4, np.int64), frames))     # the next batch takes the new model
+    assert engine.model.name == "amc_ee_int8" and len(res.label) == 4
+    assert answers[-1]["ok"] and answers[-1]["model"] == "amc_ee_int8" and scan.engine is engine

@@ -62,10 +62,11 @@ class emitter_scanner(gr.hier_block2):
         per_call = int(np.clip(round(SECONDS_PER_CALL * fs / frame), 1, 64))
         self.stft.set_output_multiple(per_call)
         xl_taps = filter.firdes.low_pass(1.0, fs, 0.4 * self.channel_rate, 0.2 * self.channel_rate)
-        engine = EarlyExitEngine(model, "cpu", int(threads), None if float(threshold) < 0 else threshold)
-        self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, engine,
+        t = None if float(threshold) < 0 else threshold
+        make = lambda m: EarlyExitEngine(m, "cpu", int(threads), t)      # noqa: E731
+        self.detector = scan_detector(fs, int(fft_size), frame, k, int(slots), self.channel_rate, make(model),
                                       self._retune, every_n, batch_frames, overload, 16, oversample,
-                                      self.center_freq, threshold_db, min_bins, 2, int(average) // fe)
+                                      self.center_freq, threshold_db, min_bins, 2, int(average) // fe, make)
         self.connect(self, self.stft, (self.detector, 0))
         self.chains = []
         for i in range(int(slots)):
@@ -77,9 +78,11 @@ class emitter_scanner(gr.hier_block2):
                 b.set_min_output_buffer(max(8192, 4 * per_call * frame // dec))
             self.connect(self, xl, rs, (self.detector, i + 1))
             self.chains.append((xl, rs))
-        for port in ("emitters", "dwell", "metrics"):
+        for port in ("emitters", "dwell", "metrics", "model_status"):
             self.message_port_register_hier_out(port)
             self.msg_connect(self.detector, port, self, port)
+        self.message_port_register_hier_in("model")
+        self.msg_connect(self, "model", self.detector, "model")
         self.dwell_seconds = k * frame / fs
 
     @property
@@ -105,6 +108,10 @@ class emitter_scanner(gr.hier_block2):
         rs.set_rate(ratio)
         waiting = max(0, xl.nitems_written(0) - rs.nitems_read(0)) + _IN_FLIGHT
         return rs.nitems_written(0) + int(ratio * waiting) + 64
+
+    def set_model(self, model):
+        """Swap the classifier's model between two batches (answered on ``model_status``)."""
+        return self.detector.set_model(model)
 
     def set_threshold_db(self, threshold_db):
         self.detector.set_threshold(threshold_db)

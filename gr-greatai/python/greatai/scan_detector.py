@@ -8,10 +8,10 @@ from greatai.frames import STATUS_OK
 from greatai.inline import InferenceWorker
 
 from . import codec
-from .pmt_util import every, log_every, stop_steps
+from .pmt_util import HotModel, every, log_every, model_slot, stop_steps
 
 
-class scan_detector(gr.basic_block):
+class scan_detector(HotModel, gr.basic_block):
     """The wideband scanner's detector, classifier and reporter: power spectra and the
     extraction chains' streams in, emitters out.
 
@@ -33,17 +33,34 @@ class scan_detector(gr.basic_block):
     ``dwell``, one dict per dwell (start, stop, floor_db, emitters); ``metrics`` about
     once a second.  NaN/Inf spectrum bins read as the floor (logged).
 
+    Models on demand: ``model`` / ``set_model()`` swap the classifier between two batches
+    (``make(path)`` makes the engine; the class names must stay the same, since emitters
+    are followed by label); answers on ``model_status``; every ``emitters`` report names
+    the model of the latest batch (``model``, ``model_version``).
+
     This block is made by ``greatai.emitter_scanner``, which builds the chains.
     """
 
     def __init__(self, samp_rate, fft_size, frame_samples, dwell, slots, channel_rate, engine, retune, every_n=4,
                  batch_frames=64, overload="skip", max_pending=4, oversample=8.0, center_freq=0.0, threshold_db=8.0,
-                 min_bins=2, merge_bins=2, averaged=1):
+                 min_bins=2, merge_bins=2, averaged=1, make=None):
         gr.basic_block.__init__(self, name="greatai_scan_detector",
                                 in_sig=[(np.float32, int(fft_size))] + [np.complex64] * int(slots), out_sig=None)
         if int(batch_frames) < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
-        self.engine, self.retune, self.slots = engine, retune, int(slots)
+        self.retune, self.slots = retune, int(slots)
+
+        def checked(path):
+            if make is None:
+                raise ValueError("this detector was made without a model factory (make): it cannot swap models")
+            new = make(path)
+            if list(new.classes) != list(engine.classes):
+                raise ValueError(f"model {new.model.path} classes {new.classes} are not the scanner's "
+                                 f"{engine.classes}: emitters are followed by label")
+            return new
+        self.slot = model_slot(self, engine, checked,
+                               warm=lambda e: e.classify(np.ones((int(batch_frames), e.frame_length), np.complex64)))
+        self._ident = engine.identity()
         self.scan = scanner.Scan(samp_rate, frame_samples, dwell, slots, channel_rate, oversample, center_freq,
                                  threshold_db, min_bins, merge_bins, averaged, classes=engine.classes)
         self.frames = scanner.ChainFrames(slots, engine.frame_length, every_n)
@@ -58,7 +75,8 @@ class scan_detector(gr.basic_block):
 
     def _classify(self, job):
         tracks, frames = job
-        return tracks, self.engine.classify(frames)
+        engine = self.slot.acquire()               # a waiting model is swapped in between two batches
+        return tracks, engine.classify(frames), engine
 
     # ---- load controls (GRC callbacks through emitter_scanner) ----
     def set_threshold(self, threshold_db):
@@ -123,7 +141,8 @@ class scan_detector(gr.basic_block):
             if err is not None:
                 log_every(self, "error", 5.0, f"inference failed: {err!r}", "error")
                 continue
-            tracks, r = res
+            tracks, r, engine = res
+            self._ident = engine.identity()
             ok = r.status == STATUS_OK
             self.counts["classified"] += int(ok.sum())
             self.counts["invalid"] += int((~ok).sum())
@@ -133,7 +152,7 @@ class scan_detector(gr.basic_block):
     def _publish(self, dw):
         port = codec.sym("emitters")
         for r in dw["reports"]:
-            self.message_port_pub(port, codec.to_pmt(r))
+            self.message_port_pub(port, codec.to_pmt(dict(r, **self._ident)))
         self.counts["published"] += len(dw["reports"])
         self.message_port_pub(codec.sym("dwell"), codec.to_pmt(
             {"start": dw["start"], "stop": dw["stop"], "floor_db": dw["floor_db"],
@@ -156,4 +175,4 @@ class scan_detector(gr.basic_block):
         self.worker.close()
 
     def stop(self):
-        return stop_steps(self, self._finish, self._publish_metrics, self._log_summary)
+        return stop_steps(self, self._finish, self._publish_metrics, self._log_summary, self.slot.close)
