@@ -1,7 +1,6 @@
 """Models on demand in running flowgraphs: every model-running block swaps its model between
 two batches (no sample lost or reordered, one switch, each result naming its model), refuses a
 bad model with a reason and keeps the old one, and answers every request on model_status."""
-import json
 import shutil
 from pathlib import Path
 
