@@ -130,6 +130,18 @@ def test_a_bad_model_is_refused_with_a_reason_and_the_old_one_keeps_running(sour
     s.close()
 
 
+def test_a_model_that_cannot_take_the_settings_over_is_refused_at_the_swap():
+    answers = []
+
+    def adopt(old, new):
+        raise ValueError("threshold must be a probability in (0, 1)")
+    s = hotswap.ModelSlot(Fake("old"), fake_make, adopt=adopt, answer=answers.append)
+    s.request("new")
+    assert s.idle(5) and s.acquire().model.name == "old" and s.engine.model.name == "old"
+    assert not answers[0]["ok"] and "cannot take over this block's settings" in answers[0]["reason"]
+    s.close()
+
+
 def test_requests_past_the_bound_are_refused_busy_and_a_later_load_supersedes_an_earlier():
     answers, gate = [], threading.Event()
 
@@ -205,13 +217,16 @@ def test_the_runner_swaps_between_two_batches_and_loses_nothing(policy):
     x = np.arange(4 * 200, dtype=np.complex64)
     out = np.zeros_like(x)
     got = []
-    pos = 0
-    for step in range(10):                         # 10 work() calls of 20 frames
+    pos, step = 0, 0
+    while pos < len(x) and step < 1000:            # work() calls of up to 20 frames (the live policy may hold some back)
         if step == 4:
             slot.request("B")
             assert slot.idle(5)
-        n = runner.work(pos, x[pos:pos + 80], out[pos:pos + 80], got.append, pos)
-        pos += n
+        end = min(len(x), pos + 80)
+        n = runner.work(pos, x[pos:end], out[pos:end], got.append, pos)
+        pos, step = pos + n, step + 1
+        if n == 0:
+            runner.worker.wait_any_done(0.1)
     runner.finish(got.append)
     slot.close()
     if policy == "block":

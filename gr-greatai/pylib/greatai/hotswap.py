@@ -235,7 +235,12 @@ class ModelSlot:
             return self.engine
         new, reply = ready
         old = self.engine
-        note = self.adopt(old, new) if self.adopt is not None else None
+        try:
+            note = self.adopt(old, new) if self.adopt is not None else None
+        except Exception as e:          # the block's settings do not carry over: the old model stays
+            self._refuse(reply["id"], reply["request"], f"cannot take over this block's settings: {_reason(e)}",
+                         reply["load_s"])
+            return old
         self.engine = new
         self.counts["swaps"] += 1
         reply["previous"] = f"{old.model.name} {old.model.version}"
