@@ -42,7 +42,7 @@ def test_tags_become_one_annotation_per_frame_and_replay_as_tags(tmp_path):
     np.testing.assert_array_equal(r.samples, np.array(snk.data(), np.complex64))
     got = [(a["core:sample_start"], a["core:label"], a["greatai:exit"]) for a in r.annotations]
     assert got == want
-    assert all(a["core:sample_count"] == 1024 and "greatai:model" not in a for a in r.annotations)
+    assert all(a["core:sample_count"] == 1024 and a["greatai:model"] == "amc_ee" for a in r.annotations)   # from the tags
     g = r.metadata["global"]
     assert g["greatai:complete"] and r.metadata["captures"][0]["core:frequency"] == 915e6
     assert rec.metrics()["commits"] >= 2 and rec.error() is None

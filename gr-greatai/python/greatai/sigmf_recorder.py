@@ -37,7 +37,9 @@ class sigmf_recorder(gr.sync_block):
         annotate: 'dwell' (runs of contiguous frames with one label) or 'frame'.
         interval: seconds between commits.
         description: ``core:description``.
-        model: ``greatai:model`` of the annotations (e.g. the model's name).
+        model: ``greatai:model`` of the annotations (e.g. the model's name); '' takes it from the
+            results (each names its model), so a model swapped in while recording shows as the
+            model of the newest result when an annotation is written.
         max_annotations: annotations kept; the rest are counted as dropped.
     """
 
@@ -52,7 +54,7 @@ class sigmf_recorder(gr.sync_block):
             raise ValueError("sigmf_recorder needs a path to record to")
         self.rec = SigMFRecorder(str(path).strip(), samp_rate, freq, description, interval, annotate,
                                  max_annotations, model)
-        self.results, self.L = results, int(frame_length)
+        self.results, self.L, self._fixed_model = results, int(frame_length), bool(str(model))
         self.result_key = pmt.intern(result_key)
         self._lock = threading.Lock()
         self.bad_results = 0
@@ -117,6 +119,9 @@ class sigmf_recorder(gr.sync_block):
                                         "not recorded so far: not a dict with label, confidence and exit",
                       level="error")
         if offs:
+            m = pmt.dict_ref(tags[-1].value, codec.sym("model"), pmt.PMT_NIL) if pmt.is_dict(tags[-1].value) else None
+            if not self._fixed_model and m is not None and pmt.is_symbol(m):
+                self.rec.model = pmt.symbol_to_string(m)
             self.rec.annotate(offs, self.L, labels, conf, exits)
 
     def _handle(self, msg):
@@ -126,12 +131,15 @@ class sigmf_recorder(gr.sync_block):
                                              "stream's tags (set results='batch' to record messages)")
             return
         try:
-            cols = result_columns(codec.to_python(msg), self.L)
+            obj = codec.to_python(msg)
+            cols = result_columns(obj, self.L)
         except ValueError as e:
             self.bad_results += 1
             log_every(self, "bad", 5.0, f"result not recorded ({self.bad_results} so far): {e}", level="error")
             return
         with self._lock:
+            if not self._fixed_model and obj.get("model"):
+                self.rec.model = str(obj["model"])
             self.rec.annotate(*cols)
 
     def _log_error(self):
