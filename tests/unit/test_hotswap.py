@@ -166,6 +166,17 @@ def test_requests_past_the_bound_are_refused_busy_and_a_later_load_supersedes_an
     s.close()
 
 
+def test_a_package_loads_and_leaves_no_files_behind(tmp_path):
+    answers = []
+    make = lambda p: EarlyExitEngine(p)            # noqa: E731
+    s = hotswap.ModelSlot(make(AMC), make, answer=answers.append)
+    s.package_root = tmp_path
+    s.request(hotswap.pack(INT8), rid="pkg")
+    assert s.idle(20) and s.acquire().model.meta["files"] == contract.load(INT8, "amc").meta["files"]
+    assert answers[0]["ok"] and not list(tmp_path.iterdir())      # unpacked, loaded, then removed
+    s.close()
+
+
 def test_a_real_engine_swap_checks_class_count_and_frame_length(tmp_path):
     answers = []
     make = lambda p: EarlyExitEngine(p)            # noqa: E731

@@ -16,6 +16,7 @@ received only if every packet passes.
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -83,6 +84,12 @@ def choose_pb(model, rx, layers, noise, tmp, val):
     return best[1], best[2]
 
 
+@functools.lru_cache(maxsize=1)
+def channel_shift() -> int:
+    """Samples channel_model's resampler advances the stream by (measured once, on the sync word)."""
+    return -air.find_start(link(air.SYNC.astype(np.complex64), 300.0, 0, align=False))
+
+
 def digital(model, wnr_db: float, seed: int, packet: int = 1024) -> dict:
     """The model's ONNX files as bytes over QPSK in CRC-32 packets through channel_model
     (ideal synchronisation: the channel's own sample shift is undone by a delay before it)."""
@@ -96,7 +103,7 @@ def digital(model, wnr_db: float, seed: int, packet: int = 1024) -> dict:
     const = gdig.constellation_qpsk()
     pts = [complex(p) * np.sqrt(2) / abs(complex(p)) for p in const.points()]     # |s|^2 = 2, as the weights
     v = float(np.sqrt(2.0 * 10 ** (-wnr_db / 10)))
-    shift = -air.find_start(link(air.SYNC.astype(np.complex64), 300.0, 0, align=False))   # the channel's advance
+    shift = channel_shift()
     tb = gr.top_block()
     snk = blocks.vector_sink_b()
     tb.connect(blocks.vector_source_b(list(framed) + [0] * 32), blocks.packed_to_unpacked_bb(2, gr.GR_MSB_FIRST),

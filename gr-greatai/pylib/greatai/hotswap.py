@@ -2,7 +2,8 @@
 
 * :func:`pack` / :func:`unpack`: a model directory as one byte string (a *model package*,
   a zip of ``model.json`` and the files it lists), so a model can travel in a PDU or over
-  ZMQ; unpacking checks every name and every file's SHA-256 through the contract.
+  ZMQ; unpacking checks every name, and the contract every file's SHA-256.  A slot removes
+  the unpacked files once the engine is made (its sessions hold the model).
 * :class:`ModelSlot`: the engine a block runs now, and the requests for another.  A request
   (a path, or package bytes) is loaded on the slot's own thread through the one model
   contract (checksums verified), checked against what the stream needs (the engine's
@@ -133,6 +134,7 @@ class ModelSlot:
         self._ids = itertools.count(1)
         self.counts = collections.Counter({k: 0 for k in ("requests", "swaps", "refused", "superseded", "busy")})
         self.last = None                # the latest answer
+        self.package_root = None        # where packages are unpacked while they load (None: a temporary directory)
 
     # ---- requests (any thread) ----
     def request(self, source, rid=None, origin: str = "port") -> str:
@@ -211,16 +213,22 @@ class ModelSlot:
                 self._cv.notify_all()
 
     def _load(self, source):
-        path = unpack(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
-        new = self.make(path)            # '' : the task's shipped model, as at construction
-        old_sig, new_sig = self.engine.signature(), new.signature()
-        diff = [f"{k} {new_sig.get(k)!r} (running: {v!r})" for k, v in old_sig.items() if new_sig.get(k) != v]
-        if diff:
-            raise ModelError(f"model {new.model.path} does not fit this block's stream and outputs: "
-                             + "; ".join(diff))
-        if self.warm is not None:
-            self.warm(new)
-        return new
+        package = isinstance(source, (bytes, bytearray, memoryview))
+        path = unpack(source, self.package_root) if package else source
+        try:
+            new = self.make(path)            # '' : the task's shipped model, as at construction
+            old_sig, new_sig = self.engine.signature(), new.signature()
+            diff = [f"{k} {new_sig.get(k)!r} (running: {v!r})" for k, v in old_sig.items() if new_sig.get(k) != v]
+            if diff:
+                raise ModelError(f"model {new.model.path} does not fit this block's stream and outputs: "
+                                 + "; ".join(diff))
+            if self.warm is not None:
+                self.warm(new)
+            return new
+        finally:
+            if package:       # the engine holds what it needs (sessions, reference): the unpacked files go
+                import shutil
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
 
     # ---- the inference thread ----
     def acquire(self):
