@@ -290,3 +290,19 @@ def test_a_failing_work_call_passes_the_iq_and_ends():
     y = passthrough_with_broken_step(pb, "embed", x, obj=pb.engine)
     np.testing.assert_array_equal(y, x)
     assert pb.metrics()["errors"] >= 1
+
+
+def test_int8_encoder_runs_in_the_block_like_float(tmp_path):
+    """A ProtoBeam model from greatai compress loads through the block's model parameter, no
+    other change, and, calibrated with the same shots, labels a recording within the stated
+    agreement of float (90 % of frames)."""
+    from greatai import compress
+    out = tmp_path / "pb_int8"
+    compress.compress("protobeam", out, n_calib=1, n_val=4, eval_n=0, progress=False)
+    shots = frames_of(4, np.arange(24).repeat(4), seed=2)
+    msgs = [pdu(b, shots[b * 4:(b + 1) * 4]) for b in range(24)]
+    x = frames_of(4, np.arange(24).repeat(2), seed=3)
+    _, y, _, q, cq = run(x, msgs, model=str(out))
+    _, _, _, f, _ = run(x, msgs)
+    assert np.array_equal(y, x.ravel()) and len(q) == len(f) == 48 and all(c["ok"] for c in cq)
+    assert np.mean([a["beam"] == b["beam"] for a, b in zip(q, f)]) >= 0.9

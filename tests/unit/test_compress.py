@@ -95,7 +95,13 @@ def test_bad_input_is_named(tiny_net, tmp_path):
     with pytest.raises(CompressError, match="unknown compression method 'zip'"):
         compress.compress("amc_ee", tmp_path / "x", method="zip")
     with pytest.raises(CompressError, match="planned, not built yet"):
-        compress.compress("amc_ee", tmp_path / "x", method="qat")
+        compress.compress("amc_ee", tmp_path / "x", method="bacalhaunet")
+    with pytest.raises(CompressError, match="qat bits must be one of 2, 3, 4, 5, 6, 7, 8, got 9"):
+        compress.compress("amc_ee", tmp_path / "x", method="qat", qat_bits=9)
+    with pytest.raises(CompressError, match="act bits must be one of"):
+        compress.compress("amc_ee", tmp_path / "x", method="imp", qat_bits=4, act_bits=1)
+    with pytest.raises(CompressError, match="PTQ .* or QAT"):
+        compress.compress("amc_ee", tmp_path / "x", method="imp", qat_bits=4, quantise_after=True)
     with pytest.raises(CompressError, match="forecast"):
         compress.compress(contract.resolve("", "forecast"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -227,3 +233,140 @@ def test_magnitude_pruning_makes_a_really_sparse_model(shipped_model, tmp_path):
     assert EarlyExitEngine(out).classify(np.ones((2, 1024), np.complex64)).label.shape == (2,)
     with pytest.raises(CompressError, match=r"sparsity must be in \(0, 1\)"):
         compress.compress(shipped_model, tmp_path / "x", method="magnitude", sparsity=1.2)
+
+
+def test_qat_fake_quantisation_and_its_onnx_graph_agree(tmp_path):
+    """A conv -> ReLU -> linear network at 4-bit weights and 4-bit inputs: the QDQ graph
+    computes what torch's fake quantisation computed, on the 4-bit grids, zeros kept."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    import torch.nn as nn
+    from onnx import numpy_helper
+    from greatai.compress import qat
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 6, 3, padding=1)
+            self.fc = nn.Linear(48, 4)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+    torch.manual_seed(1)
+    net = Net()
+    with torch.no_grad():
+        net.conv.weight[1, 0, :] = 0
+    x = torch.randn(64, 2, 8)
+    qat.wrap(net, 4, 4)
+    assert len(qat.qlayers(net)) == 2
+    net.train()
+    net(x)                                             # the input ranges seen in training
+    net.eval()
+    with torch.no_grad():
+        want = net(x).numpy()
+    recs = qat.unwrap(net)
+    assert not qat.qlayers(net) and recs["conv"]["act"]["signed"] and not recs["fc"]["act"]["signed"]
+    p = tmp_path / "net.onnx"
+    torch.onnx.export(net, (x[:1],), str(p), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    qat.to_qdq(p, [recs["conv"], recs["fc"]])
+    s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(s.run(None, {"x": x.numpy()})[0], want, atol=1e-4)
+    g = onnx.load(str(p)).graph
+    ints = {i.name: numpy_helper.to_array(i) for i in g.initializer if i.name.endswith("w_q")}
+    assert len(ints) == 2 and all(v.dtype == np.int8 and np.abs(v).max() <= 7 for v in ints.values())
+    assert not ints["qat0_w_q"][1, 0].any()                      # the zeroed weights stay zero
+    assert sum(n.op_type == "Clip" for n in g.node) == 2          # 4-bit inputs: int8 alone would not clip
+    c = cost.account(p, weight_bits=4, act_bits=4)
+    assert c["bops"] == c["macs"] * 16
+    with pytest.raises(ValueError, match="0 float weight layers in the graph, 1 quantised"):
+        qat.to_qdq(p, [recs["conv"]])                           # already rewritten
+    with pytest.raises(ValueError, match="weight width must be one of"):
+        qat.wrap(Net(), 9)
+
+
+def test_qat_of_a_pruned_amc_model_is_sparse_and_on_its_grid(shipped_model, tmp_path):
+    """Magnitude pruning then QAT at 5 bits (tiny config): the sparsity survives, the cost
+    accounting uses the stated widths, and the blocks' engine loads and runs it."""
+    import onnx
+    from onnx import numpy_helper
+    from greatai.amc.engine import EarlyExitEngine
+    out = tmp_path / "pq"
+    meta = compress.compress(shipped_model, out, method="magnitude", sparsity=0.6, n_train=4, n_val=10, eval_n=0,
+                             progress=False, qat_bits=5, act_bits=8, qat_epochs=1)
+    c = meta["compression"]
+    assert c["method"] == "magnitude+qat-w5a8" and c["qat"]["weight_bits"] == 5
+    assert json.loads((out / "model.json").read_text())["name"].endswith("_magnitude_qat-w5a8")
+    q = [numpy_helper.to_array(i) for r in ("stage1", "stage2") for i in onnx.load(str(out / f"{r}.onnx")).graph.initializer
+         if i.name.endswith("w_q")]
+    assert len(q) == 8 and max(int(np.abs(v).max()) for v in q) <= 15
+    assert sum(int((v == 0).sum()) for v in q) / sum(v.size for v in q) >= 0.59
+    k = meta["cost"]["compressed"]
+    assert k["bops"] == k["macs"] * 5 * 8 and k["parts"]["stage1"]["weight_bits"] == [5]
+    assert EarlyExitEngine(out).classify(np.ones((2, 1024), np.complex64)).label.shape == (2,)
+
+
+def test_structured_pruning_really_narrows_the_graphs(shipped_model, tmp_path):
+    import torch
+    from greatai.amc.engine import EarlyExitEngine
+    from greatai.compress import amc
+    src = contract.load(shipped_model, "amc")
+    m = amc.to_torch(src)
+    x = torch.from_numpy(amc._frames(src.meta, 7, 2)[0])
+    same, widths = amc.narrow(m, 0.999, amc.WIDTHS)              # every channel kept: the same network
+    assert widths == {k: src.meta["architecture"][k] for k in ("c0", "c1", "c2", "c3")}
+    with torch.no_grad():
+        for a, b in zip(m(x), same(x)):
+            assert torch.equal(a, b)
+    out = tmp_path / "narrow"
+    meta = compress.compress(shipped_model, out, method="structured", sparsity=0.5, n_train=4, n_val=10, eval_n=0,
+                             progress=False, widths=("c0", "c2", "c3"))
+    arch, a0 = meta["architecture"], src.meta["architecture"]
+    assert (arch["c0"], arch["c2"], arch["c3"]) == (a0["c0"] // 2, a0["c2"] // 2, a0["c3"] // 2)
+    c, f = meta["cost"]["compressed"], meta["cost"]["float"]
+    assert c["dense_macs"] < 0.4 * f["dense_macs"] and c["macs"] == c["dense_macs"]     # dense, and smaller
+    assert 0.6 < meta["compression"]["pruning"]["sparsity"] < 0.8
+    _, w3 = amc.narrow(m, 0.5)                                   # by default branch 2 only
+    assert (w3["c0"], w3["c2"], w3["c3"]) == (a0["c0"], a0["c2"], a0["c3"] // 2)
+    with pytest.raises(CompressError, match="widths c0, c2, c3"):
+        amc.narrow(m, 0.5, ("c9",))
+    assert amc.to_torch(contract.load(out, "amc")).config["c3"] == a0["c3"] // 2          # reloadable
+    e = EarlyExitEngine(out).classify(np.ones((2, 1024), np.complex64))
+    assert e.label.shape == (2,)
+    with pytest.raises(CompressError, match=r"sparsity must be in \(0, 1\)"):
+        compress.compress(shipped_model, tmp_path / "x", method="structured", sparsity=1.0)
+
+
+def test_protobeam_ptq_writes_an_int8_encoder_the_engine_loads(tmp_path):
+    from greatai.protobeam import sim
+    from greatai.protobeam.engine import ProtoBeamEngine
+    src = contract.resolve("protobeam", "protobeam").parent
+    before = {p.name: fileio.sha256(p) for p in src.iterdir()}
+    out = tmp_path / "pb_int8"
+    meta = compress.compress("protobeam", out, n_calib=1, n_val=4, eval_n=0, progress=False)
+    assert {p.name: fileio.sha256(p) for p in src.iterdir()} == before          # the source is only read
+    c = meta["compression"]
+    assert c["method"] == "ptq" and "8-shot" in c["metric"] and c["layers"]["encoder"]["quantised"]
+    assert meta["cost"]["compressed"]["score_vs_float"] < 0.3
+    assert (out / "waveform.cf32").read_bytes() == (src / "waveform.cf32").read_bytes()
+    f, q = ProtoBeamEngine(src), ProtoBeamEngine(out)
+    x = sim.generate(np.random.default_rng(2), sim.front_end(0), np.arange(48) % sim.N_BEAMS)[0]
+    zf, zq = f.embed(x)[0], q.embed(x)[0]
+    cos = (zf * zq).sum(1) / np.linalg.norm(zf, axis=1) / np.linalg.norm(zq, axis=1)
+    assert cos.min() > 0.98                                    # stated agreement: embeddings within 0.98 cosine
+    assert np.mean(f.classify(x).beam == q.classify(x).beam) >= 0.9
+    with pytest.raises(CompressError, match="protobeam.*imp is built for amc"):
+        compress.compress("protobeam", tmp_path / "x", method="imp")
+
+
+def test_shipped_structured_variant_loads_and_classifies_like_float(shipped_model):
+    from greatai import sim
+    from greatai.amc.engine import EarlyExitEngine
+    m = contract.load("amc_ee_structured_int8", "amc")                  # by name, checksums verified
+    assert m.meta["architecture"]["c3"] == contract.load(shipped_model, "amc").meta["architecture"]["c3"] // 2
+    assert m.meta["compression"]["method"] == "structured+ptq"
+    rng = np.random.default_rng(4)
+    x, _ = sim.generate(rng, np.repeat(np.arange(len(sim.CLASSES)), 20), 1024, snr_db=20.0)
+    f, q = EarlyExitEngine(shipped_model).classify(x), EarlyExitEngine(m.path).classify(x)
+    assert np.mean(f.label == q.label) >= 0.9                   # stated agreement: 90 % of frames at 20 dB

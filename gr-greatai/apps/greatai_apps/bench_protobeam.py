@@ -30,14 +30,14 @@ def _frames(n, seed=3):
     return sim.generate(np.random.default_rng(seed), sim.front_end(0), np.arange(n) % sim.N_BEAMS)[0]
 
 
-def _block_rate(frames, threads, batch, seconds, publish):
+def _block_rate(frames, threads, batch, seconds, publish, model=""):
     from gnuradio import blocks, gr
     from gnuradio import greatai
 
     def build():
         tb = gr.top_block()
         src = blocks.vector_source_c(frames.reshape(-1), True)
-        pb = greatai.protobeam(threads=threads, batch_frames=batch)
+        pb = greatai.protobeam(model=model, threads=threads, batch_frames=batch)
         snk = blocks.null_sink(gr.sizeof_gr_complex)
         tb.connect(src, pb, snk)
         keep = [pb]

@@ -61,6 +61,9 @@ def main(argv=None):
                         "OUT/openset.json and .png)")
     e.add_argument("--seconds", type=float, default=2.0, help="compress: seconds per flowgraph measurement")
     e.add_argument("--pairs", type=int, default=3, help="compress: float/compressed measurement pairs (medians)")
+    e.add_argument("--forecast-probe", action="store_true",
+                   help="compress: whether int8 pays for the forecaster (all convolutions, head only): latency "
+                        "and F1 against float (results/compress/forecast_probe.json)")
     e.add_argument("--sweep", action="store_true", help="compress: run every method on the AMC model (variants "
                                                         "under OUT/variants), tabulate and plot them")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
@@ -77,18 +80,33 @@ def main(argv=None):
     e.set_defaults(fn=cmd_eval)
 
     z = sub.add_parser("compress", help="compress a model into a new model directory (post-training int8 "
-                                        "quantisation; global magnitude pruning: one shot, IMP, FMP; the AMC model "
-                                        "so far)")
-    z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw)")
+                                        "quantisation; global magnitude pruning: one shot, IMP, FMP; "
+                                        "quantisation-aware training at 2-8 bits; the AMC model so far)")
+    z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw; "
+                                 "protobeam: ptq only)")
     z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU); magnitude (one "
                                                    "shot to --sparsity, fine-tuned); imp or fmp (rounds until the "
                                                    "accuracy budget --max-loss is spent); noise (fine-tuning "
-                                                   "with --noise-wnr weight noise only)")
+                                                   "with --noise-wnr weight noise only); structured (removes "
+                                                   "--sparsity of the channels: narrower, faster graphs); qat "
+                                                   "(quantisation-aware training at --qat-bits, default 8)")
     z.add_argument("--noise-wnr", type=float, default=None,
                    help="fine-tuning with Gaussian weight noise at this weight-to-noise ratio in dB (noise "
                         "injection, for models sent over the air; any method but ptq)")
-    z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed, in (0, 1)")
+    z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed; structured: "
+                                                               "share of channels removed; in (0, 1)")
+    z.add_argument("--widths", default="c3", help="structured: the widths narrowed, comma-separated of c0 (stem), "
+                                                  "c2 (trunk), c3 (branch 2; the default, where the MACs are)")
     z.add_argument("--quantise", action="store_true", help="pruning methods: then PTQ of the pruned model")
+    z.add_argument("--qat-bits", type=int, default=None,
+                   help="quantisation-aware training at this weight width (2-8 bits): the method qat, or after "
+                        "magnitude/imp/fmp pruning instead of --quantise")
+    z.add_argument("--act-bits", type=int, default=8, help="QAT: width of every weight layer's input (2-8 bits)")
+    z.add_argument("--qat-epochs", type=int, default=6, help="QAT: training epochs (the best on validation kept)")
+    z.add_argument("--qat-lr", type=float, default=0.25, help="QAT: learning rate, times pruning's fine-tuning rate")
+    z.add_argument("--no-distil", action="store_true",
+                   help="pruning and QAT: fine-tune on the labels only (default: also match the float model's "
+                        "outputs)")
     z.add_argument("--epochs", type=int, default=1, help="pruning: fine-tuning epochs per round")
     z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class")
     z.add_argument("--out", default=None, help="new model directory (default: beside the source, <name>_int8 for "
@@ -98,9 +116,12 @@ def main(argv=None):
                         "(default 0.25) hands layers back to float until it holds; imp/fmp (default 1.0) stop "
                         "pruning there")
     z.add_argument("--seed", type=int, default=4242, help="calibration data seed (validation: seed + 1)")
-    z.add_argument("--val-n", type=int, default=4000, help="validation frames per class (the accuracy budget and "
-                                                           "T; training chose T on 4000)")
-    z.add_argument("--eval-n", type=int, default=100, help="frames per class per SNR in the evaluation of both")
+    z.add_argument("--val-n", type=int, default=None,
+                   help="validation frames: AMC, per class (the accuracy budget and T; default 4000, as training "
+                        "chose T); ProtoBeam, per beam and scenario (default 40)")
+    z.add_argument("--eval-n", type=int, default=None,
+                   help="evaluation of both: AMC, frames per class per SNR (default 100); ProtoBeam, frames per beam "
+                        "and scenario (default 80, as greatai eval protobeam)")
     z.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     z.add_argument("--threads", type=int, default=2)
     z.add_argument("--quiet", action="store_true")

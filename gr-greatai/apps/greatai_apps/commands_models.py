@@ -57,15 +57,20 @@ def cmd_train(a):
 def cmd_compress(a):
     from greatai import compress, contract
     src = contract.resolve(a.model, "amc_ee").resolve().parent          # a path or a shipped model's name
-    suffix = "int8" if a.method == "ptq" else a.method + ("_int8" if a.quantise else "")
-    out = Path(a.out) if a.out else src.parent / f"{src.name}_{suffix}"
-    kw = dict(seed=a.seed, n_val=a.val_n, eval_n=a.eval_n, progress=not a.quiet)
-    if a.method == "ptq":
+    name = f"{src.name}_{compress.suffix(a.method, a.quantise, a.qat_bits, a.act_bits)}"
+    out = Path(a.out) if a.out else src.parent / name
+    task = contract.read_json(src / "model.json").get("task")
+    kw = dict(seed=a.seed, progress=not a.quiet)
+    kw.update({k: v for k, v in (("n_val", a.val_n), ("eval_n", a.eval_n)) if v is not None})   # else the task's
+    if task == "protobeam":
+        kw["max_loss"] = 0.5 if a.max_loss is None else a.max_loss
+    elif a.method == "ptq":
         kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
     else:
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
                   quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads,
-                  noise_wnr_db=a.noise_wnr)
+                  noise_wnr_db=a.noise_wnr, qat_bits=a.qat_bits, act_bits=a.act_bits, qat_epochs=a.qat_epochs,
+                  qat_lr=a.qat_lr, distil=not a.no_distil, widths=tuple(a.widths.split(",")))
     meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, **kw)
     tables.compressed(meta)
     emit(f"\nwrote {out}")
@@ -86,9 +91,13 @@ def cmd_eval(a):
             eval_compress.sweep(a.out if a.out != "results/amc" else "results/compress", model=a.model or "amc_ee",
                                 eval_n=min(a.n, 100), progress=not a.quiet)
             return
+        if a.forecast_probe:
+            eval_compress.forecast_probe(a.out if a.out != "results/amc" else "results/compress/forecast_probe.json",
+                                         seconds=a.seconds, pairs=a.pairs)
+            return
         if not a.model:
             raise SystemExit("greatai eval compress: give the compressed model with --model")
-        eval_compress.run(a.model, a.out if a.out != "results/amc" else "results/compress/amc.json",
+        eval_compress.run(a.model, a.out if a.out != "results/amc" else None,
                           seconds=a.seconds, threads=a.threads, pairs=a.pairs)
     elif a.task == "protobeam":
         from greatai.fileio import atomic_write

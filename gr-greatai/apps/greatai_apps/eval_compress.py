@@ -54,7 +54,13 @@ def op_profile(path, name, x, runs=10) -> dict:
     return {k: round(100 * v / total, 1) for k, v in by.most_common()}
 
 
-def run(model, out="results/compress/amc.json", seconds=2.0, threads=2, batch=512, pairs=3) -> dict:
+def run(model, out=None, seconds=2.0, threads=2, batch=512, pairs=3) -> dict:
+    """One compressed model against its float source (``out``: results/compress/<its name>.json)."""
+    meta = contract.read_json(contract.resolve(model, "amc_ee"))
+    task = meta.get("task")
+    out = out or f"results/compress/{meta.get('name', task)}.json"
+    if task == "protobeam":
+        return run_protobeam(model, out, seconds, threads, pairs=pairs)
     comp = contract.load(model, "amc")
     if "compression" not in comp.meta:
         raise ValueError(f"{comp.path} is not a compressed model (no 'compression' in its metadata)")
@@ -96,6 +102,53 @@ def run(model, out="results/compress/amc.json", seconds=2.0, threads=2, batch=51
     return benchutil.report(out, res, print_table)
 
 
+def run_protobeam(model, out, seconds=2.0, threads=2, batch=32, pairs=3) -> dict:
+    """The ProtoBeam encoder's variant against its float source: cost, raw ONNX Runtime
+    latency of the encoder, k-shot accuracy (recorded by ``greatai compress`` on the same
+    frames for both), and frames/s through the real ``protobeam`` block (vector source of
+    pre-generated frames -> protobeam -> null sink, every frame embedded and classified),
+    float and compressed runs alternating in pairs."""
+    from greatai.protobeam import front, waveforms
+    from .bench_protobeam import _block_rate, _frames
+    comp = contract.load(model, "protobeam")
+    if "compression" not in comp.meta:
+        raise ValueError(f"{comp.path} is not a compressed model (no 'compression' in its metadata)")
+    src = contract.load(comp.dir / comp.meta["compression"]["source"]["dir"], "protobeam")
+    res = {"machine": benchutil.machine(), "task": "protobeam", "float": str(src.path), "compressed": str(comp.path),
+           "method": comp.meta["compression"]["method"], "batch_frames": batch, "threads": threads, "pairs": pairs,
+           "seconds_per_run": seconds, "cost": comp.meta["cost"],
+           "accuracy": {"float": comp.meta["compression"].get("float_evaluation_same_frames"),
+                        "compressed": comp.meta.get("evaluation")}}
+    frames = _frames(4096)
+    feats = front.Front(waveforms.load(src.file("waveform")))(frames[:256])
+    res["latency_us_per_frame"] = {k: {"encoder": round(latency_us(m.file("encoder"), "features", feats), 2)}
+                                   for k, m in (("float", src), ("compressed", comp))}
+    f, c, ratios = benchutil.paired(lambda: _block_rate(frames, threads, batch, seconds, False, str(src.dir)),
+                                    lambda: _block_rate(frames, threads, batch, seconds, False, str(comp.dir)),
+                                    pairs)
+    res["rows"] = [{"mode": "block, tags only", "float_frames_per_s": round(f), "compressed_frames_per_s": round(c),
+                    "float_msps": round(f * 1024 / 1e6, 2), "compressed_msps": round(c * 1024 / 1e6, 2),
+                    "speedup": round(c / f, 2), "speedup_each_pair": [round(1 / q, 2) for q in ratios]}]
+    return benchutil.report(out, res, print_protobeam)
+
+
+def print_protobeam(res):
+    m = res["machine"]
+    emit(f"machine: {m['cpu']} ({', '.join(m['isa'])}), {m['cores']} cores; onnxruntime {m['onnxruntime']}")
+    emit(f"{res['method']}: {res['compressed']} against {res['float']}")
+    emit(f"{'':<11} {'MACs':>9} {'Mbit ops':>9} {'weight kbit':>11} {'file kB':>8} {'score':>7} {'enc us':>7} "
+         f"{'8-shot seen':>11} {'8-shot unseen':>13}")
+    for k in ("float", "compressed"):
+        c, acc = res["cost"][k], (res["accuracy"][k] or {}).get("accuracy", {})
+        emit(f"{k:<11} {c['macs']:>9} {c['bops'] / 1e6:>9.1f} {c['weight_mem_bits'] / 1e3:>11.1f} "
+             f"{c['file_bytes'] / 1e3:>8.1f} {c.get('score_vs_float', 1.0):>7.4f} "
+             f"{res['latency_us_per_frame'][k]['encoder']:>7.1f} {acc.get('seen', {}).get('8', float('nan')):>11} "
+             f"{acc.get('unseen_static', {}).get('8', float('nan')):>13}")
+    for r in res["rows"]:
+        emit(f"{r['mode']}: float {r['float_msps']} MS/s, compressed {r['compressed_msps']} MS/s, "
+             f"{r['speedup']}x (each pair {r['speedup_each_pair']})")
+
+
 def print_table(res):
     m = res["machine"]
     emit(f"machine: {m['cpu']} ({', '.join(m['isa'])}), {m['cores']} cores; onnxruntime {m['onnxruntime']}")
@@ -119,37 +172,59 @@ def print_table(res):
                                                              res["early_vs_full_compressed"].items()))
 
 
-SWEEP = (("ptq", {}), ("magnitude", {"sparsity": 0.5}), ("magnitude", {"sparsity": 0.7}),
-         ("magnitude", {"sparsity": 0.85}), ("imp", {}), ("fmp", {}), ("imp", {"quantise_after": True}))
+LONG = {"epochs": 4, "n_train": 4000}          # the new methods fine-tune longer than one epoch a round
+SWEEP = (("ptq", "ptq", {}), ("magnitude_50", "magnitude", {"sparsity": 0.5}),
+         ("magnitude_70", "magnitude", {"sparsity": 0.7}), ("magnitude_85", "magnitude", {"sparsity": 0.85}),
+         ("imp", "imp", {}), ("fmp", "fmp", {}), ("imp_ptq", "imp", {"quantise_after": True}),
+         ("structured_50", "structured", {"sparsity": 0.5, **LONG}),
+         ("structured_50_ptq", "structured", {"sparsity": 0.5, "quantise_after": True, **LONG}),
+         ("qat_w8a8", "qat", {"qat_bits": 8, "n_train": 4000}), ("qat_w4a8", "qat", {"qat_bits": 4, "n_train": 4000}),
+         ("imp_qat_w4a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 4}),
+         ("imp_qat_w3a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 3}))
 
 
-def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, progress=True) -> dict:
+def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, progress=True, only=None) -> dict:
     """``greatai eval compress --sweep``: every method on the AMC model, in one run: their
-    variants (under ``work``, default OUT/variants), a table of cost and accuracy, and the
-    pictures: accuracy against sparsity (one-shot magnitude, IMP and FMP rounds) and
-    accuracy against the cost score."""
+    variants (under ``work``, default OUT/variants), a table of cost, accuracy and raw ONNX
+    Runtime latency per frame of both stages (the float model's measured in the same run),
+    and the pictures: accuracy against sparsity (one-shot magnitude, IMP and FMP rounds,
+    structured) and accuracy against the cost score.  ``only``: those variants' names."""
     from greatai import compress
     out_dir = Path(out_dir)
     work = Path(work) if work else out_dir / "variants"
     rows = []
-    for method, kw in SWEEP:
-        name = method + (f"_{int(100 * kw['sparsity'])}" if "sparsity" in kw else "") + \
-            ("_ptq" if kw.get("quantise_after") else "")
+    src = contract.load(contract.resolve(model, "amc_ee"), "amc")
+    x = _iq(20.0, 256, 1024, seed=9).view(np.float32).reshape(256, 1024, 2)
+
+    def latency(m):
+        feat = make_session(m.file("stage1"), "cpu", 1).run(None, {"iq": x})[1]
+        return {"stage1": round(latency_us(m.file("stage1"), "iq", x), 2),
+                "stage2": round(latency_us(m.file("stage2"), "features", feat), 2)}
+    for name, method, kw in SWEEP:
+        if only and name not in only:
+            continue
         if progress:
             emit(f"== {name}")
         meta = compress.compress(model, work / name, method=method, overwrite=True, eval_n=eval_n,
                                  progress=progress, **kw)
         c, ev = meta["compression"], meta["evaluation"]
-        rows.append({"variant": name, "method": c["method"], "dir": str(work / name),
+        rows.append({"variant": name, "method": c["method"], "dir": str(work / name), "settings": kw,
                      "sparsity": c.get("pruning", {}).get("sparsity", 0.0),
-                     "history": c.get("pruning", {}).get("history"),
+                     "history": c.get("pruning", {}).get("history"), "qat": c.get("qat"),
+                     "architecture": meta.get("architecture"),
                      "cost": {k: meta["cost"]["compressed"][k] for k in ("dense_macs", "macs", "nonzero_params",
                                                                          "bops", "weight_mem_bits", "file_bytes",
                                                                          "score_vs_float")},
+                     "weight_bits": sorted({b for p in meta["cost"]["compressed"]["parts"].values()
+                                            for b in p["weight_bits"]}),
                      "accuracy_snr_ge_10": ev["accuracy_snr_ge_10"], "threshold": meta["thresholds"]["exit"],
                      "float_accuracy_snr_ge_10": c["float_evaluation_same_frames"]["accuracy_snr_ge_10"]})
-    res = {"machine": benchutil.machine(), "model": model, "rows": rows,
-           "float_cost": meta["cost"]["float"]}
+    res = {"machine": benchutil.machine(), "model": model, "rows": rows, "float_cost": meta["cost"]["float"],
+           "latency_note": "raw ONNX Runtime, one thread, 256-frame batches at 20 dB, measured after every "
+                           "variant was made, float first"}
+    res["float_latency_us_per_frame"] = latency(src)
+    for r in rows:
+        r["latency_us_per_frame"] = latency(contract.load(r["dir"], "amc"))
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_sweep(res, out_dir / "amc_accuracy_vs_sparsity.png", out_dir / "amc_accuracy_vs_cost.png")
     return benchutil.report(out_dir / "amc_sweep.json", res, print_sweep)
@@ -159,17 +234,18 @@ def print_sweep(res):
     m = res["machine"]
     emit(f"machine: {m['cpu']} ({', '.join(m['isa'])})")
     f = res["rows"][0]["float_accuracy_snr_ge_10"]["early"]
-    emit(f"{'variant':<16} {'sparsity':>8} {'nz MACs':>9} {'nz params':>9} {'score':>7} {'x lower':>7} "
-         f"{'acc>=10dB':>9} {'vs float':>8} {'T':>5}")
-    fc = res["float_cost"]
-    emit(f"{'float':<16} {0:>8.2f} {fc['macs']:>9} {fc['nonzero_params']:>9} {1:>7.4f} {1:>7.1f} {f:>9.2f} "
-         f"{0:>+8.2f} {'':>5}")
+    emit(f"{'variant':<18} {'sparsity':>8} {'w bits':>6} {'nz MACs':>9} {'nz params':>9} {'score':>7} "
+         f"{'x lower':>7} {'acc>=10dB':>9} {'vs float':>8} {'T':>5} {'s1 us':>6} {'s2 us':>6}")
+    fc, fl = res["float_cost"], res["float_latency_us_per_frame"]
+    emit(f"{'float':<18} {0:>8.2f} {32:>6} {fc['macs']:>9} {fc['nonzero_params']:>9} {1:>7.4f} {1:>7.1f} "
+         f"{f:>9.2f} {0:>+8.2f} {'':>5} {fl['stage1']:>6.1f} {fl['stage2']:>6.1f}")
     for r in res["rows"]:
         a = r["accuracy_snr_ge_10"]["early"]
-        c = r["cost"]
-        emit(f"{r['variant']:<16} {r['sparsity']:>8.2f} {c['macs']:>9} {c['nonzero_params']:>9} "
-             f"{c['score_vs_float']:>7.4f} {1 / c['score_vs_float']:>7.1f} {a:>9.2f} "
-             f"{a - r['float_accuracy_snr_ge_10']['early']:>+8.2f} {r['threshold']:>5.2f}")
+        c, lat = r["cost"], r["latency_us_per_frame"]
+        emit(f"{r['variant']:<18} {r['sparsity']:>8.2f} {'/'.join(map(str, r['weight_bits'])):>6} {c['macs']:>9} "
+             f"{c['nonzero_params']:>9} {c['score_vs_float']:>7.4f} {1 / c['score_vs_float']:>7.1f} {a:>9.2f} "
+             f"{a - r['float_accuracy_snr_ge_10']['early']:>+8.2f} {r['threshold']:>5.2f} "
+             f"{lat['stage1']:>6.1f} {lat['stage2']:>6.1f}")
 
 
 def plot_sweep(res, png_sparsity, png_cost):
@@ -189,6 +265,10 @@ def plot_sweep(res, png_sparsity, png_cost):
     mag = [r for r in rows if r["method"] == "magnitude"]
     ax.plot([r["sparsity"] for r in mag], [r["history"][-1]["accuracy"] for r in mag], marker="s", ls="--",
             label="one-shot magnitude + fine-tune")
+    st = [r for r in rows if r["method"] == "structured"]
+    if st:
+        ax.scatter([r["sparsity"] for r in st], [r["history"][-1]["accuracy"] for r in st], marker="^", s=70,
+                   color="k", label="structured (channels), share of weights removed", zorder=3)
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xlabel("sparsity (share of weights removed)")
     ax.set_ylabel("accuracy change at SNR >= 10 dB (points,\nworse exit, validation)")
@@ -217,3 +297,65 @@ def plot_sweep(res, png_sparsity, png_cost):
     fig.tight_layout()
     fig.savefig(png_cost, dpi=110)
     plt.close(fig)
+
+
+def forecast_probe(out="results/compress/forecast_probe.json", seconds=2.0, pairs=3, scenes=24, seed=4242) -> dict:
+    """``greatai eval compress --forecast-probe``: does int8 pay for the spectrogram
+    forecaster?  Its whole graph (``forecaster.onnx``: the unrolled ConvLSTM backbone and
+    the head) is quantised by the same PTQ as the AMC model (QDQ, per-channel int8 weights,
+    the format chosen from the CPU), all convolutions or the head's only, calibrated on
+    simulator windows (seed ``seed``); then raw ONNX Runtime latency per window (one thread,
+    64-window batches, the variants alternating ``pairs`` times, medians) and F1 at
+    h = 1, 5, 8 on held-out simulator windows (seed + 1) at the model's threshold, all
+    three measured in this run."""
+    import tempfile
+    from greatai.compress import ptq
+    from greatai.forecast import metrics, traffic, train
+    src = contract.load(contract.resolve("", "forecast"), "forecast")
+    steps, hz = int(src.meta["steps"]), int(src.meta["horizons"])
+
+    def windows(s):
+        spec, truth, _ = traffic.dataset(s, scenes, 256, labels=True)
+        return train.windows(spec, truth, steps, hz, 8)[:2]
+    xc, _ = windows(seed)
+    xv, yv = windows(seed + 1)
+    scheme = ptq.scheme_for(ptq.cpu_isa())
+    names = ptq.weight_layers(src.file("forecaster"))
+    head = [n for n in names if n.startswith("/head/")]
+    thr = float(src.meta["thresholds"]["occupied"])
+    res = {"machine": benchutil.machine(), "model": str(src.path), "scheme": scheme, "threshold": thr,
+           "calibration_windows": int(len(xc)), "validation_windows": int(len(xv)), "pairs": pairs,
+           "weight_layers": {"all": len(names), "head": len(head)}, "variants": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"float": src.file("forecaster"), "int8, all convolutions": Path(tmp) / "all.onnx",
+                 "int8, head only": Path(tmp) / "head.onnx"}
+        feeds = [{"spectrogram": xc[i:i + 64]} for i in range(0, min(len(xc), 512), 64)]
+        ptq.quantize(paths["float"], paths["int8, all convolutions"], feeds, scheme)
+        ptq.quantize(paths["float"], paths["int8, head only"], feeds, scheme, exclude=[n for n in names
+                                                                                    if n not in head])
+        sessions = {k: make_session(Path(p), "cpu", 1) for k, p in paths.items()}
+        xb = xv[:64]
+        lat = {k: [] for k in paths}
+        for i in range(pairs):
+            for k in (list(paths) if i % 2 == 0 else list(paths)[::-1]):
+                lat[k].append(1e6 / benchutil.rate(lambda: sessions[k].run(None, {"spectrogram": xb}), len(xb),
+                                                   seconds))
+        for k, s in sessions.items():
+            prob = np.concatenate([s.run(None, {"spectrogram": xv[i:i + 256]})[0] for i in range(0, len(xv), 256)])
+            f1 = metrics.per_horizon(yv, prob, thr)["f1"]
+            res["variants"][k] = {"us_per_window": round(float(np.median(lat[k])), 1),
+                                  "us_each_pair": [round(v, 1) for v in lat[k]],
+                                  "f1": {h: f1[h - 1] for h in (1, 5, 8)}}
+    f = res["variants"]["float"]["us_per_window"]
+    for v in res["variants"].values():
+        v["speedup"] = round(f / v["us_per_window"], 2)
+    return benchutil.report(out, res, print_forecast_probe)
+
+
+def print_forecast_probe(res):
+    m = res["machine"]
+    emit(f"machine: {m['cpu']} ({', '.join(m['isa'])}); onnxruntime {m['onnxruntime']}; {res['scheme']['why']}")
+    emit(f"{'forecaster':<24} {'us/window':>9} {'speed-up':>8} {'F1 h=1':>7} {'F1 h=5':>7} {'F1 h=8':>7}")
+    for k, v in res["variants"].items():
+        emit(f"{k:<24} {v['us_per_window']:>9.1f} {v['speedup']:>7.2f}x {v['f1'][1]:>7.2f} {v['f1'][5]:>7.2f} "
+             f"{v['f1'][8]:>7.2f}")

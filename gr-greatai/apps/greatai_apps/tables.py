@@ -112,17 +112,26 @@ def compressed(meta):
     c = meta["compression"]
     emit(f"{c['method']} of {c['source']['name']}")
     pr = c.get("pruning")
-    if pr:
+    if pr and "widths" in pr["history"][-1]:
+        h = pr["history"][-1]
+        emit(f"  pruning ({pr['kind']}): widths {h['widths']}, {100 * pr['sparsity']:.1f} % of the weights removed; "
+             f"accuracy change at SNR >= 10 dB (validation, worse exit) {h['accuracy']:+.2f}")
+    elif pr:
         emit(f"  pruning ({pr['kind']}): sparsity {100 * pr['sparsity']:.1f} % after {len(pr['history']) - 1} "
              f"round(s); accuracy change at SNR >= 10 dB (validation, worse exit) per round: "
              + ", ".join(f"{h['sparsity']:.2f}: {h['accuracy']:+.2f}{'' if h['accepted'] else ' (undone)'}"
                          for h in pr["history"][1:]))
+    qa = c.get("qat")
+    if qa:
+        emit(f"  QAT: weights {qa['weight_bits']} bits, layer inputs {qa['act_bits']} bits, {qa['epochs']} epoch(s); "
+             f"accuracy change at SNR >= 10 dB (validation, worse exit, fake quantisation) "
+             f"{qa['accuracy_points_fake_quant']:+.2f} points")
     q = c if "scheme" in c else c.get("ptq")
     if q:
         emit(f"  int8 on {q['machine']['cpu']} ({', '.join(q['machine']['isa'])}): {q['scheme']['why']}")
         for role, lay in q["layers"].items():
             emit(f"  {role}: {len(lay['quantised'])} layers int8, float: {lay['float'] or 'none'}; accuracy lost "
-                 f"at SNR >= 10 dB (validation) {lay['loss_points']:.2f} points")
+                 f"({q.get('metric', 'at SNR >= 10 dB, validation')}) {lay['loss_points']:.2f} points")
     emit(f"{'':<11} {'MACs':>9} {'nz MACs':>9} {'nz params':>9} {'Mbit ops':>9} {'weight kbit':>11} {'file kB':>8} "
          f"{'score':>7}")
     for k in ("float", "compressed"):
@@ -130,6 +139,14 @@ def compressed(meta):
         emit(f"{k:<11} {x['dense_macs']:>9} {x['macs']:>9} {x['nonzero_params']:>9} {x['bops'] / 1e6:>9.1f} "
              f"{x['weight_mem_bits'] / 1e3:>11.1f} {x['file_bytes'] / 1e3:>8.1f} {x['score_vs_float']:>7.4f}")
     fe = c.get("float_evaluation_same_frames")
-    if fe:
+    if fe and meta.get("task") == "protobeam":
+        emit(f"k-shot accuracy (%), seed {fe['seed']}, {fe['frames_per_beam_per_scenario']} frames per beam and "
+             "scenario, the same frames and draws for both:")
+        ks = list(fe["accuracy"][next(iter(fe["accuracy"]))])
+        emit(f"{'group':<16} {'model':<11} " + " ".join(f"{'k=' + k:>6}" for k in ks))
+        for g, acc in fe["accuracy"].items():
+            for name, a in (("float", acc), ("compressed", meta["evaluation"]["accuracy"][g])):
+                emit(f"{g:<16} {name:<11} " + " ".join(f"{a[k]:>6.2f}" for k in ks))
+    elif fe:
         emit(f"accuracy at SNR >= 10 dB (early exit): float {fe['accuracy_snr_ge_10']['early']} (T={fe['threshold']}), "
              f"compressed {meta['evaluation']['accuracy_snr_ge_10']['early']} (T={meta['thresholds']['exit']})")

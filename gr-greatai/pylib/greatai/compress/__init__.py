@@ -9,9 +9,12 @@ The output directory is staged next to its destination under a hidden name and r
 into place only when complete, so a half-written directory never looks like a model.
 The source model is only read.
 
-Built so far, for the AMC model: post-training static quantisation (``ptq``, :mod:`.ptq`)
-and magnitude pruning with fine-tuning (``magnitude``, ``imp``, ``fmp``, :mod:`.prune`),
-optionally followed by PTQ.
+Built so far, for the AMC model: post-training static quantisation (``ptq``, :mod:`.ptq`),
+magnitude pruning with fine-tuning (``magnitude``, ``imp``, ``fmp``, :mod:`.prune`),
+structured (channel) pruning that narrows the graphs (``structured``),
+optionally followed by PTQ or by quantisation-aware training, and quantisation-aware
+training at 2-8 bits on its own (``qat``, :mod:`.qat`); for the ProtoBeam encoder,
+post-training quantisation (:mod:`.protobeam`).
 """
 from __future__ import annotations
 
@@ -23,9 +26,20 @@ from pathlib import Path
 
 from .ptq import CompressError
 
-METHODS = ("ptq", "magnitude", "imp", "fmp", "noise")
-PLANNED = ("structured", "qat")
-TASKS = ("amc",)
+METHODS = ("ptq", "magnitude", "imp", "fmp", "structured", "noise", "qat")
+PLANNED = ("bacalhaunet",)
+TASKS = {"amc": METHODS, "protobeam": ("ptq",)}      # the methods built for each task
+
+
+def suffix(method: str, quantise_after=False, qat_bits=None, act_bits=8) -> str:
+    """The variant's name after its source's (``amc_ee_<suffix>``; also the default output
+    directory): ``int8`` for PTQ, ``<method>[_int8][_qat-w<B>a<A>]`` otherwise."""
+    qat = f"qat-w{qat_bits or 8}a{act_bits or 32}" if (qat_bits or method == "qat") else ""
+    if method == "ptq":
+        return "int8"
+    if method == "qat":
+        return qat
+    return method + ("_int8" if quantise_after else "") + (f"_{qat}" if qat else "")
 
 
 @contextmanager
@@ -61,16 +75,29 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
         raise CompressError(f"unknown compression method {method!r}{hint}; built: {', '.join(METHODS)}")
     path = contract.resolve(model, "amc_ee")
     task = contract.read_json(path).get("task")
-    if task not in TASKS:
-        raise CompressError(f"{path} is a {task!r} model; {method} is built for {', '.join(TASKS)} models so far")
+    if method not in TASKS.get(task, ()):
+        built = [t for t, ms in TASKS.items() if method in ms]
+        raise CompressError(f"{path} is a {task!r} model; {method} is built for {', '.join(built)} models so far")
     src = Path(path).resolve().parent
     if Path(out).resolve() == src:
         raise CompressError(f"the output directory {out} is the source model's: the source is never modified")
     if method != "ptq" and "sparsity" in kw and not 0.0 < float(kw["sparsity"]) < 1.0:
         raise CompressError(f"sparsity must be in (0, 1), got {kw['sparsity']}")
+    if method == "qat":
+        kw["qat_bits"] = kw.get("qat_bits") or 8
+    if kw.get("qat_bits"):
+        from .qat import BITS
+        for k in ("qat_bits", "act_bits"):
+            if kw.get(k) and int(kw[k]) not in BITS:
+                raise CompressError(f"{k.replace('_', ' ')} must be one of {', '.join(map(str, BITS))}, got {kw[k]}")
+        if kw.get("quantise_after"):
+            raise CompressError("choose one quantisation: PTQ (--quantise) or QAT (--qat-bits), not both")
     from . import amc
     with staged_dir(out, overwrite) as tmp:
-        if method == "ptq":
+        if task == "protobeam":
+            from . import protobeam
+            meta = protobeam.quantise(path, tmp, **kw)
+        elif method == "ptq":
             meta = amc.quantise(path, tmp, **kw)
         else:
             meta = amc.prune(path, tmp, method=method, **kw)

@@ -14,15 +14,15 @@ points of full depth in every 5 dB SNR bin.
 """
 from __future__ import annotations
 
+import copy
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import contract, sim
-from . import cost, ptq
+from . import ptq, variant
 
 ROLES = ("stage1", "stage2")
 
@@ -94,21 +94,12 @@ def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
         p1, f = _run(_session(d1), "iq", xv)[:2]
         return train.choose_threshold(p1, _run(_session(d2), "features", f)[0], yv, sv, bins)
     out = Path(out)
-    c_float = cost.combine({r: cost.account(src.file(r)) for r in ROLES})
-    c_new = cost.combine({r: cost.account(out / f"{r}.onnx") for r in ROLES})
-    c_new["score_vs_float"] = round(cost.score(c_new, c_float), 5)
-    c_float["score_vs_float"] = 1.0
-    meta["name"] = f"{src.name}_{suffix}"      # the default output directory's name
-    meta["description"] = f"{src.meta.get('description', '')}, {record['method']} of {src.name}"
-    meta["files"] = {r: contract.file_entry(out / f"{r}.onnx") for r in ROLES}
-    meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
-    record["source"] = {"name": src.name, "dir": os.path.relpath(src.dir.resolve(), out.resolve()),
-                        "files": {r: src.sha256(r) for r in ROLES}, "threshold": src.threshold("exit", 0.3),
+    record["source"] = {"threshold": src.threshold("exit", 0.3),
                         "threshold_same_rule_same_frames": threshold(src.file("stage1"), src.file("stage2"))}
+    variant.describe(src, meta, out, ROLES, record, suffix)
+    meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
     record["validation_data"] = {"frames": int(len(xv)), "frames_snr_ge_10": int((sv >= 10).sum())}
-    meta["compression"] = record
-    meta["cost"] = {"float": c_float, "compressed": c_new}
-    meta["macs_per_frame"] = {r: c_new["parts"][r]["macs"] for r in ROLES}
+    meta["macs_per_frame"] = {r: meta["cost"]["compressed"]["parts"][r]["macs"] for r in ROLES}
     meta.pop("evaluation_gnuradio", None)         # measured on the float model: not this one's
     contract.write(out / "model.json", meta)
     if eval_n:
@@ -156,18 +147,22 @@ def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n
     return _finish(src, meta, out, "int8", record, val, eval_n, progress)
 
 
-def to_torch(src):
-    """The float AMC model as torch (batch norm folded into the convolutions' biases, as
-    the ONNX export left it), weights from its ONNX graphs: for fine-tuning."""
-    import onnx
-    import torch
+STAGE_PARTS = {"stage1": ("trunk", "exit1"), "stage2": ("branch2", "exit2")}
+
+
+def graph_order(m, role=None) -> list:
+    """[(name, layer)] of the AMC network's convolution and linear layers in the order of
+    the Conv/Gemm nodes of its exported stage graphs (stage 1, then stage 2; or ``role``'s)."""
     import torch.nn as nn
-    from onnx import numpy_helper
-    from ..amc.model import EarlyExitAMC
-    arch = src.meta.get("architecture", {})
-    if arch.get("arch", "conv") != "conv":
-        raise ptq.CompressError(f"{src.path}: pruning is built for the 'conv' AMC architecture, not {arch['arch']!r}")
-    m = EarlyExitAMC(**{k: arch[k] for k in ("n_classes", "c0", "c1", "c2", "c3") if k in arch})
+    parts = STAGE_PARTS[role] if role else STAGE_PARTS["stage1"] + STAGE_PARTS["stage2"]
+    return [(f"{p}.{n}", mod) for p in parts for n, mod in getattr(m, p).named_modules()
+            if isinstance(mod, (nn.Conv1d, nn.Linear))]
+
+
+def _fold(m):
+    """The network as its ONNX export has it: batch norm folded (convolutions with a bias,
+    BatchNorm1d -> Identity); in place, returns ``m``."""
+    import torch.nn as nn
 
     def fold(seq):
         for i, mod in enumerate(seq):
@@ -182,8 +177,21 @@ def to_torch(src):
                 fold(mod.body)
     fold(m.trunk)
     fold(m.branch2)
-    layers = [mod for mod in list(m.trunk.modules()) + list(m.exit1.modules()) + list(m.branch2.modules())
-              + list(m.exit2.modules()) if isinstance(mod, (nn.Conv1d, nn.Linear))]
+    return m
+
+
+def to_torch(src):
+    """The float AMC model as torch (batch norm folded into the convolutions' biases, as
+    the ONNX export left it), weights from its ONNX graphs: for fine-tuning."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from ..amc.model import EarlyExitAMC
+    arch = src.meta.get("architecture", {})
+    if arch.get("arch", "conv") != "conv":
+        raise ptq.CompressError(f"{src.path}: pruning is built for the 'conv' AMC architecture, not {arch['arch']!r}")
+    m = _fold(EarlyExitAMC(**{k: arch[k] for k in ("n_classes", "c0", "c1", "c2", "c3") if k in arch}))
+    layers = [mod for _, mod in graph_order(m)]
     weights = []
     for role in ROLES:
         g = onnx.load(str(src.file(role))).graph
@@ -202,15 +210,74 @@ def to_torch(src):
     return m.eval()
 
 
+WIDTHS = ("c0", "c2", "c3")
+
+
+def narrow(m, keep: float, widths=("c3",)):
+    """Structured (channel) pruning of the folded ``conv`` AMC network: a new, narrower
+    network keeping ``keep`` of the channels of each of ``widths`` (c0: the stem's outputs;
+    c2: the trunk's; c3: both of branch 2's groups, its first convolution's outputs and the
+    stride-2 convolution's outputs that the residual block and exit 2 share; by default
+    branch 2 only, where the MACs are), the channels with the largest L1 norm of their
+    filters (summed over the layers that write them, each layer's norms over their mean).
+    Their weights are copied; the dense graphs really shrink.  Returns (network, its widths)."""
+    import torch
+    from ..amc.model import EarlyExitAMC
+    if not 0.0 < keep < 1.0:
+        raise ptq.CompressError(f"structured pruning keeps a share of channels in (0, 1), got {keep}")
+    if not widths or set(widths) - set(WIDTHS):
+        raise ptq.CompressError(f"structured pruning narrows some of the widths {', '.join(WIDTHS)}, got {widths}")
+    cfg = dict(m.config)
+    stem, c2conv = m.trunk[0], m.trunk[3][0]
+    b1, b2, res = m.branch2[0][0], m.branch2[1][0], m.branch2[2].body[0]
+    fc1, fc2 = m.exit1.fc, m.exit2.fc[0]
+
+    def norm(*convs):
+        s = sum(c.weight.detach().abs().flatten(1).sum(1) / c.weight.detach().abs().flatten(1).sum(1).mean()
+                for c in convs)
+        return s
+
+    def top(score, n, width):
+        k = max(1, int(round(keep * n))) if width in widths else n
+        return torch.sort(torch.argsort(score, descending=True)[:k]).values
+    g0, g2 = top(norm(stem), cfg["c0"], "c0"), top(norm(c2conv), cfg["c2"], "c2")
+    ga, gb = top(norm(b1), cfg["c3"], "c3"), top(norm(b2, res), cfg["c3"], "c3")
+    if len(ga) != len(gb):
+        raise ptq.CompressError("both c3 groups must keep as many channels")
+    sizes = {"c0": len(g0), "c1": cfg["c1"], "c2": len(g2), "c3": len(ga)}
+    n = EarlyExitAMC(**{**cfg, **sizes}).eval()
+    _fold(n)
+
+    def put(dst, w, b):
+        with torch.no_grad():
+            dst.weight.copy_(w)
+            dst.bias.copy_(b)
+    put(n.trunk[0], stem.weight[g0], stem.bias[g0])
+    put(n.trunk[3][0], c2conv.weight[g2][:, g0], c2conv.bias[g2])
+    put(n.exit1.fc, fc1.weight[:, torch.cat([g2, g2 + cfg["c2"]])], fc1.bias)
+    put(n.branch2[0][0], b1.weight[ga][:, g2], b1.bias[ga])
+    put(n.branch2[1][0], b2.weight[gb][:, ga], b2.bias[gb])
+    put(n.branch2[2].body[0], res.weight[gb][:, gb], res.bias[gb])
+    put(n.exit2.fc[0], fc2.weight[:, torch.cat([gb, gb + cfg["c3"]])], fc2.bias)
+    put(n.exit2.fc[2], m.exit2.fc[2].weight, m.exit2.fc[2].bias)
+    return n, sizes
+
+
 def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=4000,
-          seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True, noise_wnr_db=None) -> dict:
+          seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True, noise_wnr_db=None,
+          qat_bits=None, act_bits=8, qat_epochs=6, qat_lr=0.25, distil=True, widths=("c3",)) -> dict:
     """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
     and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
-    below float at either exit), fine-tuned with Algorithm 1's losses; then, with
-    ``quantise_after``, PTQ of the pruned model.  ``noise``: fine-tuning only.  With
+    below float at either exit) or structured pruning (``structured``: ``sparsity`` of the
+    channels of ``widths`` removed, :func:`narrow`), fine-tuned with Algorithm 1's losses;
+    then, with ``quantise_after``, PTQ of the pruned model.  ``noise``: fine-tuning only.  With
     ``noise_wnr_db``, every fine-tuning step runs on weights with Gaussian noise added
     (each layer's at its own weight-to-noise ratio, as over the air; seed 003's noise
-    injection) and updates the clean weights."""
+    injection) and updates the clean weights.  With ``qat_bits`` (``method="qat"``: without
+    pruning), quantisation-aware training follows for ``qat_epochs`` (:mod:`.qat`: weights at
+    ``qat_bits``, layer inputs at ``act_bits``, pruned weights kept at zero; ``qat_lr`` times
+    the fine-tuning learning rate, cosine decay; the best epoch on the validation frames
+    kept, the grids alone counting as epoch 0) and the export is a QDQ graph on those grids."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -242,14 +309,21 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     lr = float(meta.get("training", {}).get("config", {}).get("lr", 4e-3)) / 10
     rng = np.random.default_rng(seed)
 
-    noisy = [q for mm in model.modules() if isinstance(mm, (torch.nn.Conv1d, torch.nn.Linear))
-             for q in (mm.weight, mm.bias)]
     amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
 
-    def finetune(mod, masks):      # learning rate rewound to its start every round
-        opt = torch.optim.AdamW(mod.parameters(), lr=lr, weight_decay=1e-4)
+    teacher = to_torch(src) if distil and method != "noise" else None
+
+    def finetune(mod, masks, n_epochs=epochs, lr0=None, after_epoch=None):
+        """Learning rate rewound to its start every round; with ``after_epoch`` (QAT) it
+        decays on a cosine over the run and ``after_epoch()`` is called after each epoch;
+        with ``distil`` the float model's outputs are matched too (KL divergence at both exits)."""
+        opt = torch.optim.AdamW(mod.parameters(), lr=lr0 or lr, weight_decay=1e-4)
+        noisy = [q for mm in mod.modules() if isinstance(mm, (torch.nn.Conv1d, torch.nn.Linear))
+                 for q in (mm.weight, mm.bias)]
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_epochs * (len(y_all) // 256))) \
+            if after_epoch else None
         mod.train()
-        for _ in range(epochs):
+        for _ in range(n_epochs):
             order = rng.permutation(len(y_all))
             for i in range(0, len(order) - 255, 256):
                 idx = order[i:i + 256]
@@ -260,6 +334,11 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                             q.add_(torch.randn_like(q) * (q.std() * amp))
                 z1, z2 = mod(x_all[idx], detach_trunk=True)
                 loss = F.cross_entropy(z1, y_all[idx]) + F.cross_entropy(z2, y_all[idx])
+                if teacher is not None:      # distillation: match the float model's outputs at both exits
+                    with torch.no_grad():
+                        t1, t2 = teacher(x_all[idx])
+                    loss = loss + sum(F.kl_div(F.log_softmax(z, 1), F.log_softmax(t, 1), log_target=True,
+                                               reduction="batchmean") for z, t in ((z1, t1), (z2, t2)))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if amp is not None:
@@ -267,8 +346,13 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                         for q, c in zip(noisy, clean):
                             q.copy_(c)
                 opt.step()
+                if sched:
+                    sched.step()
                 if masks:
                     P.apply(mod, masks)
+            if after_epoch:
+                after_epoch()
+                mod.train()
         mod.eval()
     bar = tqdm(desc=f"{method} amc", disable=not progress, leave=False)
 
@@ -283,6 +367,16 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     elif method == "noise":
         finetune(model, None)
         hist = [{"round": 1, "sparsity": 0.0, "accuracy": points(model), "accepted": True}]
+    elif method == "qat":
+        hist = []
+    elif method == "structured":
+        before = sum(w.numel() for w in P.prunable(model).values())
+        model, new = narrow(model, 1.0 - sparsity, tuple(widths))
+        meta["architecture"] = dict(meta["architecture"], **new)
+        finetune(model, None)
+        removed = 1 - sum(w.numel() for w in P.prunable(model).values()) / before
+        hist = [{"round": 1, "sparsity": round(removed, 4), "accuracy": points(model), "accepted": True,
+                 "widths": new}]
     elif method == "imp":
         hist = P.imp(model, finetune, points, -max_loss, rate=rate, progress=step)
     elif method == "fmp":
@@ -291,14 +385,59 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         raise ptq.CompressError(f"unknown pruning method {method!r}")
     bar.close()
     out = Path(out)
+    qrec = None
+    if qat_bits:
+        from . import qat as Q
+        sparse = P.sparsity(model) > 0
+        Q.wrap(model, qat_bits, act_bits)
+        masks = {n: (w != 0).float() for n, w in P.prunable(model).items()} if sparse else None
+        curve = [points(model)]                  # before training: the grids alone
+        keep = {"epoch": 0, "state": copy.deepcopy(model.state_dict())}
+
+        def after_epoch():                       # the best epoch on the validation frames is kept
+            Q.freeze(model)                      # the inputs' ranges: as seen in the first epoch
+            curve.append(points(model))
+            bar.set_postfix(qat_epoch=len(curve) - 1, points=curve[-1])
+            if curve[-1] > curve[keep["epoch"]]:
+                keep.update(epoch=len(curve) - 1, state=copy.deepcopy(model.state_dict()))
+        bar = tqdm(desc=f"qat w{qat_bits}a{act_bits} amc", total=qat_epochs, disable=not progress, leave=False)
+        finetune(model, masks, qat_epochs, lr * qat_lr, lambda: (after_epoch(), bar.update()))
+        bar.close()
+        model.load_state_dict(keep["state"])
+        qrec = {"weight_bits": int(qat_bits), "act_bits": int(act_bits) if act_bits else None,
+                "epochs": int(qat_epochs), "accuracy_points_fake_quant": curve[keep["epoch"]],
+                "accuracy_points_per_epoch": curve, "kept_epoch": keep["epoch"], "learning_rate": lr * qat_lr,
+                "weights": "symmetric, per output channel, scale r max|w|/(2^(b-1)-1), r in 1.0..0.5 for the "
+                           "least squared error, fixed at the start",
+                "activations": "each layer's input, per tensor, running min/max over the first epoch, then "
+                               "fixed: unsigned after a ReLU, else symmetric signed" if act_bits else "float",
+                "storage": "QDQ: int8 weights + DequantizeLinear, QuantizeLinear/DequantizeLinear on the inputs "
+                           "(Clip below 8 bits); widths below 8 sit on their grid in int8 storage",
+                "training": "straight-through estimator, Algorithm 1's losses, cosine learning-rate decay, the best "
+                            "epoch on the validation frames kept (0: the grids alone)"}
+        recs = Q.unwrap(model)
     f1, f2 = (out / "stage1.onnx", out / "stage2.onnx") if not quantise_after else \
         (out / "pruned_stage1.onnx", out / "pruned_stage2.onnx")
     export_onnx(model.eval(), int(meta["frame_length"]), str(f1), str(f2))
-    record = {"method": method + ("+ptq" if quantise_after else ""), "pruning": {
-        "kind": "global unstructured magnitude", "criterion_points_at_snr_ge_10": -max_loss, "rate": rate,
+    if qat_bits:
+        for role, f in zip(ROLES, (f1, f2)):
+            Q.to_qdq(f, [recs[name] for name, _ in graph_order(model, role)])
+    label = method if method != "qat" else ""
+    if qat_bits:
+        label += ("+" if label else "") + f"qat-w{qat_bits}a{act_bits or 32}"
+    record = {"method": label + ("+ptq" if quantise_after else ""), "pruning": {
+        "kind": "global unstructured magnitude" if method != "structured" else
+        "structured: channels removed (L1 norm of their filters), the graphs narrower",
+        "criterion_points_at_snr_ge_10": -max_loss, "rate": rate,
         "epochs_per_round": epochs, "training_frames": int(len(yt)), "history": hist,
-        "sparsity": round(P.sparsity(model), 4), "float_accuracy_validation_snr_ge_10": ref},
+        "sparsity": hist[-1]["sparsity"] if method == "structured" else round(P.sparsity(model), 4),
+        "float_accuracy_validation_snr_ge_10": ref},
         "seeds": {"training": seed + 2, "validation": seed + 1}}
+    record["distillation"] = "KL divergence to the float model's outputs at both exits" if teacher else None
+    if qrec:
+        record["qat"] = qrec
+    if method == "qat":
+        del record["pruning"]
     if noise_wnr_db is not None:
         record["noise_injection"] = {"wnr_db": float(noise_wnr_db), "per": "layer (weight or bias tensor)"}
     if quantise_after:
@@ -308,7 +447,15 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         f2.unlink()
     record["seconds"] = round(time.time() - t0, 1)
     record["command"] = (f"greatai compress {src.dir.name} --method {method} --max-loss {max_loss} --seed {seed}"
-                         + (f" --sparsity {sparsity}" if method == "magnitude" else "")
+                         + (f" --sparsity {sparsity}" if method in ("magnitude", "structured") else "")
+                         + (f" --widths {','.join(widths)}" if method == "structured" else "")
                          + (" --quantise" if quantise_after else "")
-                         + (f" --noise-wnr {noise_wnr_db:g} --epochs {epochs}" if noise_wnr_db is not None else ""))
-    return _finish(src, meta, out, record["method"].replace("+", "-"), record, val, eval_n, progress)
+                         + (f" --noise-wnr {noise_wnr_db:g} --epochs {epochs}" if noise_wnr_db is not None else "")
+                         + (f" --epochs {epochs}" if epochs != 1 and noise_wnr_db is None else "")
+                         + (f" --train-n {n_train}" if n_train != 2000 else "")
+                         + (f" --qat-bits {qat_bits} --act-bits {act_bits} --qat-epochs {qat_epochs} "
+                            f"--qat-lr {qat_lr:g}" if qat_bits else "")
+                         + ("" if distil or method == "noise" else " --no-distil"))
+    from . import suffix
+    return _finish(src, meta, out, suffix(method, quantise_after, qat_bits, act_bits), record, val, eval_n,
+                   progress)
