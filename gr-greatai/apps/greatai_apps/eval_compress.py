@@ -284,10 +284,10 @@ def plot_sweep(res, png_sparsity, png_cost):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     f = rows[0]["float_accuracy_snr_ge_10"]["early"]
     ax.scatter([1.0], [f], marker="*", s=150, color="k", label="float")
-    for r in rows:
+    for i, r in enumerate(rows):              # labels at three heights in turn: close points stay readable
         ax.scatter(r["cost"]["score_vs_float"], r["accuracy_snr_ge_10"]["early"], s=50)
         ax.annotate(r["variant"], (r["cost"]["score_vs_float"], r["accuracy_snr_ge_10"]["early"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    xytext=(4, (3, -10, 12)[i % 3]), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_title(f"AMC variants ({where})", fontsize=9)
     ax.set_xlabel("ITU-ML5G-PS-007 inference-cost score vs float (log)")

@@ -123,7 +123,6 @@ def bench(out="results/scanner/bench.json", samp_rate: float = 20e6, seconds: fl
     of its load controls (every_n, threshold_db); the band is made once."""
     from greatai.amc.evaluate import save
     from greatai_apps.benchutil import machine
-    from gnuradio import greatai
     rows = []
     for every_n, thr in settings:           # a new flowgraph each time; the band is made once (wideband.made)
         default = (every_n, thr) == (4, 8.0)
