@@ -183,12 +183,12 @@ SWEEP = (("ptq", "ptq", {}), ("magnitude_50", "magnitude", {"sparsity": 0.5}),
          ("imp_qat_w3a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 3}))
 
 
-def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, progress=True, only=None) -> dict:
+def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, progress=True) -> dict:
     """``greatai eval compress --sweep``: every method on the AMC model, in one run: their
     variants (under ``work``, default OUT/variants), a table of cost, accuracy and raw ONNX
     Runtime latency per frame of both stages (the float model's measured in the same run),
     and the pictures: accuracy against sparsity (one-shot magnitude, IMP and FMP rounds,
-    structured) and accuracy against the cost score.  ``only``: those variants' names."""
+    structured) and accuracy against the cost score."""
     from greatai import compress
     out_dir = Path(out_dir)
     work = Path(work) if work else out_dir / "variants"
@@ -201,8 +201,6 @@ def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, pro
         return {"stage1": round(latency_us(m.file("stage1"), "iq", x), 2),
                 "stage2": round(latency_us(m.file("stage2"), "features", feat), 2)}
     for name, method, kw in SWEEP:
-        if only and name not in only:
-            continue
         if progress:
             emit(f"== {name}")
         meta = compress.compress(model, work / name, method=method, overwrite=True, eval_n=eval_n,

@@ -232,10 +232,8 @@ def narrow(m, keep: float, widths=("c3",)):
     b1, b2, res = m.branch2[0][0], m.branch2[1][0], m.branch2[2].body[0]
     fc1, fc2 = m.exit1.fc, m.exit2.fc[0]
 
-    def norm(*convs):
-        s = sum(c.weight.detach().abs().flatten(1).sum(1) / c.weight.detach().abs().flatten(1).sum(1).mean()
-                for c in convs)
-        return s
+    def norm(*convs):                           # each layer's filter L1 norms over their mean, summed
+        return sum((a := c.weight.detach().abs().flatten(1).sum(1)) / a.mean() for c in convs)
 
     def top(score, n, width):
         k = max(1, int(round(keep * n))) if width in widths else n
