@@ -94,7 +94,7 @@ def test_bad_input_is_named(tiny_net, tmp_path):
         ptq.check_graph(m)
     with pytest.raises(CompressError, match="unknown compression method 'zip'"):
         compress.compress("amc_ee", tmp_path / "x", method="zip")
-    with pytest.raises(CompressError, match="planned, not built yet"):
+    with pytest.raises(CompressError, match="BacalhauNet is an AMC architecture"):
         compress.compress("amc_ee", tmp_path / "x", method="bacalhaunet")
     with pytest.raises(CompressError, match="qat bits must be one of 2, 3, 4, 5, 6, 7, 8, got 9"):
         compress.compress("amc_ee", tmp_path / "x", method="qat", qat_bits=9)
@@ -102,8 +102,8 @@ def test_bad_input_is_named(tiny_net, tmp_path):
         compress.compress("amc_ee", tmp_path / "x", method="imp", qat_bits=4, act_bits=1)
     with pytest.raises(CompressError, match="PTQ .* or QAT"):
         compress.compress("amc_ee", tmp_path / "x", method="imp", qat_bits=4, quantise_after=True)
-    with pytest.raises(CompressError, match="forecast"):
-        compress.compress(contract.resolve("", "forecast"), tmp_path / "x")
+    with pytest.raises(CompressError, match="'segment' model; ptq is built for amc, protobeam, forecast"):
+        compress.compress(contract.resolve("", "segment"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -358,6 +358,34 @@ def test_protobeam_ptq_writes_an_int8_encoder_the_engine_loads(tmp_path):
     assert np.mean(f.classify(x).beam == q.classify(x).beam) >= 0.9
     with pytest.raises(CompressError, match="protobeam.*imp is built for amc"):
         compress.compress("protobeam", tmp_path / "x", method="imp")
+
+
+def test_forecaster_ptq_quantises_all_three_graphs_alike(tmp_path):
+    """The whole graph, the backbone and the head are all int8 (the blocks run the same
+    network shared or not), the weights the unrolled ConvLSTM reuses count once, and the
+    engine's forecasts stay within a stated agreement of float, whole and split."""
+    import onnx
+    from greatai.forecast import traffic
+    from greatai.forecast.engine import ForecastEngine
+    src = contract.resolve("forecast", "forecast").parent
+    before = {p.name: fileio.sha256(p) for p in src.iterdir() if p.is_file()}
+    out = tmp_path / "fc_int8"
+    meta = compress.compress("forecast", out, n_calib=2, n_val=2, eval_n=0, progress=False)
+    assert {p.name: fileio.sha256(p) for p in src.iterdir() if p.is_file()} == before
+    assert meta["compression"]["layers"]["forecaster"]["loss_points"] <= 0.5
+    for role in ("forecaster", "backbone", "head"):
+        ops = {n.op_type for n in onnx.load(str(out / f"{role}.onnx")).graph.node}
+        assert "DequantizeLinear" in ops, role
+    c, f = meta["cost"]["compressed"], meta["cost"]["float"]
+    assert c["params"] < 1.05 * f["params"] and c["weight_mem_bits"] < 0.35 * f["weight_mem_bits"]
+    spec = traffic.dataset(9, 1, 64)[0][0]                             # [frames, channels] dB
+    win = np.stack([spec[i:i + meta["steps"]] for i in range(4)])
+    pf = ForecastEngine(src).forecast(win)[0]
+    for share in ("", "fc-int8-test"):
+        pq, ok = ForecastEngine(out, share=share).forecast(win)
+        assert ok.all() and np.abs(pq - pf).mean() < 0.02                # stated agreement: mean |dp| < 0.02
+    with pytest.raises(CompressError, match="forecast.*imp is built for amc"):
+        compress.compress("forecast", tmp_path / "x", method="imp")
 
 
 def test_shipped_structured_variant_loads_and_classifies_like_float(shipped_model):

@@ -34,7 +34,7 @@ def _iq(frames=64, seed=5):
     return traffic.iq(rng, snr, FFT, AVG)
 
 
-def _chain(x, every, seconds, stft_only=False, db=None):
+def _chain(x, every, seconds, stft_only=False, db=None, model=""):
     from gnuradio import blocks, gr
     from gnuradio import greatai
 
@@ -42,8 +42,8 @@ def _chain(x, every, seconds, stft_only=False, db=None):
         tb = gr.top_block()
         if db is not None:                         # the forecaster alone, on spectrogram vectors
             src = blocks.vector_source_f(db.ravel().tolist(), True, FFT)
-            fc = greatai.spectrogram_forecaster(fft_size=FFT, samp_rate=RATE, average=AVG, every=every,
-                                                truth_key="")
+            fc = greatai.spectrogram_forecaster(model=model, fft_size=FFT, samp_rate=RATE, average=AVG,
+                                                every=every, truth_key="")
             snk = blocks.null_sink(gr.sizeof_float * fc.engine.horizons * fc.engine.channels)
             tb.connect(src, fc, snk)
             return tb, fc, fc
@@ -52,7 +52,8 @@ def _chain(x, every, seconds, stft_only=False, db=None):
         if stft_only:
             tb.connect(src, st, blocks.null_sink(gr.sizeof_float * FFT))
             return tb, st, st
-        fc = greatai.spectrogram_forecaster(fft_size=FFT, samp_rate=RATE, average=AVG, every=every, truth_key="")
+        fc = greatai.spectrogram_forecaster(model=model, fft_size=FFT, samp_rate=RATE, average=AVG, every=every,
+                                            truth_key="")
         tb.connect(src, st, fc, blocks.null_sink(gr.sizeof_float * fc.engine.horizons * fc.engine.channels))
         return tb, st, st, fc
     return benchutil.flowgraph_rate(build, seconds)

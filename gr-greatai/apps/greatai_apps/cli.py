@@ -22,11 +22,14 @@ def main(argv=None):
     t.add_argument("task", choices=["amc", "protobeam", "msm", "forecast", "segment"],
                    help="msm: pretrain the forecasting backbone; forecast: fine-tune its head (after msm); segment: "
                         "a segmentation head on the same backbone (frozen, last layer tuned, and from scratch)")
-    t.add_argument("--config", default="full", help="full (shipped model) or tiny (smoke test); amc also hardware "
-                                                    "(impairments and an UNKNOWN background class) and tiny-hardware")
+    t.add_argument("--config", default="full",
+                   help="full (shipped model) or tiny (smoke test); amc also hardware, bacalhau (BacalhauNet, seed "
+                        "004 Table 2), bacalhau-features (it on the early-exit model's features), tiny-hardware and "
+                        "tiny-bacalhau")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", help="model directory (default: models/<name>)")
-    t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>)")
+    t.add_argument("--results", help="where the evaluation JSON/PNG go (default results/<task>; amc: results/amc for "
+                                     "amc_ee, else results/<model name>)")
     t.add_argument("--eval-n", type=int, default=200, help="frames per class per SNR in the evaluation")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--waveform", default=None,
@@ -61,11 +64,16 @@ def main(argv=None):
                         "OUT/openset.json and .png)")
     e.add_argument("--seconds", type=float, default=2.0, help="compress: seconds per flowgraph measurement")
     e.add_argument("--pairs", type=int, default=3, help="compress: float/compressed measurement pairs (medians)")
+    e.add_argument("--against", default=None, help="compress --model: an AMC model measured against this AMC model "
+                                                   "(e.g. amc_ee) instead of its own float source")
     e.add_argument("--forecast-probe", action="store_true",
                    help="compress: whether int8 pays for the forecaster (all convolutions, head only): latency "
                         "and F1 against float (results/compress/forecast_probe.json)")
-    e.add_argument("--sweep", action="store_true", help="compress: run every method on the AMC model (variants "
-                                                        "under OUT/variants), tabulate and plot them")
+    e.add_argument("--sweep", action="store_true", help="compress: run every method on an AMC model (--model, "
+                                                        "default amc_ee; variants under OUT/variants[_<model>]), "
+                                                        "tabulate and plot them")
+    e.add_argument("--reuse", action="store_true", help="compress --sweep: read the variants already made (the "
+                                                        "latency is measured again)")
     e.add_argument("--impairments", default=None, help="with --gnuradio: a comma-separated subset")
     e.add_argument("--snrs", default="0,10,20,30", help="with --gnuradio: SNRs in dB")
     e.add_argument("--waveform", default="", help="protobeam: the reference waveform (name or file; default the "
@@ -81,9 +89,10 @@ def main(argv=None):
 
     z = sub.add_parser("compress", help="compress a model into a new model directory (post-training int8 "
                                         "quantisation; global magnitude pruning: one shot, IMP, FMP; "
-                                        "quantisation-aware training at 2-8 bits; the AMC model so far)")
-    z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw; "
-                                 "protobeam: ptq only)")
+                                        "quantisation-aware training at 2-8 bits: the AMC models (amc_ee, amc_hw, "
+                                        "amc_bacalhau); PTQ of the ProtoBeam encoder and the forecaster)")
+    z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw, "
+                                 "amc_bacalhau; protobeam and forecast: ptq only)")
     z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU); magnitude (one "
                                                    "shot to --sparsity, fine-tuned); imp or fmp (rounds until the "
                                                    "accuracy budget --max-loss is spent); noise (fine-tuning "
@@ -114,14 +123,16 @@ def main(argv=None):
     z.add_argument("--max-loss", type=float, default=None,
                    help="accuracy points (validation, SNR >= 10 dB) the variant may lose against float: ptq "
                         "(default 0.25) hands layers back to float until it holds; imp/fmp (default 1.0) stop "
-                        "pruning there")
+                        "pruning there; protobeam: 8-shot points, forecast: mean F1 points at h = 1, 5, 8 "
+                        "(default 0.5 for both)")
     z.add_argument("--seed", type=int, default=4242, help="calibration data seed (validation: seed + 1)")
     z.add_argument("--val-n", type=int, default=None,
                    help="validation frames: AMC, per class (the accuracy budget and T; default 4000, as training "
-                        "chose T); ProtoBeam, per beam and scenario (default 40)")
+                        "chose T); ProtoBeam, per beam and scenario (default 40); forecast: simulator scenes "
+                        "(default 24)")
     z.add_argument("--eval-n", type=int, default=None,
                    help="evaluation of both: AMC, frames per class per SNR (default 100); ProtoBeam, frames per beam "
-                        "and scenario (default 80, as greatai eval protobeam)")
+                        "and scenario (default 80, as greatai eval protobeam); forecast: simulator scenes (default 24)")
     z.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     z.add_argument("--threads", type=int, default=2)
     z.add_argument("--quiet", action="store_true")

@@ -20,11 +20,13 @@ def cmd_train(a):
         out = Path(a.out or (_repo_models() / train.model_name(a.config)))
         meta_p = train.train(out, a.config, seed=a.seed, threads=a.threads, progress=not a.quiet)
         # measured accuracy goes into the metadata, from data the model never saw
-        res = evaluate.run(out, a.results or "results/amc", n_per_class_per_snr=a.eval_n, threads=a.threads,
+        name = train.model_name(a.config)
+        res = evaluate.run(out, a.results or ("results/amc" if name == "amc_ee" else f"results/{name}"),
+                           n_per_class_per_snr=a.eval_n, threads=a.threads,
                            progress=not a.quiet)
         meta = evaluate.attach_to_metadata(meta_p, res)
         emit(json.dumps({"model": str(meta_p), "evaluation": meta["evaluation"]["accuracy_snr_ge_10"],
-                          "threshold": meta["thresholds"]["exit"]}))
+                          "threshold": meta.get("thresholds", {}).get("exit")}))
     elif a.task == "msm":
         from greatai.forecast import train
         out = Path(a.out or (_repo_models() / "forecast"))
@@ -62,7 +64,7 @@ def cmd_compress(a):
     task = contract.read_json(src / "model.json").get("task")
     kw = dict(seed=a.seed, progress=not a.quiet)
     kw.update({k: v for k, v in (("n_val", a.val_n), ("eval_n", a.eval_n)) if v is not None})   # else the task's
-    if task == "protobeam":
+    if task in ("protobeam", "forecast"):
         kw["max_loss"] = 0.5 if a.max_loss is None else a.max_loss
     elif a.method == "ptq":
         kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
@@ -89,7 +91,7 @@ def cmd_eval(a):
         from . import eval_compress
         if a.sweep:
             eval_compress.sweep(a.out if a.out != "results/amc" else "results/compress", model=a.model or "amc_ee",
-                                eval_n=min(a.n, 100), progress=not a.quiet)
+                                eval_n=min(a.n, 100), progress=not a.quiet, reuse=a.reuse)
             return
         if a.forecast_probe:
             eval_compress.forecast_probe(a.out if a.out != "results/amc" else "results/compress/forecast_probe.json",
@@ -98,7 +100,7 @@ def cmd_eval(a):
         if not a.model:
             raise SystemExit("greatai eval compress: give the compressed model with --model")
         eval_compress.run(a.model, a.out if a.out != "results/amc" else None,
-                          seconds=a.seconds, threads=a.threads, pairs=a.pairs)
+                          seconds=a.seconds, threads=a.threads, pairs=a.pairs, against=a.against)
     elif a.task == "protobeam":
         from greatai.fileio import atomic_write
         from greatai.protobeam import evaluate as pb_eval

@@ -211,7 +211,8 @@ def evaluate(model=None, classes=None, impairments=None, snrs=(0, 10, 20, 30), n
     rng = np.random.default_rng(seed)
     t0 = time.monotonic()
     res = {"generator": "GNU Radio " + _gr_version() + " modulators and channel blocks (greatai_apps.eval_gr)",
-           "model": str(eng.meta_path), "threshold": eng.threshold, "seed": seed, "snr_db": list(snrs),
+           "model": str(eng.meta_path), "threshold": eng.threshold if eng.s2 else None, "seed": seed,
+           "snr_db": list(snrs),
            "frames_per_point": per_seg * SEGMENTS, "classes": classes, "impairments": {}}
     C = len(eng.classes)
     jobs = [(imp, c) for imp in impairments for c in classes]

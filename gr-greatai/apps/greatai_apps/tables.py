@@ -147,6 +147,15 @@ def compressed(meta):
         for g, acc in fe["accuracy"].items():
             for name, a in (("float", acc), ("compressed", meta["evaluation"]["accuracy"][g])):
                 emit(f"{g:<16} {name:<11} " + " ".join(f"{a[k]:>6.2f}" for k in ks))
+    elif fe and meta.get("task") == "forecast":
+        emit(f"F1 (%) on {fe['windows']} simulator windows (seed {fe['seed']}), the same for both, threshold "
+             f"{fe['threshold']}:")
+        emit(f"{'':<11} " + " ".join(f"{'h=' + str(h + 1):>6}" for h in range(len(fe["f1"]))))
+        for name, f1 in (("float", fe["f1"]), ("compressed", meta["evaluation"]["f1"])):
+            emit(f"{name:<11} " + " ".join(f"{v:>6.2f}" for v in f1))
+    elif fe and fe.get("threshold") is None:
+        emit(f"accuracy at SNR >= 10 dB (one exit): float {fe['accuracy_snr_ge_10']['early']}, "
+             f"compressed {meta['evaluation']['accuracy_snr_ge_10']['early']}")
     elif fe:
         emit(f"accuracy at SNR >= 10 dB (early exit): float {fe['accuracy_snr_ge_10']['early']} (T={fe['threshold']}), "
              f"compressed {meta['evaluation']['accuracy_snr_ge_10']['early']} (T={meta['thresholds']['exit']})")

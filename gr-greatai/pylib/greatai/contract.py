@@ -195,7 +195,8 @@ def load(model, task: str, verify: bool = True) -> Model:
     for key in fields:
         m.field(key)
     for role in roles:
-        m.file(role)
+        if not (task == "amc" and role == "stage2" and single_exit(meta)):
+            m.file(role)
     if not isinstance(meta.get("files"), dict):
         raise ModelError(f"model metadata {path}: 'files' must map roles to {{path, sha256}}")
     if verify:
@@ -210,6 +211,11 @@ def load(model, task: str, verify: bool = True) -> Model:
                 raise ModelError(f"model file {p} fails its SHA-256 check (corrupt, truncated or altered after "
                                  f"export; {path} expects {want[:12]}…)")
     return m
+
+
+def single_exit(meta: dict) -> bool:
+    """An AMC model with one exit (``"exits": 1``, BacalhauNet): stage 1 alone, no stage 2."""
+    return meta.get("exits", 2) == 1
 
 
 def file_entry(path) -> dict:

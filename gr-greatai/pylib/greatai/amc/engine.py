@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import frames as framing, records, runtime
+from .. import contract, frames as framing, records, runtime
 from ..contract import ModelError
 from ..frames import STATUS_OK
 
@@ -59,7 +59,8 @@ class EarlyExitEngine(runtime.ModelEngine):
         self.classes = m.classes
         self.frame_length = m.field("frame_length", int)
         self.s1 = self.open_session("stage1")
-        self.s2 = self.open_session("stage2")
+        # a one-exit network (BacalhauNet) has stage 1 alone: every frame leaves there
+        self.s2 = None if contract.single_exit(m.meta) else self.open_session("stage2")
         self.check_frame_input(self.s1, "stage1", self.frame_length)
         n_out = self.s1.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.classes):
@@ -69,7 +70,7 @@ class EarlyExitEngine(runtime.ModelEngine):
         # nothing extra (older models: numpy works it out while stage 1 runs)
         names = [o.name for o in self.s1.get_outputs()]
         self._outs = (names.index("probs") if "probs" in names else 0,
-                      names.index("features") if "features" in names else 1,
+                      names.index("features") if "features" in names else (1 if self.s2 else None),
                       names.index("power") if "power" in names else None)
         self.default_threshold = m.threshold("exit", 0.3)
         self.set_threshold(self.default_threshold if threshold is None else threshold)
@@ -88,7 +89,8 @@ class EarlyExitEngine(runtime.ModelEngine):
     def classify(self, frames: np.ndarray, mode: str = "early", during=None) -> AMCResult:
         """Classify frames [B, frame_length] complex64 (any amplitude).
 
-        mode: "early" (exit 1, then stage 2 for frames above T), "exit1" or "exit2".
+        mode: "early" (exit 1, then stage 2 for frames above T), "exit1" or "exit2"
+        (a one-exit model runs its one stage in every mode: exit 1 for every frame).
         Frames with NaN/Inf or all zeros are reported through ``status`` and not
         classified.  ``during()``, if given, is called while stage 1 runs (a caller's own
         work on large arrays, overlapped with inference where the session is sharded).
@@ -114,13 +116,13 @@ class EarlyExitEngine(runtime.ModelEngine):
         # no gather, and the check comes from the graph or overlaps the inference
         with np.errstate(invalid="ignore", over="ignore"):
             outs, status = runtime.run_during(self.s1, None, {"iq": x}, check)
-            p1, feat = outs[i_p], outs[i_f]
+            p1 = outs[i_p]
             if i_pow is not None:
                 status = framing.status_from_power(outs[i_pow])
             ok = status == STATUS_OK
             all_ok = bool(ok.all())
             e1 = normalised_entropy(p1)
-        if mode == "exit1":
+        if mode == "exit1" or self.s2 is None:
             go2 = np.zeros(b, bool)
         elif mode == "exit2":
             go2 = ok.copy()
@@ -130,6 +132,7 @@ class EarlyExitEngine(runtime.ModelEngine):
         idx = np.nonzero(go2)[0]
         if len(idx):
             probs = p1.copy()
+            feat = outs[i_f]
             probs[idx] = self.s2.run(None, {"features": feat if len(idx) == b else feat[idx]})[0]
         ext = np.where(go2, 2, 1).astype(np.uint8)
         if not all_ok:

@@ -25,7 +25,7 @@ def evaluate(model=None, seed=777, n_per_class_per_snr=100, snrs=tuple(range(-20
     if list(eng.classes[:S]) != list(sim.CLASSES):
         raise ValueError(f"{eng.meta_path}: classes {eng.classes} do not start with the simulator's {sim.CLASSES}")
     rng = np.random.default_rng(seed)
-    res = {"model": str(eng.meta_path), "threshold": eng.threshold, "seed": seed,
+    res = {"model": str(eng.meta_path), "threshold": eng.threshold if eng.s2 else None, "seed": seed,
            "frames_per_class_per_snr": n_per_class_per_snr, "snr_db": list(snrs),
            "accuracy": {"exit1": [], "exit2": [], "early": []}, "exit1_share": []}
     conf = np.zeros((C, C), np.int64)
@@ -62,12 +62,15 @@ def plot(res, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 2, figsize=(13, 5))
     s = res["snr_db"]
-    for m, lab in (("exit1", "exit 1 only"), ("exit2", "exit 2 only (full depth)"),
-                   ("early", f"early exit, T={res['threshold']}")):
+    one = res["threshold"] is None                   # a one-exit model: one curve
+    for m, lab in ((("early", "one exit"),) if one else
+                   (("exit1", "exit 1 only"), ("exit2", "exit 2 only (full depth)"),
+                    ("early", f"early exit, T={res['threshold']}"))):
         ax[0].plot(s, res["accuracy"][m], marker="o", label=lab)
-    ax[0].plot(s, res["exit1_share"], ls="--", color="gray", label="share leaving at exit 1 (%)")
+    if not one:
+        ax[0].plot(s, res["exit1_share"], ls="--", color="gray", label="share leaving at exit 1 (%)")
     ax[0].set_xlabel("SNR per sample (dB)"); ax[0].set_ylabel("accuracy (%)"); ax[0].grid(alpha=.3)
-    ax[0].legend(); ax[0].set_title("Early-exit AMC accuracy vs SNR")
+    ax[0].legend(); ax[0].set_title(("BacalhauNet" if one else "Early-exit") + " AMC accuracy vs SNR")
     c = np.array(res["confusion_snr_ge_10"]["rows_true_cols_pred"], float)
     c = c / np.maximum(1, c.sum(1, keepdims=True))
     ax[1].imshow(c, cmap="Blues", vmin=0, vmax=1)
@@ -79,7 +82,7 @@ def plot(res, path):
             if c[i, j] >= 0.01:
                 ax[1].text(j, i, f"{100 * c[i, j]:.0f}", ha="center", va="center", fontsize=7,
                            color="white" if c[i, j] > .5 else "black")
-    ax[1].set_title("Confusion (early exit, SNR >= 10 dB), % of true class")
+    ax[1].set_title(f"Confusion ({'one exit' if one else 'early exit'}, SNR >= 10 dB), % of true class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,9 @@ one stride-2 Conv1D (BacalhauNet's depthwise-separable blocks were tried first: 
 deeper and starts from the trunk's output, so at inference it reuses it (two ONNX
 graphs: ``stage1`` returns exit-1 probabilities and the trunk features, ``stage2``
 maps those features to exit-2 probabilities).
+
+``BacalhauNet`` is seed 004's Table 2 network itself, a second AMC architecture with one
+exit (``greatai train amc --config bacalhau``), exported as ``stage1`` alone.
 """
 from __future__ import annotations
 
@@ -126,6 +129,79 @@ class EarlyExitAMC(nn.Module):
         return z1, z2
 
 
+class MaxPoolHead(nn.Module):
+    """Global max pooling, then a linear classifier (BacalhauNet's head)."""
+
+    def __init__(self, c, n_classes):
+        super().__init__()
+        self.fc = nn.Linear(c, n_classes)
+
+    def forward(self, h):
+        return self.fc(h.amax(2))
+
+
+# seed 004, Table 2: (kernel, stride, output channels, residual) of each depthwise-separable layer
+BACALHAU_TABLE2 = ((27, 2, 24, False), (21, 1, 24, True), (15, 2, 48, False), (9, 1, 48, True), (9, 2, 48, False))
+
+
+class BacalhauNet(nn.Module):
+    """BacalhauNet (seed 004, Table 2), the network as the seed gives it: HardTanh(-2, 3)
+    on the raw I/Q, five depthwise-separable Conv1D layers (kernels 27, 21, 15, 9, 9;
+    strides 2, 1, 2, 1, 2; 24, 24, 48, 48, 48 channels; residual where input and output
+    match at stride 1), global max pooling, one fully connected layer.  One exit: it is
+    exported as ``stage1`` alone and the engine runs it at full depth for every frame.
+
+    One addition at the input, for the project's model contract (raw I/Q at any
+    amplitude): each frame is RMS-normalised inside the graph before the HardTanh (the
+    seed's RadioML frames come at about unit power), and its mean power before that is
+    returned for the engine's frame check, as ``features`` does for the early-exit model.
+
+    ``inputs="features"`` (an adaptation, not the seed's network): the first layer reads the
+    early-exit model's seven in-graph features (:func:`features`: carrier-derotated I/Q,
+    x[n]conj(x[n-1]), |y|^2-1, y^4/|y|^3) instead of the raw I/Q; the rest is Table 2."""
+
+    INPUTS = {"iq": 2, "features": N_FEATURES}
+
+    def __init__(self, n_classes=11, arch="bacalhau", inputs="iq"):
+        super().__init__()
+        if inputs not in self.INPUTS:
+            raise ValueError(f"BacalhauNet inputs must be one of {', '.join(self.INPUTS)}, got {inputs!r}")
+        self.config = dict(n_classes=n_classes, arch="bacalhau", inputs=inputs)
+        layers, cin = [], self.INPUTS[inputs]
+        for k, stride, cout, res in BACALHAU_TABLE2:
+            block = dws(cin, cout, k, stride)
+            layers.append(Residual(block) if res else block)
+            cin = cout
+        self.clip = nn.Hardtanh(-2.0, 3.0)
+        self.trunk = nn.Sequential(*layers)
+        self.exit1 = MaxPoolHead(cin, n_classes)
+
+    def stage1(self, iq, with_power=False):
+        if self.config["inputs"] == "features":
+            x, p = features(iq, with_power=True)
+        else:
+            x = iq.transpose(1, 2)
+            p = (x * x).sum(1, keepdim=True).mean(2, keepdim=True)
+            x, p = x * torch.rsqrt(p + 1e-20), p.reshape(-1)
+        z = self.exit1(self.trunk(self.clip(x)))
+        return (z, None, p) if with_power else (z, None)
+
+    def forward(self, iq, detach_trunk=True):
+        return (self.stage1(iq)[0],)
+
+
+def build(config: dict) -> nn.Module:
+    """The AMC network that an ``architecture`` record describes (``arch``: conv, dws or bacalhau)."""
+    if config.get("arch") == "bacalhau":
+        return BacalhauNet(config.get("n_classes", 11), inputs=config.get("inputs", "iq"))
+    return EarlyExitAMC(**{k: config[k] for k in ("n_classes", "c0", "c1", "c2", "c3", "arch") if k in config})
+
+
+def single_exit(model) -> bool:
+    """True for a one-exit network (exported as stage 1 alone)."""
+    return not hasattr(model, "branch2")
+
+
 class Stage1(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -133,7 +209,7 @@ class Stage1(nn.Module):
 
     def forward(self, iq):
         z1, h, p = self.m.stage1(iq, with_power=True)
-        return torch.softmax(z1, 1), h, p
+        return (torch.softmax(z1, 1), p) if h is None else (torch.softmax(z1, 1), h, p)
 
 
 class Stage2(nn.Module):
@@ -145,18 +221,20 @@ class Stage2(nn.Module):
         return torch.softmax(self.m.stage2(h), 1)
 
 
-def export_onnx(model: EarlyExitAMC, frame_length: int, path1: str, path2: str, opset: int = 17):
-    """Export stage1 (iq -> probs1, features, power) and stage2 (features -> probs2)."""
+def export_onnx(model: EarlyExitAMC, frame_length: int, path1: str, path2, opset: int = 17):
+    """Export stage1 (iq -> probs1, features, power) and stage2 (features -> probs2); a
+    one-exit network (``single_exit``) as stage1 alone (iq -> probs, power; ``path2`` None)."""
     import warnings
     model = model.eval()
     x = torch.randn(2, frame_length, 2)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Stage1(model).eval(), (x,), path1, input_names=["iq"],
-                          output_names=["probs", "features", "power"],
-                          dynamic_axes={"iq": {0: "batch"}, "probs": {0: "batch"}, "features": {0: "batch"},
-                                        "power": {0: "batch"}},
+        names = ["probs", "power"] if single_exit(model) else ["probs", "features", "power"]
+        torch.onnx.export(Stage1(model).eval(), (x,), path1, input_names=["iq"], output_names=names,
+                          dynamic_axes={"iq": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                           opset_version=opset, dynamo=False)
+        if single_exit(model):
+            return
         h = model.stage1(x)[1]
         torch.onnx.export(Stage2(model).eval(), (h,), path2, input_names=["features"], output_names=["probs"],
                           dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}},
@@ -165,7 +243,7 @@ def export_onnx(model: EarlyExitAMC, frame_length: int, path1: str, path2: str, 
 
 def count_macs(model: EarlyExitAMC, frame_length: int):
     """Multiply-accumulates per frame for (stage1, stage2), counting conv and linear layers."""
-    macs = {"stage1": 0, "stage2": 0}
+    macs = {"stage1": 0} if single_exit(model) else {"stage1": 0, "stage2": 0}
     cur = ["stage1"]
 
     def hook(mod, inp, out):
@@ -177,8 +255,9 @@ def count_macs(model: EarlyExitAMC, frame_length: int):
     hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
     with torch.no_grad():
         _, h = model.eval().stage1(torch.randn(1, frame_length, 2))
-        cur[0] = "stage2"
-        model.stage2(h)
+        if h is not None:
+            cur[0] = "stage2"
+            model.stage2(h)
     for x in hs:
         x.remove()
     return macs

@@ -13,8 +13,11 @@ Built so far, for the AMC model: post-training static quantisation (``ptq``, :mo
 magnitude pruning with fine-tuning (``magnitude``, ``imp``, ``fmp``, :mod:`.prune`),
 structured (channel) pruning that narrows the graphs (``structured``),
 optionally followed by PTQ or by quantisation-aware training, and quantisation-aware
-training at 2-8 bits on its own (``qat``, :mod:`.qat`); for the ProtoBeam encoder,
-post-training quantisation (:mod:`.protobeam`).
+training at 2-8 bits on its own (``qat``, :mod:`.qat`), for both AMC architectures (the
+early-exit network and BacalhauNet, seed 004's Table 2 network, which has one exit;
+structured pruning is built for the early-exit network only); for the ProtoBeam encoder
+and the spectrogram forecaster (all three of its graphs), post-training quantisation
+(:mod:`.protobeam`, :mod:`.forecast`).
 """
 from __future__ import annotations
 
@@ -27,8 +30,7 @@ from pathlib import Path
 from .ptq import CompressError
 
 METHODS = ("ptq", "magnitude", "imp", "fmp", "structured", "noise", "qat")
-PLANNED = ("bacalhaunet",)
-TASKS = {"amc": METHODS, "protobeam": ("ptq",)}      # the methods built for each task
+TASKS = {"amc": METHODS, "protobeam": ("ptq",), "forecast": ("ptq",)}      # the methods built for each task
 
 
 def suffix(method: str, quantise_after=False, qat_bits=None, act_bits=8) -> str:
@@ -71,7 +73,8 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
     ``method`` into the model directory ``out``; returns the new metadata."""
     from .. import contract
     if method not in METHODS:
-        hint = f" ({method} is planned, not built yet)" if method in PLANNED else ""
+        hint = " (BacalhauNet is an AMC architecture: greatai train amc --config bacalhau, then compress it)" \
+            if "bacalhau" in str(method).lower() else ""
         raise CompressError(f"unknown compression method {method!r}{hint}; built: {', '.join(METHODS)}")
     path = contract.resolve(model, "amc_ee")
     task = contract.read_json(path).get("task")
@@ -97,6 +100,9 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
         if task == "protobeam":
             from . import protobeam
             meta = protobeam.quantise(path, tmp, **kw)
+        elif task == "forecast":
+            from . import forecast
+            meta = forecast.quantise(path, tmp, **kw)
         elif method == "ptq":
             meta = amc.quantise(path, tmp, **kw)
         else:

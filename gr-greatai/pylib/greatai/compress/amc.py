@@ -1,4 +1,5 @@
-"""Compressing the early-exit AMC model (stage 1 and stage 2) with PTQ.
+"""Compressing an AMC model (the early-exit network's stage 1 and stage 2, or a one-exit
+network's stage 1 alone: BacalhauNet) with PTQ, pruning and quantisation-aware training.
 
 Calibration and validation frames come from the simulator under the model's own
 training conditions (and its background class, for ``amc_hw``), with seeds of their own
@@ -27,6 +28,11 @@ from . import ptq, variant
 ROLES = ("stage1", "stage2")
 
 
+def roles(meta) -> tuple:
+    """The graphs of an AMC model: both stages, or stage 1 alone for a one-exit network."""
+    return ROLES[:1] if contract.single_exit(meta) else ROLES
+
+
 def _session(path):
     """A one-thread CPU session (the project's one way to open a model: runtime.make_session)."""
     from ..runtime import make_session
@@ -48,24 +54,32 @@ def _run(sess, name, x, batch=512):
 
 
 def _quantise_stages(f1, f2, out, xc, xh, yh, max_loss, progress):
-    """PTQ of the float stage files f1, f2 into out/stage{1,2}.onnx under the accuracy
-    budget (points at SNR >= 10 dB on xh, yh, against f1/f2); returns the compression record."""
+    """PTQ of the float stage files f1, f2 (None: a one-exit model) into
+    out/stage{1,2}.onnx under the accuracy budget (points at SNR >= 10 dB on xh, yh,
+    against f1/f2); returns the compression record."""
     from tqdm import tqdm
     isa = ptq.cpu_isa()
     scheme = ptq.scheme_for(isa)
-    s2f = _session(f2)
+    s2f = _session(f2) if f2 else None
     p1h, fh = _run(_session(f1), "iq", xh)[:2]
-    acc1, acc2 = 100 * np.mean(p1h.argmax(1) == yh), 100 * np.mean(_run(s2f, "features", fh)[0].argmax(1) == yh)
-    bar = tqdm(total=2, desc="ptq amc", disable=not progress, leave=False)
+    acc1 = 100 * np.mean(p1h.argmax(1) == yh)
+    acc2 = 100 * np.mean(_run(s2f, "features", fh)[0].argmax(1) == yh) if f2 else None
+    bar = tqdm(total=2 if f2 else 1, desc="ptq amc", disable=not progress, leave=False)
 
     def loss1(p):         # points lost at exit 1, and at the float exit 2 fed the quantised trunk's features
         p1, f = _run(_session(p), "iq", xh)[:2]
-        return max(acc1 - 100 * np.mean(p1.argmax(1) == yh),
-                   acc2 - 100 * np.mean(_run(s2f, "features", f)[0].argmax(1) == yh))
+        lost = acc1 - 100 * np.mean(p1.argmax(1) == yh)
+        return lost if s2f is None else max(lost, acc2 - 100 * np.mean(_run(s2f, "features", f)[0].argmax(1) == yh))
     chosen = {"stage1": ptq.quantize_within(f1, Path(out) / "stage1.onnx",
                                             [{"iq": xc[i:i + 128]} for i in range(0, len(xc), 128)], scheme,
                                             loss1, max_loss, progress=bar.refresh)}
     bar.update()
+    record = {"tool": "onnxruntime.quantization.quantize_static", "calibration": "MinMax", "scheme": scheme,
+              "machine": isa, "max_loss_points": max_loss, "layers": chosen, "calibration_frames": int(len(xc)),
+              "float_accuracy_validation_snr_ge_10": {"exit1": round(float(acc1), 2)}}
+    if not f2:
+        bar.close()
+        return record
     # stage 2 is calibrated on, and checked end to end from, the quantised stage 1's features
     q1 = _session(Path(out) / "stage1.onnx")
     featc, fq = _run(q1, "iq", xc)[1], _run(q1, "iq", xh)[1]
@@ -77,9 +91,8 @@ def _quantise_stages(f1, f2, out, xc, xh, yh, max_loss, progress):
                                            scheme, loss2, max_loss, progress=bar.refresh)
     bar.update()
     bar.close()
-    return {"tool": "onnxruntime.quantization.quantize_static", "calibration": "MinMax", "scheme": scheme,
-            "machine": isa, "max_loss_points": max_loss, "layers": chosen, "calibration_frames": int(len(xc)),
-            "float_accuracy_validation_snr_ge_10": {"exit1": round(float(acc1), 2), "exit2": round(float(acc2), 2)}}
+    record["float_accuracy_validation_snr_ge_10"]["exit2"] = round(float(acc2), 2)
+    return record
 
 
 def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
@@ -94,12 +107,16 @@ def _finish(src, meta, out, suffix, record, val, eval_n, progress) -> dict:
         p1, f = _run(_session(d1), "iq", xv)[:2]
         return train.choose_threshold(p1, _run(_session(d2), "features", f)[0], yv, sv, bins)
     out = Path(out)
-    record["source"] = {"threshold": src.threshold("exit", 0.3),
-                        "threshold_same_rule_same_frames": threshold(src.file("stage1"), src.file("stage2"))}
-    variant.describe(src, meta, out, ROLES, record, suffix)
-    meta["thresholds"] = dict(meta.get("thresholds", {}), exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
+    rs = roles(src.meta)
+    if len(rs) == 2:                   # early exit: T re-chosen for the variant
+        record["source"] = {"threshold": src.threshold("exit", 0.3),
+                            "threshold_same_rule_same_frames": threshold(src.file("stage1"), src.file("stage2"))}
+    variant.describe(src, meta, out, rs, record, suffix)
+    if len(rs) == 2:
+        meta["thresholds"] = dict(meta.get("thresholds", {}),
+                                  exit=threshold(out / "stage1.onnx", out / "stage2.onnx"))
     record["validation_data"] = {"frames": int(len(xv)), "frames_snr_ge_10": int((sv >= 10).sum())}
-    meta["macs_per_frame"] = {r: meta["cost"]["compressed"]["parts"][r]["macs"] for r in ROLES}
+    meta["macs_per_frame"] = {r: meta["cost"]["compressed"]["parts"][r]["macs"] for r in rs}
     meta.pop("evaluation_gnuradio", None)         # measured on the float model: not this one's
     contract.write(out / "model.json", meta)
     if eval_n:
@@ -121,7 +138,7 @@ def _float_evaluation(src, eval_n, progress):
     """The source model's evaluation (a fixed seed), made once per model, files and size
     in a process (a sweep compresses one model many times); at most 4 kept."""
     from ..amc import evaluate
-    key = (str(src.path.resolve()), tuple(sorted(src.meta["files"][r]["sha256"] for r in ROLES)), eval_n)
+    key = (str(src.path.resolve()), tuple(sorted(src.meta["files"][r]["sha256"] for r in roles(src.meta))), eval_n)
     if key not in _FLOAT_EVALUATIONS:
         if len(_FLOAT_EVALUATIONS) >= 4:
             _FLOAT_EVALUATIONS.pop(next(iter(_FLOAT_EVALUATIONS)))
@@ -138,8 +155,9 @@ def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n
     xc, _, _ = _frames(meta, seed, n_calib)
     val = _frames(meta, seed + 1, n_val)
     hi = val[2] >= 10
-    record = {"method": "ptq", **_quantise_stages(src.file("stage1"), src.file("stage2"), out, xc, val[0][hi],
-                                                  val[1][hi], max_loss, progress),
+    f2 = src.file("stage2") if len(roles(src.meta)) == 2 else None
+    record = {"method": "ptq", **_quantise_stages(src.file("stage1"), f2, out, xc, val[0][hi], val[1][hi], max_loss,
+                                                  progress),
               "seeds": {"calibration": seed, "validation": seed + 1}}
     record["seconds"] = round(time.time() - t0, 1)
     record["command"] = (f"greatai compress {src.dir.name} --method ptq --seed {seed} --max-loss {max_loss} "
@@ -152,10 +170,11 @@ STAGE_PARTS = {"stage1": ("trunk", "exit1"), "stage2": ("branch2", "exit2")}
 
 def graph_order(m, role=None) -> list:
     """[(name, layer)] of the AMC network's convolution and linear layers in the order of
-    the Conv/Gemm nodes of its exported stage graphs (stage 1, then stage 2; or ``role``'s)."""
+    the Conv/Gemm nodes of its exported stage graphs (stage 1, then stage 2; or ``role``'s;
+    a one-exit network has stage 1's parts only)."""
     import torch.nn as nn
     parts = STAGE_PARTS[role] if role else STAGE_PARTS["stage1"] + STAGE_PARTS["stage2"]
-    return [(f"{p}.{n}", mod) for p in parts for n, mod in getattr(m, p).named_modules()
+    return [(f"{p}.{n}", mod) for p in parts if hasattr(m, p) for n, mod in getattr(m, p).named_modules()
             if isinstance(mod, (nn.Conv1d, nn.Linear))]
 
 
@@ -168,7 +187,7 @@ def _fold(m):
         for i, mod in enumerate(seq):
             if isinstance(mod, nn.Conv1d) and mod.bias is None:
                 seq[i] = nn.Conv1d(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
-                                   bias=True)
+                                   groups=mod.groups, bias=True)
             elif isinstance(mod, nn.BatchNorm1d):
                 seq[i] = nn.Identity()
             elif isinstance(mod, nn.Sequential):
@@ -176,7 +195,8 @@ def _fold(m):
             elif hasattr(mod, "body"):
                 fold(mod.body)
     fold(m.trunk)
-    fold(m.branch2)
+    if hasattr(m, "branch2"):
+        fold(m.branch2)
     return m
 
 
@@ -186,14 +206,15 @@ def to_torch(src):
     import onnx
     import torch
     from onnx import numpy_helper
-    from ..amc.model import EarlyExitAMC
+    from ..amc.model import build
     arch = src.meta.get("architecture", {})
-    if arch.get("arch", "conv") != "conv":
-        raise ptq.CompressError(f"{src.path}: pruning is built for the 'conv' AMC architecture, not {arch['arch']!r}")
-    m = _fold(EarlyExitAMC(**{k: arch[k] for k in ("n_classes", "c0", "c1", "c2", "c3") if k in arch}))
+    if arch.get("arch", "conv") not in ("conv", "bacalhau"):
+        raise ptq.CompressError(f"{src.path}: fine-tuning is built for the 'conv' and 'bacalhau' AMC architectures, "
+                                f"not {arch['arch']!r}")
+    m = _fold(build(dict(arch, arch=arch.get("arch", "conv"))))
     layers = [mod for _, mod in graph_order(m)]
     weights = []
-    for role in ROLES:
+    for role in roles(src.meta):
         g = onnx.load(str(src.file(role))).graph
         inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         weights += [(n.name, inits[n.input[1]], inits[n.input[2]]) for n in g.node if n.op_type in ("Conv", "Gemm")]
@@ -223,6 +244,9 @@ def narrow(m, keep: float, widths=("c3",)):
     Their weights are copied; the dense graphs really shrink.  Returns (network, its widths)."""
     import torch
     from ..amc.model import EarlyExitAMC
+    if m.config.get("arch", "conv") != "conv":
+        raise ptq.CompressError(f"structured pruning is built for the 'conv' AMC architecture, not "
+                                f"{m.config.get('arch')!r}")
     if not 0.0 < keep < 1.0:
         raise ptq.CompressError(f"structured pruning keeps a share of channels in (0, 1), got {keep}")
     if not widths or set(widths) - set(WIDTHS):
@@ -292,17 +316,16 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     xh, yh = torch.from_numpy(val[0][hi]), val[1][hi]
     model = to_torch(src)
 
-    def accs(mod):
+    def accs(mod):        # accuracy at each exit
         mod.eval()
         with torch.no_grad():
             z = [mod(xh[i:i + 1024]) for i in range(0, len(xh), 1024)]
-        return (100 * float(np.mean(torch.cat([a for a, _ in z]).argmax(1).numpy() == yh)),
-                100 * float(np.mean(torch.cat([b for _, b in z]).argmax(1).numpy() == yh)))
+        return tuple(100 * float(np.mean(torch.cat([b[k] for b in z]).argmax(1).numpy() == yh))
+                     for k in range(len(z[0])))
     ref = accs(model)
 
     def points(mod):      # the worse exit's accuracy change against float, in points
-        a = accs(mod)
-        return round(min(a[0] - ref[0], a[1] - ref[1]), 3)
+        return round(min(a - r for a, r in zip(accs(mod), ref)), 3)
     x_all, y_all = torch.from_numpy(xt), torch.from_numpy(yt)
     lr = float(meta.get("training", {}).get("config", {}).get("lr", 4e-3)) / 10
     rng = np.random.default_rng(seed)
@@ -330,13 +353,13 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                         clean = [q.detach().clone() for q in noisy]
                         for q in noisy:
                             q.add_(torch.randn_like(q) * (q.std() * amp))
-                z1, z2 = mod(x_all[idx], detach_trunk=True)
-                loss = F.cross_entropy(z1, y_all[idx]) + F.cross_entropy(z2, y_all[idx])
-                if teacher is not None:      # distillation: match the float model's outputs at both exits
+                zs = mod(x_all[idx], detach_trunk=True)
+                loss = sum(F.cross_entropy(z, y_all[idx]) for z in zs)
+                if teacher is not None:      # distillation: match the float model's outputs at every exit
                     with torch.no_grad():
-                        t1, t2 = teacher(x_all[idx])
+                        ts = teacher(x_all[idx])
                     loss = loss + sum(F.kl_div(F.log_softmax(z, 1), F.log_softmax(t, 1), log_target=True,
-                                               reduction="batchmean") for z, t in ((z1, t1), (z2, t2)))
+                                               reduction="batchmean") for z, t in zip(zs, ts))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if amp is not None:
@@ -414,11 +437,13 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                 "training": "straight-through estimator, Algorithm 1's losses, cosine learning-rate decay, the best "
                             "epoch on the validation frames kept (0: the grids alone)"}
         recs = Q.unwrap(model)
+    rs = roles(meta)
     f1, f2 = (out / "stage1.onnx", out / "stage2.onnx") if not quantise_after else \
         (out / "pruned_stage1.onnx", out / "pruned_stage2.onnx")
-    export_onnx(model.eval(), int(meta["frame_length"]), str(f1), str(f2))
+    f2 = f2 if len(rs) == 2 else None
+    export_onnx(model.eval(), int(meta["frame_length"]), str(f1), f2 and str(f2))
     if qat_bits:
-        for role, f in zip(ROLES, (f1, f2)):
+        for role, f in zip(rs, (f1, f2)):
             Q.to_qdq(f, [recs[name] for name, _ in graph_order(model, role)])
     label = method if method != "qat" else ""
     if qat_bits:
@@ -441,8 +466,9 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     if quantise_after:
         xc, _, _ = _frames(meta, seed, 64)
         record["ptq"] = _quantise_stages(f1, f2, out, xc, val[0][hi], yh, 0.25, progress)
-        f1.unlink()
-        f2.unlink()
+        for f in (f1, f2):
+            if f:
+                f.unlink()
     record["seconds"] = round(time.time() - t0, 1)
     record["command"] = (f"greatai compress {src.dir.name} --method {method} --max-loss {max_loss} --seed {seed}"
                          + (f" --sparsity {sparsity}" if method in ("magnitude", "structured") else "")

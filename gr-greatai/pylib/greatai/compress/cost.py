@@ -116,12 +116,13 @@ def layers(model, dims=None, weight_bits=None, act_bits=None) -> list:
         return 32
 
     rows = []
-    seen = set()                                 # weights a graph reuses (an unrolled ConvLSTM) count once
+    seen = set()          # weight and bias tensors a graph reuses (an unrolled ConvLSTM) count once
     for n in m.graph.node:
         if n.op_type not in COMPUTE_OPS:
             continue
         if n.op_type == "Conv":
             w, wb = weight(n.input[1])
+            wname = n.input[1]
             if w is None:
                 continue
             out = shapes[n.output[0]]
@@ -133,10 +134,10 @@ def layers(model, dims=None, weight_bits=None, act_bits=None) -> list:
         else:
             a, b = n.input[0], n.input[1]
             w, wb = weight(b)
-            data = a
+            data, wname = a, b
             if w is None:
                 w, wb = weight(a)
-                data = b
+                data, wname = b, a
                 if w is None:
                     continue                      # activation x activation: not a weight layer
             if n.op_type == "Gemm":
@@ -151,20 +152,22 @@ def layers(model, dims=None, weight_bits=None, act_bits=None) -> list:
             macs = rows_in * nnz_w
         bias = 0
         bias_nnz = 0
+        shared_b = False
         if n.op_type in ("Conv", "Gemm") and len(n.input) > 2 and n.input[2]:
             bw, _ = weight(n.input[2])
             if bw is not None:
-                bias, bias_nnz = int(bw.size), int(np.count_nonzero(bw))
+                shared_b = n.input[2] in seen      # a QDQ graph requantises a shared bias per node
+                seen.add(n.input[2])
+                bias, bias_nnz = (0, 0) if shared_b else (int(bw.size), int(np.count_nonzero(bw)))
         wbits = int(weight_bits) if weight_bits else int(wb)
         abits = int(act_bits) if act_bits else act_width(data)
-        key = tuple(n.input[1:])
-        shared = key in seen
-        seen.add(key)
+        shared = wname in seen
+        seen.add(wname)
         keep = 0 if shared else 1
         rows.append({"name": n.name or n.output[0], "op": n.op_type, "dense_macs": int(dense), "macs": int(macs),
-                     "params": keep * int(w.size + bias), "nonzero_params": keep * int(nnz_w + bias_nnz),
+                     "params": keep * int(w.size) + bias, "nonzero_params": keep * nnz_w + bias_nnz,
                      "weight_bits": wbits, "act_bits": abits, "bops": int(macs) * wbits * abits,
-                     "weight_mem_bits": keep * (nnz_w * wbits + bias_nnz * 32), "shared_weights": shared})
+                     "weight_mem_bits": keep * nnz_w * wbits + bias_nnz * 32, "shared_weights": shared})
     return rows
 
 
