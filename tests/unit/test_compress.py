@@ -9,22 +9,28 @@ from greatai.compress import cost, ptq
 from greatai.compress.ptq import CompressError
 
 
-@pytest.fixture(scope="module")
-def tiny_net(tmp_path_factory):
-    """Conv1d(2 -> 3, k 3, pad 1) on 8 samples, then Linear(24 -> 4); three conv weights zeroed."""
+def conv_fc(channels):
+    """Conv1d(2 -> ``channels``, k 3, pad 1) on 8 samples, ReLU, then Linear(8 x channels -> 4)."""
     import torch
     import torch.nn as nn
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv1d(2, 3, 3, padding=1)
-            self.fc = nn.Linear(24, 4)
+            self.conv = nn.Conv1d(2, channels, 3, padding=1)
+            self.fc = nn.Linear(8 * channels, 4)
 
         def forward(self, x):
             return self.fc(torch.relu(self.conv(x)).flatten(1))
+    return Net()
+
+
+@pytest.fixture(scope="module")
+def tiny_net(tmp_path_factory):
+    """Conv1d(2 -> 3, k 3, pad 1) on 8 samples, then Linear(24 -> 4); three conv weights zeroed."""
+    import torch
     torch.manual_seed(0)
-    net = Net().eval()
+    net = conv_fc(3).eval()
     with torch.no_grad():
         net.conv.weight[0, 0, :] = 0                       # 3 of the 18 conv weights
     p = tmp_path_factory.mktemp("tiny_net") / "net.onnx"
@@ -241,20 +247,10 @@ def test_qat_fake_quantisation_and_its_onnx_graph_agree(tmp_path):
     import onnx
     import onnxruntime as ort
     import torch
-    import torch.nn as nn
     from onnx import numpy_helper
     from greatai.compress import qat
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv1d(2, 6, 3, padding=1)
-            self.fc = nn.Linear(48, 4)
-
-        def forward(self, x):
-            return self.fc(torch.relu(self.conv(x)).flatten(1))
     torch.manual_seed(1)
-    net = Net()
+    net = conv_fc(6)
     with torch.no_grad():
         net.conv.weight[1, 0, :] = 0
     x = torch.randn(64, 2, 8)
@@ -283,7 +279,7 @@ def test_qat_fake_quantisation_and_its_onnx_graph_agree(tmp_path):
     with pytest.raises(ValueError, match="0 float weight layers in the graph, 1 quantised"):
         qat.to_qdq(p, [recs["conv"]])                           # already rewritten
     with pytest.raises(ValueError, match="weight width must be one of"):
-        qat.wrap(Net(), 9)
+        qat.wrap(conv_fc(6), 9)
 
 
 def test_qat_of_a_pruned_amc_model_is_sparse_and_on_its_grid(shipped_model, tmp_path):

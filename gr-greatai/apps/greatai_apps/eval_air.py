@@ -96,7 +96,7 @@ def digital(model, wnr_db: float, seed: int, packet: int = 1024) -> dict:
     from gnuradio import blocks, channels, digital as gdig, gr
     from greatai import contract
     m = contract.load(model, "amc")
-    data = b"".join(m.file(r).read_bytes() for r in ("stage1", "stage2"))
+    data = b"".join(m.file(r).read_bytes() for r in contract.amc_roles(m.meta))
     crc = gdig.crc(32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, True, True)
     pkts = [data[i:i + packet] for i in range(0, len(data), packet)]
     framed = b"".join(p + int(crc.compute(list(p))).to_bytes(4, "big") for p in pkts)

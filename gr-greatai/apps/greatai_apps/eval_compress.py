@@ -79,7 +79,7 @@ def run(model, out=None, seconds=2.0, threads=2, batch=512, pairs=3, against=Non
     if against:
         from greatai.compress import cost
         src = contract.load(contract.resolve(against, "amc_ee"), "amc")
-        acc = {k: cost.combine({r: cost.account(m.file(r)) for r in m.meta["files"] if r.startswith("stage")})
+        acc = {k: cost.combine({r: cost.account(m.file(r)) for r in contract.amc_roles(m.meta)})
                for k, m in (("float", src), ("compressed", comp))}
         bits = comp.meta.get("compression", {}).get("qat") or {}
         if bits:                                # QAT's widths below 8 sit in int8 storage: the record says them
@@ -262,7 +262,7 @@ SWEEP = (("ptq", "ptq", {}), ("magnitude_50", "magnitude", {"sparsity": 0.5}),
          ("imp_qat_w3a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 3}))
 # BacalhauNet (seed 004): its own recipe, QAT of weights and activations together at 8, 6 and
 # 5 bits (its Table 3), and unstructured pruning; fine-tuning on 22 000 frames an epoch (its
-# depthwise convolutions train about 4x slower than the early-exit model)
+# depthwise convolutions train several times slower than the early-exit model's convolutions)
 SWEEP_BACALHAU = (("ptq", "ptq", {}),
                   *((f"qat_w{b}a{b}", "qat", {"qat_bits": b, "act_bits": b}) for b in (8, 6, 5)),
                   ("imp", "imp", {}))
@@ -272,7 +272,7 @@ def _latency(m, x):
     """Raw ONNX Runtime microseconds per frame of each graph of an AMC model (stage 2 on
     stage 1's features; a one-exit model: stage 1 only)."""
     out = {"stage1": round(latency_us(m.file("stage1"), "iq", x), 2)}
-    if "stage2" in m.meta["files"]:
+    if len(contract.amc_roles(m.meta)) == 2:
         feat = make_session(m.file("stage1"), "cpu", 1).run(None, {"iq": x})[1]
         out["stage2"] = round(latency_us(m.file("stage2"), "features", feat), 2)
     return out
@@ -299,7 +299,7 @@ def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, pro
     prefix = "amc" if src.name == "amc_ee" else src.name
     work = Path(work) if work else out_dir / ("variants" if prefix == "amc" else f"variants_{src.name}")
     ref = contract.load(contract.resolve(reference, "amc_ee"), "amc")
-    ref_cost = cost.combine({r: cost.account(ref.file(r)) for r in ref.meta["files"] if r.startswith("stage")})
+    ref_cost = cost.combine({r: cost.account(ref.file(r)) for r in contract.amc_roles(ref.meta)})
     x = _iq(20.0, 256, 1024, seed=9).view(np.float32).reshape(256, 1024, 2)
     one = contract.single_exit(src.meta)
     for name, method, kw in (SWEEP_BACALHAU if one else SWEEP):
@@ -439,19 +439,14 @@ def forecast_probe(out="results/compress/forecast_probe.json", seconds=2.0, pair
     h = 1, 5, 8 on held-out simulator windows (seed + 1) at the model's threshold, all
     three measured in this run."""
     import tempfile
-    from greatai.compress import ptq
-    from greatai.forecast import metrics, traffic, train
+    from greatai.compress import forecast as fq, ptq
+    from greatai.forecast import metrics
     src = contract.load(contract.resolve("", "forecast"), "forecast")
-    steps, hz = int(src.meta["steps"]), int(src.meta["horizons"])
-
-    def windows(s):
-        spec, truth, _ = traffic.dataset(s, scenes, 256, labels=True)
-        return train.windows(spec, truth, steps, hz, 8)[:2]
-    xc, _ = windows(seed)
-    xv, yv = windows(seed + 1)
+    xc, _ = fq._windows(src.meta, seed, scenes)
+    xv, yv = fq._windows(src.meta, seed + 1, scenes)
     scheme = ptq.scheme_for(ptq.cpu_isa())
     names = ptq.weight_layers(src.file("forecaster"))
-    head = [n for n in names if n.startswith("/head/")]
+    head = [n for n in names if n.startswith(fq.PREFIX["head"] + "/")]
     thr = float(src.meta["thresholds"]["occupied"])
     res = {"machine": benchutil.machine(), "model": str(src.path), "scheme": scheme, "threshold": thr,
            "calibration_windows": int(len(xc)), "validation_windows": int(len(xv)), "pairs": pairs,

@@ -74,7 +74,7 @@ def tensors(model) -> list:
     from onnx import numpy_helper
     m = contract.load(model, "amc")
     out = []
-    for role in [r for r in ("stage1", "stage2") if r in m.meta["files"]]:
+    for role in contract.amc_roles(m.meta):
         g = onnx.load(str(m.file(role))).graph
         inits = {i.name: i for i in g.initializer}
         for node in g.node:
@@ -218,7 +218,7 @@ def rebuild(model, weights: list, out, note: str = "") -> Path:
     for role, name, w in weights:
         by_role.setdefault(role, {})[name] = w
     meta = json.loads(json.dumps(src.meta))
-    for role in [r for r in ("stage1", "stage2") if r in src.meta["files"]]:
+    for role in contract.amc_roles(src.meta):
         m = onnx.load(str(src.file(role)))
         for init in m.graph.initializer:
             w = by_role.get(role, {}).get(init.name)

@@ -218,6 +218,11 @@ def single_exit(meta: dict) -> bool:
     return meta.get("exits", 2) == 1
 
 
+def amc_roles(meta: dict) -> tuple:
+    """The graphs of an AMC model: both stages, or stage 1 alone for a one-exit network."""
+    return ("stage1",) if single_exit(meta) else ("stage1", "stage2")
+
+
 def file_entry(path) -> dict:
     """A ``files`` entry for a file just written: name and SHA-256."""
     return {"path": Path(path).name, "sha256": fileio.sha256(path)}

@@ -26,7 +26,7 @@ BACKGROUND = ("OFDM", "LFM", "OOK", "MFSK", "TONE")
 CONFIGS["hardware"] = dict(CONFIGS["full"], conditions="hardware", background=list(BACKGROUND))
 CONFIGS["tiny-hardware"] = dict(CONFIGS["tiny"], conditions="hardware", background=list(BACKGROUND))
 # issue 13: BacalhauNet (seed 004, Table 2) on the same data and classes; one exit.  Its
-# depthwise convolutions train about 4x slower per frame on the CPU than the early-exit
+# depthwise convolutions train several times slower per frame on the CPU than the early-exit
 # network, so it sees the same 24000 frames per class for 6 epochs (weight decay as the seed's)
 CONFIGS["bacalhau"] = dict(CONFIGS["full"], epochs=6, lr=4e-3, weight_decay=1e-3, arch="bacalhau")
 CONFIGS["tiny-bacalhau"] = dict(CONFIGS["tiny"], weight_decay=1e-3, arch="bacalhau")

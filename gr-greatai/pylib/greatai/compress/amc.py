@@ -26,11 +26,7 @@ from .. import contract, sim
 from . import ptq, variant
 
 ROLES = ("stage1", "stage2")
-
-
-def roles(meta) -> tuple:
-    """The graphs of an AMC model: both stages, or stage 1 alone for a one-exit network."""
-    return ROLES[:1] if contract.single_exit(meta) else ROLES
+roles = contract.amc_roles            # both stages, or stage 1 alone for a one-exit network
 
 
 def _session(path):
