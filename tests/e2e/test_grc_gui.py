@@ -11,6 +11,14 @@ import pytest
 XVFB = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"]
 
 
+def last_json(stdout: str) -> dict:
+    """The command's JSON report: its last line that is a JSON object (a line GRC or GTK
+    prints late must not hide it)."""
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"no JSON report in the output:\n{stdout[-3000:]}"
+    return json.loads(lines[-1])
+
+
 @pytest.fixture(scope="module")
 def flowgraph_paths(root):
     return sorted((root / "flowgraphs").glob("*.grc"))
@@ -46,7 +54,7 @@ def test_flowgraphs_read_well_in_grc_and_generate_what_grcc_makes(flowgraph_path
     out = tmp_path / "png"
     r = subprocess.run(XVFB + [sys.executable, "-m", "greatai_apps.cli", "flowgraphs", "pictures", "--out", str(out),
                                "--json"], capture_output=True, text=True, timeout=300, env=grc_env)
-    rep = json.loads(r.stdout.strip().splitlines()[-1])
+    rep = last_json(r.stdout)
     rows = {x["flowgraph"]: x for x in rep["flowgraphs"]}
     assert set(rows) == {p.name for p in flowgraph_paths}
     for name, row in rows.items():
@@ -71,7 +79,7 @@ def test_the_layout_check_can_fail(grc_env, tmp_path, root):
     r = subprocess.run(XVFB + [sys.executable, "-m", "greatai_apps.cli", "flowgraphs", "check", str(bad), "--json"],
                        capture_output=True, text=True, timeout=300, env=grc_env)
     assert r.returncode == 1
-    problems = " | ".join(json.loads(r.stdout.strip().splitlines()[-1])["flowgraphs"][0]["problems"])
+    problems = " | ".join(last_json(r.stdout)["flowgraphs"][0]["problems"])
     for text in ("blocks_throttle_0 and greatai_sim_source_0 overlap", "runs right to left",
                  "group them at the top", "no description"):
         assert text in problems, (text, problems)

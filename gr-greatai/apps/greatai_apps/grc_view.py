@@ -60,7 +60,10 @@ def in_grc(paths, inspect, settle: float = 1.5):
     from gi.repository import GLib
     from gnuradio.grc.core import Messages
     console = []
-    Messages.register_messenger(console.append)
+    # GRC's console goes to ``console`` only (not also to stdout, where it would mix with
+    # the command's own output); put back as it was afterwards
+    saved = list(Messages.MESSENGERS_LIST)
+    Messages.MESSENGERS_LIST[:] = [console.append]
     p = platform()
     from gnuradio.grc.gui.Application import Application
     app = Application([str(x) for x in paths], p)
@@ -75,7 +78,10 @@ def in_grc(paths, inspect, settle: float = 1.5):
             app.quit()
         return False
     GLib.timeout_add(int(settle * 1000), go)
-    app.run()
+    try:
+        app.run()
+    finally:
+        Messages.MESSENGERS_LIST[:] = saved
     if "error" in out:
         raise RuntimeError("inspecting GRC's pages failed:\n" + out["error"])
     if "result" not in out:
