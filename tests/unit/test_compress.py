@@ -330,6 +330,12 @@ def test_structured_pruning_really_narrows_the_graphs(shipped_model, tmp_path):
     assert amc.to_torch(contract.load(out, "amc")).config["c3"] == a0["c3"] // 2          # reloadable
     e = EarlyExitEngine(out).classify(np.ones((2, 1024), np.complex64))
     assert e.label.shape == (2,)
+    # the three in turn (the sweep's structured_50_imp_qat_w5a8): the narrower model pruned, then QAT
+    both = compress.compress(out, tmp_path / "both", method="magnitude", sparsity=0.5, n_train=4, n_val=10,
+                             eval_n=0, progress=False, qat_bits=5, qat_epochs=1)
+    assert both["architecture"]["c3"] == a0["c3"] // 2 and both["compression"]["source"]["name"] == meta["name"]
+    assert both["cost"]["compressed"]["nonzero_params"] < 0.55 * c["nonzero_params"]
+    assert EarlyExitEngine(tmp_path / "both").classify(np.ones((2, 1024), np.complex64)).label.shape == (2,)
     with pytest.raises(CompressError, match=r"sparsity must be in \(0, 1\)"):
         compress.compress(shipped_model, tmp_path / "x", method="structured", sparsity=1.0)
 

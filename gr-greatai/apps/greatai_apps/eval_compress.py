@@ -259,7 +259,11 @@ SWEEP = (("ptq", "ptq", {}), ("magnitude_50", "magnitude", {"sparsity": 0.5}),
          ("structured_50_ptq", "structured", {"sparsity": 0.5, "quantise_after": True, **LONG}),
          ("qat_w8a8", "qat", {"qat_bits": 8, "n_train": 4000}), ("qat_w4a8", "qat", {"qat_bits": 4, "n_train": 4000}),
          ("imp_qat_w4a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 4}),
-         ("imp_qat_w3a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 3}))
+         ("imp_qat_w3a8", "imp", {"max_loss": 0.5, "epochs": 2, "n_train": 4000, "qat_bits": 3}),
+         # the three in turn (seed 004's order: a smaller network, then pruning, then few bits),
+         # starting from the structured variant above (``source``: a row made before it)
+         ("structured_50_imp_qat_w5a8", "imp", {"source": "structured_50", "max_loss": 0.5, "epochs": 4,
+                                                "qat_bits": 5, "qat_epochs": 8}))
 # BacalhauNet (seed 004): its own recipe, QAT of weights and activations together at 8, 6 and
 # 5 bits (its Table 3), and unstructured pruning; fine-tuning on 22 000 frames an epoch (its
 # depthwise convolutions train several times slower than the early-exit model's convolutions)
@@ -302,16 +306,26 @@ def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, pro
     ref_cost = cost.combine({r: cost.account(ref.file(r)) for r in contract.amc_roles(ref.meta)})
     x = _iq(20.0, 256, 1024, seed=9).view(np.float32).reshape(256, 1024, 2)
     one = contract.single_exit(src.meta)
+    base = None                       # the float model's evaluation and cost, from the first variant
     for name, method, kw in (SWEEP_BACALHAU if one else SWEEP):
         if progress:
             emit(f"== {name}")
+        kw = dict(kw)
+        source = kw.pop("source", None)           # a variant made before this one, else the model
         if reuse and (work / name / "model.json").is_file():
             meta = contract.load(work / name, "amc").meta
         else:
-            meta = compress.compress(model, work / name, method=method, overwrite=True, eval_n=eval_n,
-                                     progress=progress, **kw)
+            meta = compress.compress(work / source if source else model, work / name, method=method,
+                                     overwrite=True, eval_n=eval_n, progress=progress, **kw)
         c, ev = meta["compression"], meta["evaluation"]
+        if source:          # scored and compared against this sweep's float model, not its source
+            c = dict(c, float_evaluation_same_frames=base["evaluation"])
+            meta = dict(meta, cost=dict(meta["cost"], float=base["cost"], compressed=dict(
+                meta["cost"]["compressed"], score_vs_float=round(cost.score(meta["cost"]["compressed"],
+                                                                            base["cost"]), 5))))
+        base = base or {"evaluation": c["float_evaluation_same_frames"], "cost": meta["cost"]["float"]}
         rows.append({"variant": name, "method": c["method"], "dir": str(work / name), "settings": kw,
+                     "source": source,
                      "sparsity": c.get("pruning", {}).get("sparsity", 0.0),
                      "history": c.get("pruning", {}).get("history"), "qat": c.get("qat"),
                      "architecture": meta.get("architecture"),
@@ -323,8 +337,10 @@ def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, pro
                      "accuracy_snr_ge_10": ev["accuracy_snr_ge_10"],
                      "threshold": meta.get("thresholds", {}).get("exit"),
                      "float_accuracy_snr_ge_10": c["float_evaluation_same_frames"]["accuracy_snr_ge_10"]})
+        if source:          # the share of the float model's weights and biases gone, all steps together
+            rows[-1]["sparsity"] = round(1 - meta["cost"]["compressed"]["nonzero_params"] / base["cost"]["params"], 3)
         rows[-1]["cost"]["score_vs_reference"] = round(cost.score(meta["cost"]["compressed"], ref_cost), 5)
-    res = {"machine": benchutil.machine(), "model": model, "rows": rows, "float_cost": meta["cost"]["float"],
+    res = {"machine": benchutil.machine(), "model": model, "rows": rows, "float_cost": base["cost"],
            "latency_note": "raw ONNX Runtime, one thread, 256-frame batches at 20 dB, measured after every "
                            "variant was made, float first"}
     if ref.path.resolve() != src.path.resolve():
@@ -378,7 +394,7 @@ def plot_sweep(res, png_sparsity, png_cost):
     rows = res["rows"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        if r["history"] and r["method"] in ("imp", "fmp"):
+        if r["history"] and r["method"] in ("imp", "fmp") and not r.get("source"):   # rounds from the float model
             h = r["history"]
             ax.plot([x["sparsity"] for x in h], [x["accuracy"] for x in h], marker="o", label=r["variant"] +
                     " rounds (hollow: undone)", alpha=0.8)
@@ -414,16 +430,23 @@ def plot_sweep(res, png_sparsity, png_cost):
     if ref:
         ax.scatter([1.0], [ref["accuracy_snr_ge_10"]["early"]], marker="*", s=150, color="tab:red",
                    label=f"{ref['model']} float (reference)")
-    for i, r in enumerate(rows):              # labels at three heights in turn: close points stay readable
-        ax.scatter(r["cost"][key], r["accuracy_snr_ge_10"]["early"], s=50, label=r["variant"])
-        ax.annotate(r["variant"], (r["cost"][key], r["accuracy_snr_ge_10"]["early"]), fontsize=7,
-                    xytext=(4, (3, -10, 12)[i % 3]), textcoords="offset points")
+    colours = plt.get_cmap("tab20").colors
+    for i, r in enumerate(rows, 1):           # numbered points, named in the legend: close points stay readable
+        xy = (r["cost"][key], r["accuracy_snr_ge_10"]["early"])
+        ax.scatter(*xy, s=50, color=colours[(i - 1) % 20], label=f"{i} {r['variant']}")
+        ax.annotate(str(i), xy, fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
+    x0, y = min(r["cost"][key] for r in rows) / 1.6, ax.get_ylim()
+    top = ref["accuracy_snr_ge_10"]["early"] if ref else f       # issue 13's goal, against the float model
+    ax.fill_between([x0, 1 / 50], top - 1, y[1], color="tab:green", alpha=0.12, lw=0,
+                    label="goal: >= 50x lower score, <= 1 point lost")
+    ax.set_xlim(x0, 1.6)
+    ax.set_ylim(*y)
     ax.set_title(f"{res['model']} variants ({where})", fontsize=9)
-    ax.set_xlabel(f"ITU-ML5G-PS-007 inference-cost score vs {ref['model'] if ref else 'float'} float (log)")
+    ax.set_xlabel(f"ITU-ML5G-PS-007 inference-cost score vs {ref['model'] if ref else res['model']} float (log)")
     ax.set_ylabel("accuracy at SNR >= 10 dB, early exit (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(png_cost, dpi=110)
     plt.close(fig)
