@@ -138,3 +138,16 @@ def test_compress_and_eval_compress(tmp_path):
     j = json.loads(res.read_text())
     assert len(j["rows"]) == 4 and all(row["compressed_msps"] > 0 for row in j["rows"])
     assert j["machine"]["cpu"] and "speed-up" in r.stdout
+
+
+def test_eval_air_over_a_fading_channel_smoke(tmp_path):
+    """`greatai eval air --fading` (tiny): the four models over fading_model, every estimator,
+    the digital link with ARQ, the JSON and the picture under the fading names."""
+    r = greatai_cmd("eval", "air", "--tiny", "--fading", "1e-4", "--wnrs", "30", "--draws", "1", "--n", "20",
+                    "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "eval_fading.json").read_text())
+    assert res["fading_fdts"] == 1e-4 and "Rayleigh" in res["channel"] and len(res["rows"]) == 4
+    assert all(row["pilot_symbols"] > 0 and all(e in row for e in ("ml", "mmse", "mmse_pb")) for row in res["rows"])
+    assert res["digital"][0]["rounds"] >= 1 and (tmp_path / "eval_fading.png").stat().st_size > 10000
+    assert "fading_model" in r.stdout

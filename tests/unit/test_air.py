@@ -96,3 +96,31 @@ def test_only_the_non_zero_weights_of_a_pruned_model_travel(tmp_path):
     for (_, _, a), (_, _, b) in zip(pruned, back):
         assert np.array_equal(a == 0, b == 0)                    # positions from the header's bitmaps
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_pilots_give_the_fading_channel_back_and_each_weight_its_own_noise(rng):
+    """A pilot every 8 symbols, a channel whose gain turns slowly: the equaliser finds the
+    gain and the symbols; the header decodes through it; MMSE shrinks each weight by its own
+    noise (a weight sent in a fade toward the mean, one sent in the clear hardly at all)."""
+    x = (rng.standard_normal(1000) + 1j * rng.standard_normal(1000)).astype(np.complex64)
+    s = air.with_pilots(x, 8)
+    assert len(s) == 1000 // 7 * 8 + 8 + 1 and np.all(s[::8] == air.PILOT)
+    gain = (0.5 * np.exp(1j * (0.7 + 2e-3 * np.arange(len(s))))).astype(np.complex64)
+    y, g = air.equalise(s * gain, len(x), 8, smooth=1)
+    np.testing.assert_allclose(y / g, x, atol=1e-3)
+    assert np.allclose(np.abs(g), 0.5, atol=1e-3)
+    with pytest.raises(ValueError, match="every >= 2"):
+        air.with_pilots(x, 1)
+    p = air.interleaver(1000)
+    assert sorted(p) == list(range(1000)) and np.array_equal(p, air.interleaver(1000))     # shared by both ends
+    tx = air.encode(AMC)
+    hs = air.header_symbols(tx.header, 15)
+    k, turn = len(air.SYNC), np.exp(1j * 2.5).astype(np.complex64)                   # the header upside down
+    body, noise = air.decode_header(np.concatenate([hs[:k], hs[k:] * 0.3 * turn]), len(tx.header), 15,
+                                    np.full(len(hs) - k, 0.3 * turn))
+    assert body == tx.header and noise < 1e-6
+    r, n = np.array([1.0, 1.0]), np.array([0.01, 9.0])
+    np.testing.assert_allclose(air.estimate(r, n, "mmse"), [1 / 1.01, 0.1])
+    w = air.decode(np.array([2 + 2j], np.complex64), [air.Layer("s", "w", (2,), 0.0, 1.0, 2)],
+                   np.array([1.0]), "mmse")
+    np.testing.assert_allclose(w[0][2], [1.0, 1.0])                                      # one noise per symbol

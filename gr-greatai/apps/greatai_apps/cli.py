@@ -82,6 +82,9 @@ def main(argv=None):
                                                          "model.json (evaluation_gnuradio)")
     e.add_argument("--wnrs", default="-5,0,5,10,15,20,25,30", help="air: weight-to-noise ratios in dB")
     e.add_argument("--draws", type=int, default=2, help="air: noise draws per WNR (accuracies are means)")
+    e.add_argument("--fading", type=float, default=None, metavar="FDTS",
+                   help="air: flat Rayleigh fading before the noise (GNU Radio fading_model) at this normalised "
+                        "Doppler f_D T_s (e.g. 1e-4), pilots and interleaving on both links; writes OUT/eval_fading.*")
     e.add_argument("--tiny", action="store_true", help="air: tiny variants and frame counts (a smoke run)")
     e.add_argument("--stft-window", default="rect", choices=["rect", "hann"],
                    help="forecast --gnuradio: the greatai.stft block's window")

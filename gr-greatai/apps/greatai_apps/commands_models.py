@@ -84,8 +84,9 @@ def cmd_eval(a):
     if a.task == "air":
         from . import eval_air
         out = Path(a.out if a.out != "results/amc" else "results/air")
-        eval_air.run(str(out / "eval.json"), model=a.model or "amc_ee", wnrs=[float(w) for w in a.wnrs.split(",")],
-                     seeds=a.draws, n=min(a.n, 400), tiny=a.tiny, png=str(out / "eval.png"))
+        name = "eval_fading" if a.fading else "eval"
+        eval_air.run(str(out / f"{name}.json"), model=a.model or "amc_ee", wnrs=[float(w) for w in a.wnrs.split(",")],
+                     seeds=a.draws, n=min(a.n, 400), tiny=a.tiny, png=str(out / f"{name}.png"), fading=a.fading)
         return
     if a.task == "compress":
         from . import eval_compress

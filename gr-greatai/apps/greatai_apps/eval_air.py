@@ -1,22 +1,23 @@
 """``greatai eval air``: the AMC model sent over a noisy radio link (seed 003), as GNU Radio
 flowgraphs around the pure :mod:`greatai.air`.
 
-The link is ``vector_source_c -> channels.channel_model (AWGN at the weight-to-noise ratio)
--> vector_sink_c``: the digital header (CRC-32, BPSK, each bit repeated) and then the
-analog weight symbols, at one power per symbol.  The receiver decodes the header, takes the
+The link is ``vector_source_c -> [channels.fading_model ->] channels.channel_model (AWGN at
+the weight-to-noise ratio) -> vector_sink_c``: the digital header (CRC-32, BPSK, each bit
+repeated) and then the analog weight symbols, at one power per symbol.  With fading (flat
+Rayleigh, ``--fading``), a pilot every :data:`PILOT_EVERY` symbols lets the receiver
+equalise, and the header's bits and the weights are interleaved.  The receiver decodes the header, takes the
 noise variance from its known symbols, estimates the weights (ML, MMSE, MMSE_pb with lam and
 beta chosen on validation frames), rebuilds the model and classifies evaluation frames with
 it through ``EarlyExitEngine`` (early exit at the model's T).  Four models go: the shipped
 float model, the same fine-tuned with weight-noise injection, magnitude-pruned to 50 %
 (only the non-zero weights travel; their bitmap goes in the header), and pruned with noise
 injection.  The conventional approach beside it: the ONNX files as bytes in 1 KiB packets
-with a CRC-32 (GNU Radio's ``digital.crc``), QPSK (``chunks_to_symbols`` ->
-``channel_model`` -> ``constellation_decoder``) at the same power per symbol; a model is
-received only if every packet passes.
+with a CRC-32 (GNU Radio's ``digital.crc``), QPSK (``chunks_to_symbols`` -> the same link
+-> ``constellation_decoder``) at the same power per symbol, failed packets sent again (ARQ,
+:data:`ARQ_ROUNDS` transmissions at most); a model is received only if every packet passes.
 """
 from __future__ import annotations
 
-import functools
 import tempfile
 import time
 from pathlib import Path
@@ -31,17 +32,24 @@ WNRS = (-5, 0, 5, 10, 15, 20, 25, 30)
 HEADER_REPEAT = 15
 LAMS = (0.0, 0.25, 0.5, 0.75, 0.9)        # lam as a share of its upper bound 1/2 + 1/(2 n)
 BETAS = (0.0,)
+PILOT_EVERY = 32                          # fading: a pilot every 32 symbols (3 % of the channel uses)
+ARQ_ROUNDS = 4                            # the digital link: transmissions of a failed packet, in all
 
 
-def link(symbols: np.ndarray, wnr_db: float, seed: int, align: bool = True) -> np.ndarray:
+def link(symbols: np.ndarray, wnr_db: float, seed: int, align: bool = True, fading: float | None = None) -> np.ndarray:
     """The symbols through GNU Radio's channel_model at ``wnr_db`` (unit signal power per real
-    dimension), aligned on the sync word at their start (the channel's resampler shifts them)."""
+    dimension; with ``fading``, first ``channels.fading_model``: flat Rayleigh fading at that
+    normalised Doppler f_D T_s, its mean power 1, so ``wnr_db`` is the mean WNR), aligned on
+    the sync word at their start (the channel's resampler shifts them)."""
     from gnuradio import blocks, channels, gr
     v = float(np.sqrt(2.0 * 10 ** (-wnr_db / 10)))        # complex noise of V^2: V^2/2 per real dimension
     x = np.concatenate([symbols.astype(np.complex64), np.zeros(64, np.complex64)])   # the resampler's tail
     tb = gr.top_block()
     snk = blocks.vector_sink_c()
-    tb.connect(blocks.vector_source_c(x), channels.channel_model(noise_voltage=v, noise_seed=int(seed)), snk)
+    chain = [blocks.vector_source_c(x)]
+    if fading:
+        chain.append(channels.fading_model(8, float(fading), False, 4.0, int(seed) + 7))
+    tb.connect(*chain, channels.channel_model(noise_voltage=v, noise_seed=int(seed)), snk)
     tb.run()
     y = np.array(snk.data(), np.complex64)
     if not align:
@@ -51,13 +59,35 @@ def link(symbols: np.ndarray, wnr_db: float, seed: int, align: bool = True) -> n
     return y[:len(symbols)]
 
 
-def send(tx: air.Transmission, model, wnr_db: float, seed: int, repeat: int = HEADER_REPEAT):
+def send(tx: air.Transmission, model, wnr_db: float, seed: int, repeat: int = HEADER_REPEAT,
+         fading: float | None = None, every: int = PILOT_EVERY):
     """(payload symbols received, layers from the decoded header on the receiver's copy of the
-    architecture ``model``, noise variance estimate)."""
+    architecture ``model``, noise variance estimate).  With ``fading`` (see :func:`link`), a
+    pilot every ``every`` symbols after the sync word and the weight symbols interleaved; the
+    symbols come back divided by the channel's gain, and the noise is per symbol (the
+    header's estimate over |gain|^2)."""
     hs = air.header_symbols(tx.header, repeat)
-    rx = link(np.concatenate([hs, tx.symbols]), wnr_db, seed)
-    header, noise = air.decode_header(rx[:len(hs)], len(tx.header), repeat)
-    return rx[len(hs):], air.parse_header(header, model), noise
+    if not fading:
+        rx = link(np.concatenate([hs, tx.symbols]), wnr_db, seed)
+        header, noise = air.decode_header(rx[:len(hs)], len(tx.header), repeat)
+        return rx[len(hs):], air.parse_header(header, model), noise
+    k, body = len(air.SYNC), len(hs) - len(air.SYNC)
+    data = np.concatenate([hs[k:], tx.symbols])          # the header's bits and the weights, interleaved
+    perm = air.interleaver(len(data))
+    sent = np.empty_like(data)
+    sent[perm] = data
+    rx = link(np.concatenate([hs[:k], air.with_pilots(sent, every)]), wnr_db, seed, fading=fading)
+    y, g = air.equalise(rx[k:], len(data), every, smooth=pilot_smoothing(fading, every))
+    y, g = y[perm], g[perm]                                # back in order
+    header, noise = air.decode_header(np.concatenate([rx[:k], y[:body]]), len(tx.header), repeat, g[:body])
+    y, g = y[body:], g[body:]
+    return y / g, air.parse_header(header, model), noise / np.abs(g) ** 2
+
+
+def pilot_smoothing(fading: float, every: int) -> int:
+    """Pilots averaged for the channel estimate: as many as span 5 % of the fading's
+    coherence (1 / f_D symbols), odd, at least 1 (the receiver is told the Doppler)."""
+    return max(1, int(0.05 / (float(fading) * every)) // 2 * 2 + 1)
 
 
 def accuracy(model_json, frames, labels) -> float:
@@ -71,53 +101,81 @@ def received(model, rx, layers, noise, est, lam, beta, tmp, frames, labels) -> f
     return accuracy(air.rebuild(model, w, Path(tempfile.mkdtemp(dir=tmp))), frames, labels)
 
 
+def pb_lam(noise, share: float):
+    """MMSE_pb's lam at ``share`` of its upper bound 1/2 + 1/(2 n) (one per symbol where the
+    noise is)."""
+    return share * (0.5 + 0.5 / np.maximum(noise, 1e-12)) * (1 - 1e-6)
+
+
 def choose_pb(model, rx, layers, noise, tmp, val):
-    """(lam, beta) of MMSE_pb with the best accuracy on the validation frames."""
-    bound = 0.5 + 0.5 / max(noise, 1e-12)
+    """(lam, beta, lam's share of its bound) of MMSE_pb with the best accuracy on the
+    validation frames (``noise`` one value or one per symbol: so is lam)."""
     best = None
     for f in LAMS:
         for b in BETAS:
-            lam = f * bound * (1 - 1e-6)
-            acc = received(model, rx, layers, noise, "mmse_pb", lam, b, tmp, *val)
+            acc = received(model, rx, layers, noise, "mmse_pb", pb_lam(noise, f), b, tmp, *val)
             if best is None or acc > best[0]:
-                best = (acc, lam, b)
-    return best[1], best[2]
+                best = (acc, pb_lam(noise, f), b, f)
+    return best[1:]
 
 
-@functools.lru_cache(maxsize=1)
-def channel_shift() -> int:
-    """Samples channel_model's resampler advances the stream by (measured once, on the sync word)."""
-    return -air.find_start(link(air.SYNC.astype(np.complex64), 300.0, 0, align=False))
+def qpsk_link(data: bytes, wnr_db: float, seed: int, fading: float | None = None, every: int = PILOT_EVERY):
+    """(bytes received, channel uses): ``data`` as QPSK, modulated by GNU Radio
+    (``chunks_to_symbols``), through the same :func:`link` as the weights (the same sync word;
+    with ``fading``, the same pilots and equaliser), decided by GNU Radio
+    (``constellation_decoder``)."""
+    from gnuradio import blocks, digital as gdig, gr
+    const = gdig.constellation_qpsk()
+    pts = [complex(p) * np.sqrt(2) / abs(complex(p)) for p in const.points()]     # |s|^2 = 2, as the weights
+    tb, syms = gr.top_block(), blocks.vector_sink_c()
+    tb.connect(blocks.vector_source_b(list(data)), blocks.packed_to_unpacked_bb(2, gr.GR_MSB_FIRST),
+               gdig.chunks_to_symbols_bc(pts), syms)
+    tb.run()
+    x = np.array(syms.data(), np.complex64)
+    k = len(air.SYNC)
+    if fading:
+        s = air.with_pilots(x, every)
+        rx = link(np.concatenate([air.SYNC, s]), wnr_db, seed, fading=fading)
+        y, g = air.equalise(rx[k:], len(x), every, smooth=pilot_smoothing(fading, every))
+        y = y / g
+    else:
+        s, y = x, link(np.concatenate([air.SYNC, x]), wnr_db, seed)[k:]
+    tb, snk = gr.top_block(), blocks.vector_sink_b()
+    tb.connect(blocks.vector_source_c(y.astype(np.complex64)), gdig.constellation_decoder_cb(const.base()),
+               blocks.unpacked_to_packed_bb(2, gr.GR_MSB_FIRST), snk)
+    tb.run()
+    return bytes(snk.data())[:len(data)], len(s)
 
 
-def digital(model, wnr_db: float, seed: int, packet: int = 1024) -> dict:
-    """The model's ONNX files as bytes over QPSK in CRC-32 packets through channel_model
-    (ideal synchronisation: the channel's own sample shift is undone by a delay before it)."""
-    from gnuradio import blocks, channels, digital as gdig, gr
+def digital(model, wnr_db: float, seed: int, packet: int = 1024, fading: float | None = None,
+            every: int = PILOT_EVERY, rounds: int = ARQ_ROUNDS) -> dict:
+    """The model's ONNX files as bytes in CRC-32 packets (GNU Radio's ``digital.crc``) over
+    :func:`qpsk_link`; the packets that fail are sent again (ARQ), up to ``rounds``
+    transmissions in all.  The model arrives only if every packet passes; every round's
+    symbols count as channel uses."""
+    from gnuradio import digital as gdig
     from greatai import contract
     m = contract.load(model, "amc")
     data = b"".join(m.file(r).read_bytes() for r in contract.amc_roles(m.meta))
     crc = gdig.crc(32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, True, True)
     pkts = [data[i:i + packet] for i in range(0, len(data), packet)]
-    framed = b"".join(p + int(crc.compute(list(p))).to_bytes(4, "big") for p in pkts)
-    const = gdig.constellation_qpsk()
-    pts = [complex(p) * np.sqrt(2) / abs(complex(p)) for p in const.points()]     # |s|^2 = 2, as the weights
-    v = float(np.sqrt(2.0 * 10 ** (-wnr_db / 10)))
-    shift = channel_shift()
-    tb = gr.top_block()
-    snk = blocks.vector_sink_b()
-    tb.connect(blocks.vector_source_b(list(framed) + [0] * 32), blocks.packed_to_unpacked_bb(2, gr.GR_MSB_FIRST),
-               gdig.chunks_to_symbols_bc(pts), blocks.delay(gr.sizeof_gr_complex, max(shift, 0)),
-               channels.channel_model(noise_voltage=v, noise_seed=int(seed)),
-               gdig.constellation_decoder_cb(const.base()), blocks.unpacked_to_packed_bb(2, gr.GR_MSB_FIRST), snk)
-    tb.run()
-    rx = bytes(snk.data())[:len(framed)]
-    n, ok = packet + 4, 0
-    for i, p in enumerate(pkts):
-        blk = rx[i * n:i * n + len(p) + 4]
-        ok += len(blk) == len(p) + 4 and int(crc.compute(list(blk[:-4]))) == int.from_bytes(blk[-4:], "big")
-    return {"bytes": len(data), "packets": len(pkts), "packets_ok": int(ok), "received": ok == len(pkts),
-            "symbols": len(framed) * 4}
+    framed = [p + int(crc.compute(list(p))).to_bytes(4, "big") for p in pkts]
+    todo, uses, first, done = list(range(len(pkts))), 0, None, 0
+    for r in range(int(rounds)):
+        rx, n = qpsk_link(b"".join(framed[i] for i in todo), wnr_db, seed + 7919 * r, fading, every)
+        uses += n
+        ok, pos = [], 0
+        for i in todo:
+            blk = rx[pos:pos + len(framed[i])]
+            pos += len(framed[i])
+            ok.append(len(blk) == len(framed[i]) and int(crc.compute(list(blk[:-4]))) == int.from_bytes(blk[-4:], "big"))
+        first = int(sum(ok)) if first is None else first
+        todo = [i for i, good in zip(todo, ok) if not good]
+        done = r + 1
+        if not todo:
+            break
+    return {"bytes": len(data), "packets": len(pkts), "packets_ok": first, "packets_ok_after_arq": len(pkts) - len(todo),
+            "rounds": done, "received": not todo, "symbols": int(uses)}
 
 
 def variants(src, tmp, tiny: bool) -> dict:
@@ -136,7 +194,7 @@ def variants(src, tmp, tiny: bool) -> dict:
 
 
 def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200, tiny: bool = False,
-        symbol_rate: float = 1e6, png: str | None = None) -> dict:
+        symbol_rate: float = 1e6, png: str | None = None, fading: float | None = None) -> dict:
     from greatai import contract
     from greatai.compress.amc import _frames
     src = contract.load(model, "amc")
@@ -152,22 +210,27 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
         sent_acc = accuracy(contract.resolve(mdir, "amc_ee"), *evf)
         emit(f"[eval air] {vname}: {tx.weights} weights in {len(tx.symbols)} symbols, accuracy as sent {sent_acc:.2f} %")
         for wnr in wnrs:
+            hs = len(air.header_symbols(tx.header, HEADER_REPEAT))
             row = {"model": vname, "wnr_db": wnr, "sent_accuracy": round(sent_acc, 2), "weights": tx.weights,
-                   "payload_symbols": int(len(tx.symbols)),
-                   "header_symbols": int(len(air.header_symbols(tx.header, HEADER_REPEAT)))}
+                   "payload_symbols": int(len(tx.symbols)), "header_symbols": hs,
+                   "pilot_symbols": (hs - len(air.SYNC) + len(tx.symbols)) // (PILOT_EVERY - 1) + 1 if fading else 0}
             accs = {e: [] for e in air.ESTIMATORS}
             for s in range(seeds):
                 try:
-                    rx, layers, noise = send(tx, mdir, wnr, seed=1000 * s + int(wnr) + 100)
+                    rx, layers, noise = send(tx, mdir, wnr, seed=1000 * s + int(wnr) + 100, fading=fading)
                 except air.AirError as e:
                     row["header_error"] = str(e)
                     break
                 if s == 0:
-                    lam, beta = choose_pb(mdir, rx, layers, noise, tmp, vaf)
-                    row.update(noise_estimate=round(noise, 5), noise_true=round(10 ** (-wnr / 10), 5),
-                               lam=round(lam, 5), lam_share=round(lam / (0.5 + 0.5 / noise), 3), beta=beta)
-                for e in air.ESTIMATORS:
-                    accs[e].append(received(mdir, rx, layers, noise, e, lam, beta, tmp, *evf))
+                    lam, beta, share = choose_pb(mdir, rx, layers, noise, tmp, vaf)
+                    row.update(noise_true=round(10 ** (-wnr / 10), 5), lam_share=share, beta=beta)
+                    if np.ndim(noise):       # fading: each weight's own noise
+                        row.update(noise_per_weight_median=round(float(np.median(noise)), 5),
+                                   weights_below_0db=round(float(np.mean(noise > 1.0)), 4))
+                    else:
+                        row.update(noise_estimate=round(noise, 5), lam=round(lam, 5))
+                for e in air.ESTIMATORS:         # lam at the chosen share of this draw's bound
+                    accs[e].append(received(mdir, rx, layers, noise, e, pb_lam(noise, share), beta, tmp, *evf))
             for e in air.ESTIMATORS:
                 if accs[e]:
                     row[e] = round(float(np.mean(accs[e])), 2)
@@ -175,12 +238,15 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
             rows.append(row)
     dig = []
     for wnr in wnrs:
-        d = digital(src.path, wnr, seed=wnr + 500)
+        d = digital(src.path, wnr, seed=wnr + 500, fading=fading)
         d.update(wnr_db=wnr, accuracy=rows[0]["sent_accuracy"] if d["received"] else None)
         dig.append(d)
     res = {"machine": machine(), "model": src.name, "frames": int(len(evf[1])), "validation_frames": int(len(vaf[1])),
            "seeds": seeds, "header_repeat": HEADER_REPEAT, "symbol_rate": symbol_rate, "rows": rows,
            "digital": dig, "seconds": round(time.time() - t0, 1), "tiny": tiny,
+           "channel": (f"flat Rayleigh fading (GNU Radio fading_model, 8 sinusoids, f_D T_s = {fading:g}), then "
+                       f"AWGN at the mean WNR; a pilot every {PILOT_EVERY} symbols, the header's bits and the weights interleaved"
+                       if fading else "AWGN (GNU Radio channel_model)"), "fading_fdts": fading,
            "chance": round(100.0 / len(src.classes), 2)}
     res["goal"] = goal(res)
     if png:
@@ -204,19 +270,23 @@ def goal(res) -> dict:
 def table(res):
     m = res["machine"]
     emit(f"\nAMC model over the air ({res['frames']} frames, {res['seeds']} noise draws; {m['cpu']}): accuracy % "
-         f"received, by estimator (the model as sent in brackets)")
+         f"received, by estimator (the model as sent in brackets); channel: {res.get('channel', 'AWGN')}")
     emit(f"{'model':28} {'WNR dB':>6} {'ML':>7} {'MMSE':>7} {'MMSE_pb':>8} {'lam/max':>8} {'sent':>6}")
     for r in res["rows"]:
         emit(f"{r['model']:28} {r['wnr_db']:>6} {r.get('ml', '-'):>7} {r.get('mmse', '-'):>7} "
              f"{r.get('mmse_pb', '-'):>8} {r.get('lam_share', '-'):>8} {r['sent_accuracy']:>6}")
-    emit("\nconventional: ONNX bytes, QPSK, 1 KiB CRC-32 packets (received only if every packet passes)")
+    emit("\nconventional: ONNX bytes, QPSK, 1 KiB CRC-32 packets, failed ones sent again (received only if every "
+         "packet passes)")
     for d in res["digital"]:
-        emit(f"  WNR {d['wnr_db']:>3} dB: {d['packets_ok']}/{d['packets']} packets, "
-             f"{'model received' if d['received'] else 'model lost'}")
-    a, d = res["rows"][0], res["digital"][0]
-    emit(f"\nchannel uses: analog {a['payload_symbols'] + a['header_symbols']} symbols "
-         f"({(a['payload_symbols'] + a['header_symbols']) / res['symbol_rate'] * 1e3:.1f} ms at "
-         f"{res['symbol_rate'] / 1e6:g} MS/s) against digital {d['symbols']} ({d['symbols'] / res['symbol_rate'] * 1e3:.0f} ms)")
+        emit(f"  WNR {d['wnr_db']:>3} dB: {d['packets_ok']}/{d['packets']} packets at the first pass, "
+             f"{d.get('packets_ok_after_arq', d['packets_ok'])} after {d.get('rounds', 1)} round(s), "
+             f"{'model received' if d['received'] else 'model lost'}, {d['symbols']} symbols")
+    a = res["rows"][0]
+    d = next((d for d in res["digital"] if d["received"]), res["digital"][-1])    # the lowest WNR it arrives at
+    uses = a['payload_symbols'] + a['header_symbols'] + a.get('pilot_symbols', 0)
+    emit(f"\nchannel uses: analog {uses} symbols ({uses / res['symbol_rate'] * 1e3:.1f} ms at "
+         f"{res['symbol_rate'] / 1e6:g} MS/s) against digital {d['symbols']} ({d['symbols'] / res['symbol_rate'] * 1e3:.0f} "
+         f"ms, at {d['wnr_db']:g} dB{'' if d['received'] else ': lost'})")
     for k, v in res["goal"].items():
         emit(f"goal, {k}: MMSE_pb within 1 point from {v['wnr_db']} dB (ML {v['ml_gap']:+.2f}, MMSE "
              f"{v['mmse_gap']:+.2f}, MMSE_pb {v['mmse_pb_gap']:+.2f})")
@@ -236,7 +306,7 @@ def plot(res, png):
         ax.axhline(rows[0]["sent_accuracy"], color="k", lw=0.8, ls=":", label="as sent")
         ax.plot([d["wnr_db"] for d in res["digital"]],
                 [d["accuracy"] if d["accuracy"] is not None else res["chance"] for d in res["digital"]],
-                "x--", color="grey", label="digital (QPSK, CRC)")
+                "x--", color="grey", label="digital (QPSK, CRC, ARQ)")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("WNR (dB)")
         ax.grid(alpha=0.3)
@@ -244,7 +314,7 @@ def plot(res, png):
     np.atleast_1d(axes)[0].legend(fontsize=7)
     m = res["machine"]
     isa = "AVX-512" if any(f.startswith("avx512") for f in m["isa"]) else "AVX2"
-    fig.suptitle(f"AMC model over the air ({m['cpu']}, {isa})", fontsize=9)
+    fig.suptitle(f"AMC model over the air: {res.get('channel', 'AWGN')} ({m['cpu']}, {isa})", fontsize=8)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
@@ -294,7 +364,7 @@ def demo(wnr_db: float = 20.0, old: str = "amc_ee_int8", new: str = "amc_ee", ra
     tmp = tempfile.mkdtemp(prefix="greatai-air-demo-")
     rx, layers, noise = send(tx, src.path, wnr_db, seed)
     va = _frames(src.meta, 7002, 50)
-    lam, beta = choose_pb(src.path, rx, layers, noise, tmp, (np.ascontiguousarray(va[0]).view(np.complex64)[..., 0],
+    lam, beta, _ = choose_pb(src.path, rx, layers, noise, tmp, (np.ascontiguousarray(va[0]).view(np.complex64)[..., 0],
                                                              va[1]))
     model = air.rebuild(src.path, air.decode(rx, layers, noise, "mmse_pb", lam, beta), Path(tmp) / "received",
                         note=f"WNR {wnr_db:g} dB, MMSE_pb")

@@ -12,7 +12,7 @@ where the weights are already noisy.  Symbols have unit power per real dimension
 complex symbol), and so does the header's BPSK.
 
 Receiver (:func:`decode`): the header is decoded first (majority of the repeats, CRC
-checked); its known symbols give the noise variance (:func:`noise_from_header`).  Each
+checked); its known symbols give the noise variance (:func:`decode_header`).  Each
 weight is then estimated by
 * ``ml``: w = r;
 * ``mmse`` (Gaussian prior per layer, mean mu and variance s_w^2, noise s_z^2):
@@ -21,6 +21,12 @@ weight is then estimated by
   w - mu = s_w^2/(s_w^2+(1-2 s_w^2 lam) s_z^2) (r - mu) + s_w^2 s_z^2 beta/(s_w^2+(1-2 s_w^2 lam) s_z^2);
   the seed's formula is for a zero-mean prior, so it is applied around mu; lam = beta = 0 is
   MMSE, and a larger lam shrinks less (large weights matter more to accuracy).
+Over a fading channel (:func:`with_pilots`, :func:`equalise`) a known pilot every few symbols
+gives the channel's gain h, the symbols are divided by it, and each weight has its own noise
+n / |h|^2: the estimators take that per weight (a weight sent in a fade is shrunk toward its
+layer's mean; ML passes the fade's noise on).  The weight symbols are interleaved by a
+permutation from a seed both ends share (:func:`interleaver`), so one fade hits weights of
+many layers, a few each, not a run of one layer.
 In normalised units (s_w = 1, noise n = s_z^2/s_w^2 per real dimension) these are
 r, r/(1+n) and r/(1+(1-2 l) n) + b n/(1+(1-2 l) n), with l = lam s_w^2 in [0, 1/2 + 1/(2n)) and
 b = beta s_w.  :func:`rebuild` writes the received weights into a copy of the model (ONNX
@@ -154,46 +160,97 @@ def find_start(rx: np.ndarray, search: int = 64) -> int:
     return int(np.argmax(c)) - search
 
 
-def decode_header(rx: np.ndarray, n_bytes: int, repeat: int):
+def decode_header(rx: np.ndarray, n_bytes: int, repeat: int, gain: np.ndarray | None = None):
     """(header bytes, noise variance per real dimension) from the received header symbols
-    (``n_bytes``: the header's length without CRC).  AirError if the CRC fails."""
+    (``n_bytes``: the header's length without CRC; ``gain``: the channel's complex gain per
+    symbol after the sync word, from :func:`equalise`, for a fading channel; the repeats are
+    then combined by their gains).  AirError if the CRC fails."""
     nbits = (n_bytes + 4) * 8
-    rx = rx[len(SYNC):]
-    soft = rx[:nbits * repeat].real.reshape(nbits, repeat).sum(1)
+    rx = rx[len(SYNC):len(SYNC) + nbits * repeat]
+    g = np.ones(len(rx), np.complex64) if gain is None else np.asarray(gain[:len(rx)])
+    soft = (np.conj(g) * rx).real.reshape(nbits, repeat).sum(1)
     bits = (soft < 0).astype(np.uint8)
     data = np.packbits(bits).tobytes()
     body, crc = data[:n_bytes], int.from_bytes(data[n_bytes:n_bytes + 4], "big")
     if zlib.crc32(body) != crc:
         raise AirError(f"header CRC failed ({nbits} bits, each sent {repeat} times): the model cannot be rebuilt")
     sent = np.repeat(1.0 - 2.0 * bits.astype(np.float64), repeat) * np.sqrt(2)
-    resid = rx[:nbits * repeat] - sent
+    resid = rx - g * sent
     return body, float(np.mean(resid.real ** 2 + resid.imag ** 2) / 2)
 
 
+# ---------------------------------------------------------------- fading: pilots, interleaving
+PILOT = np.complex64(np.sqrt(2))          # the payload's power per symbol
+
+
+def with_pilots(symbols: np.ndarray, every: int) -> np.ndarray:
+    """A pilot at every ``every``-th position (the first and the last symbol included), the
+    symbols in between, in order."""
+    n, k = len(symbols), int(every) - 1
+    if k < 1:
+        raise ValueError(f"pilots need every >= 2, got {every}")
+    blocks = -(-n // k)
+    out = np.full(blocks * (k + 1) + 1, PILOT, np.complex64)
+    data = np.zeros(blocks * k, np.complex64)
+    data[:n] = symbols
+    out[:-1].reshape(blocks, k + 1)[:, 1:] = data.reshape(blocks, k)
+    return out
+
+
+def equalise(rx: np.ndarray, n: int, every: int, smooth: int = 9):
+    """(the ``n`` symbols as received, the channel's complex gain at each) from a stream made
+    by :func:`with_pilots` (divide the one by the other): the gain at each pilot, averaged over ``smooth``
+    neighbouring pilots (the fading is slow against the pilots' spacing; the average takes
+    the noise out of the estimate), interpolated linearly between them."""
+    k = int(every) - 1
+    blocks = -(-n // k)
+    rx = np.asarray(rx[:blocks * (k + 1) + 1], np.complex64)
+    h = rx[::k + 1] / PILOT
+    if smooth > 1:
+        w = np.ones(int(smooth)) / int(smooth)
+        pad = int(smooth) // 2
+        hp = np.concatenate([np.repeat(h[:1], pad), h, np.repeat(h[-1:], pad)])
+        h = np.convolve(hp.real, w, "valid") + 1j * np.convolve(hp.imag, w, "valid")
+    pos = np.arange(blocks * (k + 1) + 1)
+    data = pos[pos % (k + 1) != 0][:n]
+    g = (np.interp(data, pos[::k + 1], h.real) + 1j * np.interp(data, pos[::k + 1], h.imag)).astype(np.complex64)
+    return rx[data], np.where(np.abs(g) > 1e-6, g, 1e-6).astype(np.complex64)
+
+
+def interleaver(n: int, seed: int = 20261) -> np.ndarray:
+    """The permutation both ends draw from a shared seed: symbol i is sent at position perm[i]."""
+    return np.random.default_rng(seed).permutation(n)
+
+
 # ---------------------------------------------------------------- estimators
-def estimate(r: np.ndarray, noise: float, estimator: str, lam: float = 0.0, beta: float = 0.0) -> np.ndarray:
+def estimate(r: np.ndarray, noise, estimator: str, lam=0.0, beta: float = 0.0) -> np.ndarray:
     """Normalised received weights (unit prior variance, zero mean) -> estimates; ``noise``
-    the variance per real dimension, ``lam``/``beta`` in normalised units (see the module doc)."""
+    the variance per real dimension (one for all, or one per weight), ``lam``/``beta`` in
+    normalised units (see the module doc; ``lam`` one or one per weight)."""
     if estimator == "ml":
         return r
     if estimator == "mmse":
         return r / (1.0 + noise)
     if estimator == "mmse_pb":
-        bound = 0.5 + 0.5 / max(noise, 1e-12)
-        if not 0.0 <= lam < bound:
-            raise ValueError(f"mmse_pb needs 0 <= lam < 1/2 + 1/(2 noise) = {bound:.4g}, got {lam}")
+        bound = 0.5 + 0.5 / np.maximum(noise, 1e-12)
+        if not np.all((0.0 <= np.asarray(lam)) & (np.asarray(lam) < bound)):
+            raise ValueError(f"mmse_pb needs 0 <= lam < 1/2 + 1/(2 noise) = {np.min(bound):.4g}, got {np.max(lam):.4g}")
         den = 1.0 + (1.0 - 2.0 * lam) * noise
         return r / den + beta * noise / den
     raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
 
 
-def decode(rx: np.ndarray, layers: list, noise: float, estimator: str, lam: float = 0.0, beta: float = 0.0) -> list:
-    """(role, name, weights) of every layer from the received payload symbols."""
+def decode(rx: np.ndarray, layers: list, noise, estimator: str, lam=0.0, beta: float = 0.0) -> list:
+    """(role, name, weights) of every layer from the received payload symbols (``noise`` and
+    ``lam``: one value, or one per symbol, as :func:`equalise` leaves a fading channel's)."""
     r = np.empty(2 * len(rx), np.float64)
     r[0::2], r[1::2] = rx.real, rx.imag
+    noise, lam = (np.repeat(v, 2) if np.ndim(v) else v for v in (noise, lam))     # a symbol's two weights
     out, pos = [], 0
     for l in layers:
-        s = estimate(r[pos:pos + l.n], noise, estimator, lam, beta)
+        part = slice(pos, pos + l.n)
+        s = estimate(r[part], noise[part] if np.ndim(noise) else noise, estimator,
+                     lam[part] if np.ndim(lam) else lam, beta)
         pos += l.n
         v = (l.mu + l.sigma * s).astype(np.float32)
         if l.mask is None:
