@@ -124,3 +124,25 @@ def test_pilots_give_the_fading_channel_back_and_each_weight_its_own_noise(rng):
     w = air.decode(np.array([2 + 2j], np.complex64), [air.Layer("s", "w", (2,), 0.0, 1.0, 2)],
                    np.array([1.0]), "mmse")
     np.testing.assert_allclose(w[0][2], [1.0, 1.0])                                      # one noise per symbol
+
+
+def test_small_layers_sent_several_times_are_combined(rng):
+    """``encode(protect=N)``: every layer of at most N weights goes ``copies`` times (said in
+    the header); without noise it comes back exactly, and the copies, combined by their
+    noise, leave a quarter of one copy's noise on each of its weights."""
+    tx = air.encode(AMC, protect=2048, copies=4)
+    layers = air.parse_header(tx.header, AMC)
+    small = [l for l in layers if l.n <= 2048]
+    assert small and all(l.copies == 4 for l in small) and all(l.copies == 1 for l in layers if l.n > 2048)
+    assert 2 * len(tx.symbols) - sum(l.n * l.copies for l in layers) in (0, 1)
+    exact = air.decode(tx.symbols, layers, 1e-12, "ml")
+    for (_, _, w), (_, _, w0) in zip(exact, air.tensors(AMC)):
+        np.testing.assert_allclose(w, w0, rtol=1e-5, atol=1e-6)
+    n = 0.05
+    noisy = tx.symbols + (rng.standard_normal(len(tx.symbols)) + 1j * rng.standard_normal(len(tx.symbols))) * np.sqrt(n)
+    got = air.decode(noisy.astype(np.complex64), layers, n, "ml")
+    err = {1: [], 4: []}                                          # normalised errors, by copies
+    for l, (_, _, w), (_, _, w0) in zip(layers, got, air.tensors(AMC)):
+        err[l.copies].append(((w - w0) / l.sigma).ravel())
+    assert np.mean(np.concatenate(err[4]) ** 2) == pytest.approx(n / 4, rel=0.1)
+    assert np.mean(np.concatenate(err[1]) ** 2) == pytest.approx(n, rel=0.05)

@@ -400,3 +400,25 @@ def test_shipped_structured_variant_loads_and_classifies_like_float(shipped_mode
     x, _ = sim.generate(rng, np.repeat(np.arange(len(sim.CLASSES)), 20), 1024, snr_db=20.0)
     f, q = EarlyExitEngine(shipped_model).classify(x), EarlyExitEngine(m.path).classify(x)
     assert np.mean(f.label == q.label) >= 0.9                   # stated agreement: 90 % of frames at 20 dB
+
+
+def test_noise_injection_as_over_the_air(shipped_model, tmp_path):
+    """Training for the air: AWGN noise at the WNR (per tensor), or a fading link's noise after
+    the MMSE receiver (most weights near themselves, the ones in fades pulled to the mean);
+    the fine-tuning runs and says which, and fading without a WNR is refused."""
+    import torch
+    from greatai.compress.amc import air_noise
+    torch.manual_seed(0)
+    q = torch.randn(200000) * 2 + 1
+    awgn = air_noise(q, 0.1)                                                   # 20 dB
+    assert float((awgn - q).std()) == pytest.approx(0.2, rel=0.02)
+    fad = air_noise(q, 0.1, fading=True)
+    shrink = (fad - 1) / (q - 1)                                               # 1 where clear, toward 0 in a fade
+    assert float(shrink.median()) == pytest.approx(1.0, abs=0.02) and float((shrink.abs() < 0.5).float().mean()) > 0.003
+    assert float(fad.mean()) == pytest.approx(1.0, abs=0.02)
+    meta = compress.compress(shipped_model, tmp_path / "nf", method="noise", noise_wnr_db=25.0, noise_fading=True,
+                             n_train=4, n_val=10, eval_n=0, progress=False)
+    assert "Rayleigh" in meta["compression"]["noise_injection"]["channel"]
+    assert "--noise-fading" in meta["compression"]["command"]
+    with pytest.raises(CompressError, match="noise_fading needs noise_wnr_db"):
+        compress.compress(shipped_model, tmp_path / "x", method="noise", noise_fading=True, progress=False)

@@ -85,6 +85,9 @@ def main(argv=None):
     e.add_argument("--fading", type=float, default=None, metavar="FDTS",
                    help="air: flat Rayleigh fading before the noise (GNU Radio fading_model) at this normalised "
                         "Doppler f_D T_s (e.g. 1e-4), pilots and interleaving on both links; writes OUT/eval_fading.*")
+    e.add_argument("--protect", type=int, default=0, metavar="N",
+                   help="air: send every layer of at most N weights (biases, small layers) 4 times, combined at the "
+                        "receiver; writes OUT/eval[_fading]_protected.*")
     e.add_argument("--tiny", action="store_true", help="air: tiny variants and frame counts (a smoke run)")
     e.add_argument("--stft-window", default="rect", choices=["rect", "hann"],
                    help="forecast --gnuradio: the greatai.stft block's window")
@@ -105,6 +108,9 @@ def main(argv=None):
     z.add_argument("--noise-wnr", type=float, default=None,
                    help="fine-tuning with Gaussian weight noise at this weight-to-noise ratio in dB (noise "
                         "injection, for models sent over the air; any method but ptq)")
+    z.add_argument("--noise-fading", action="store_true",
+                   help="with --noise-wnr: the noise a flat Rayleigh-faded link leaves after the MMSE receiver (a "
+                        "noise per weight, shrunk toward its layer's mean), --noise-wnr the mean WNR")
     z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed; structured: "
                                                                "share of channels removed; in (0, 1)")
     z.add_argument("--widths", default="c3", help="structured: the widths narrowed, comma-separated of c0 (stem), "

@@ -71,8 +71,8 @@ def cmd_compress(a):
     else:
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
                   quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads,
-                  noise_wnr_db=a.noise_wnr, qat_bits=a.qat_bits, act_bits=a.act_bits, qat_epochs=a.qat_epochs,
-                  qat_lr=a.qat_lr, distil=not a.no_distil, widths=tuple(a.widths.split(",")))
+                  noise_wnr_db=a.noise_wnr, noise_fading=a.noise_fading, qat_bits=a.qat_bits, act_bits=a.act_bits,
+                  qat_epochs=a.qat_epochs, qat_lr=a.qat_lr, distil=not a.no_distil, widths=tuple(a.widths.split(",")))
     meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, **kw)
     tables.compressed(meta)
     emit(f"\nwrote {out}")
@@ -84,9 +84,10 @@ def cmd_eval(a):
     if a.task == "air":
         from . import eval_air
         out = Path(a.out if a.out != "results/amc" else "results/air")
-        name = "eval_fading" if a.fading else "eval"
+        name = "eval" + ("_fading" if a.fading else "") + ("_protected" if a.protect else "")
         eval_air.run(str(out / f"{name}.json"), model=a.model or "amc_ee", wnrs=[float(w) for w in a.wnrs.split(",")],
-                     seeds=a.draws, n=min(a.n, 400), tiny=a.tiny, png=str(out / f"{name}.png"), fading=a.fading)
+                     seeds=a.draws, n=min(a.n, 400), tiny=a.tiny, png=str(out / f"{name}.png"), fading=a.fading,
+                     protect=a.protect)
         return
     if a.task == "compress":
         from . import eval_compress

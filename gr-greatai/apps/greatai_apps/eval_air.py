@@ -96,26 +96,20 @@ def accuracy(model_json, frames, labels) -> float:
     return 100.0 * float(np.mean(e.classify(frames).label == labels))
 
 
-def received(model, rx, layers, noise, est, lam, beta, tmp, frames, labels) -> float:
-    w = air.decode(rx, layers, noise, est, lam, beta)
+def received(model, rx, layers, noise, est, share, beta, tmp, frames, labels) -> float:
+    w = air.decode(rx, layers, noise, est, share, beta)
     return accuracy(air.rebuild(model, w, Path(tempfile.mkdtemp(dir=tmp))), frames, labels)
 
 
-def pb_lam(noise, share: float):
-    """MMSE_pb's lam at ``share`` of its upper bound 1/2 + 1/(2 n) (one per symbol where the
-    noise is)."""
-    return share * (0.5 + 0.5 / np.maximum(noise, 1e-12)) * (1 - 1e-6)
-
-
 def choose_pb(model, rx, layers, noise, tmp, val):
-    """(lam, beta, lam's share of its bound) of MMSE_pb with the best accuracy on the
-    validation frames (``noise`` one value or one per symbol: so is lam)."""
+    """(lam's share of its bound, beta) of MMSE_pb with the best accuracy on the validation
+    frames."""
     best = None
     for f in LAMS:
         for b in BETAS:
-            acc = received(model, rx, layers, noise, "mmse_pb", pb_lam(noise, f), b, tmp, *val)
+            acc = received(model, rx, layers, noise, "mmse_pb", f, b, tmp, *val)
             if best is None or acc > best[0]:
-                best = (acc, pb_lam(noise, f), b, f)
+                best = (acc, f, b)
     return best[1:]
 
 
@@ -178,11 +172,18 @@ def digital(model, wnr_db: float, seed: int, packet: int = 1024, fading: float |
             "rounds": done, "received": not todo, "symbols": int(uses)}
 
 
-def variants(src, tmp, tiny: bool) -> dict:
-    """The four models that travel (made with fixed seeds; the noise-trained at 10 dB WNR)."""
+def variants(src, tmp, tiny: bool, fading: bool = False) -> dict:
+    """The four models that travel (made with fixed seeds; the noise-trained at 10 dB WNR),
+    and for a fading channel a fifth: trained (4 epochs) on the noise a Rayleigh-faded link
+    at 25 dB mean WNR leaves after the MMSE receiver."""
     from greatai import compress
     kw = dict(n_val=40 if tiny else 1000, eval_n=0, progress=False, n_train=20 if tiny else 1500, epochs=1)
-    out = {"float": str(src)}
+    out = {}
+    if fading:
+        out["fading-trained (25 dB)"] = str(Path(tmp) / "noise_fading")
+        compress.compress(src, out["fading-trained (25 dB)"], method="noise", noise_wnr_db=25.0, noise_fading=True,
+                          **dict(kw, epochs=1 if tiny else 4))
+    out = {"float": str(src), **out}
     out["noise-trained"] = str(Path(tmp) / "noise")
     compress.compress(src, out["noise-trained"], method="noise", noise_wnr_db=10.0, **kw)
     out["pruned 50%"] = str(Path(tmp) / "pruned")
@@ -194,7 +195,8 @@ def variants(src, tmp, tiny: bool) -> dict:
 
 
 def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200, tiny: bool = False,
-        symbol_rate: float = 1e6, png: str | None = None, fading: float | None = None) -> dict:
+        symbol_rate: float = 1e6, png: str | None = None, fading: float | None = None, protect: int = 0,
+        copies: int = 4) -> dict:
     from greatai import contract
     from greatai.compress.amc import _frames
     src = contract.load(model, "amc")
@@ -204,9 +206,9 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
     to_c = lambda x: np.ascontiguousarray(x).view(np.complex64)[..., 0]          # noqa: E731
     evf, vaf = (to_c(ev[0]), ev[1]), (to_c(va[0]), va[1])
     tmp = tempfile.mkdtemp(prefix="greatai-air-")
-    rows, models = [], variants(src.path, tmp, tiny)
+    rows, models = [], variants(src.path, tmp, tiny, bool(fading))
     for vname, mdir in models.items():
-        tx = air.encode(mdir)
+        tx = air.encode(mdir, protect, copies)
         sent_acc = accuracy(contract.resolve(mdir, "amc_ee"), *evf)
         emit(f"[eval air] {vname}: {tx.weights} weights in {len(tx.symbols)} symbols, accuracy as sent {sent_acc:.2f} %")
         for wnr in wnrs:
@@ -222,15 +224,15 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
                     row["header_error"] = str(e)
                     break
                 if s == 0:
-                    lam, beta, share = choose_pb(mdir, rx, layers, noise, tmp, vaf)
+                    share, beta = choose_pb(mdir, rx, layers, noise, tmp, vaf)
                     row.update(noise_true=round(10 ** (-wnr / 10), 5), lam_share=share, beta=beta)
                     if np.ndim(noise):       # fading: each weight's own noise
                         row.update(noise_per_weight_median=round(float(np.median(noise)), 5),
                                    weights_below_0db=round(float(np.mean(noise > 1.0)), 4))
                     else:
-                        row.update(noise_estimate=round(noise, 5), lam=round(lam, 5))
-                for e in air.ESTIMATORS:         # lam at the chosen share of this draw's bound
-                    accs[e].append(received(mdir, rx, layers, noise, e, pb_lam(noise, share), beta, tmp, *evf))
+                        row.update(noise_estimate=round(noise, 5), lam=round(float(air.pb_lam(noise, share)), 5))
+                for e in air.ESTIMATORS:         # lam at the chosen share of each weight's bound
+                    accs[e].append(received(mdir, rx, layers, noise, e, share, beta, tmp, *evf))
             for e in air.ESTIMATORS:
                 if accs[e]:
                     row[e] = round(float(np.mean(accs[e])), 2)
@@ -246,7 +248,9 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
            "digital": dig, "seconds": round(time.time() - t0, 1), "tiny": tiny,
            "channel": (f"flat Rayleigh fading (GNU Radio fading_model, 8 sinusoids, f_D T_s = {fading:g}), then "
                        f"AWGN at the mean WNR; a pilot every {PILOT_EVERY} symbols, the header's bits and the weights interleaved"
-                       if fading else "AWGN (GNU Radio channel_model)"), "fading_fdts": fading,
+                       if fading else "AWGN (GNU Radio channel_model)")
+           + (f"; every layer of at most {protect} weights sent {copies} times" if protect else ""),
+           "fading_fdts": fading, "protect": {"max_weights": protect, "copies": copies} if protect else None,
            "chance": round(100.0 / len(src.classes), 2)}
     res["goal"] = goal(res)
     if png:
@@ -364,9 +368,9 @@ def demo(wnr_db: float = 20.0, old: str = "amc_ee_int8", new: str = "amc_ee", ra
     tmp = tempfile.mkdtemp(prefix="greatai-air-demo-")
     rx, layers, noise = send(tx, src.path, wnr_db, seed)
     va = _frames(src.meta, 7002, 50)
-    lam, beta, _ = choose_pb(src.path, rx, layers, noise, tmp, (np.ascontiguousarray(va[0]).view(np.complex64)[..., 0],
+    share, beta = choose_pb(src.path, rx, layers, noise, tmp, (np.ascontiguousarray(va[0]).view(np.complex64)[..., 0],
                                                              va[1]))
-    model = air.rebuild(src.path, air.decode(rx, layers, noise, "mmse_pb", lam, beta), Path(tmp) / "received",
+    model = air.rebuild(src.path, air.decode(rx, layers, noise, "mmse_pb", share, beta), Path(tmp) / "received",
                         note=f"WNR {wnr_db:g} dB, MMSE_pb")
     data = np.frombuffer(hotswap.pack(model), np.uint8)
     amc.to_basic_block()._post(pmt.intern("model"), pmt.cons(pmt.to_pmt({"id": "air"}),
@@ -394,7 +398,7 @@ def demo(wnr_db: float = 20.0, old: str = "amc_ee_int8", new: str = "amc_ee", ra
     table_rows = [{"phase": k, "model": old if k != "after" else answer.get("model", "?"), "frames": len(v),
                    "accuracy": round(100 * float(np.mean(v)), 2) if v else None} for k, v in rows.items()]
     res = {"machine": machine(), "wnr_db": wnr_db, "old": old, "new": new, "sample_rate": rate,
-           "noise_estimate": round(noise, 5), "lam": lam, "beta": beta, "air_symbols": len(tx.symbols),
+           "noise_estimate": round(noise, 5), "lam_share": share, "beta": beta, "air_symbols": len(tx.symbols),
            "transmit_and_rebuild_s": round(t_swap - t_tx, 2), "answer": answer, "phases": table_rows}
     emit(f"\n{'phase':<8}{'model':>14}{'frames':>8}{'accuracy %':>12}")
     for r in table_rows:

@@ -45,7 +45,8 @@ from . import contract
 
 ESTIMATORS = ("ml", "mmse", "mmse_pb")
 OPS = ("Conv", "Gemm")
-MAGIC = b"GAIR1"
+MAGIC = b"GAIR2"
+HEADER_DTYPE = np.dtype([("m", ">f4"), ("d", ">f4"), ("n", ">u4"), ("b", "u1"), ("c", "u1")])
 
 
 class AirError(ValueError):
@@ -61,6 +62,7 @@ class Layer:
     sigma: float
     n: int                    # weights sent (the non-zero ones)
     mask: np.ndarray | None = None     # flat bool of the positions sent, None: all
+    copies: int = 1           # times the layer is sent (small, sensitive layers: protected by repetition)
 
 
 @dataclass
@@ -91,8 +93,11 @@ def tensors(model) -> list:
     return out
 
 
-def encode(model) -> Transmission:
-    """The model's weights as analog symbols, and the header that describes them."""
+def encode(model, protect: int = 0, copies: int = 4) -> Transmission:
+    """The model's weights as analog symbols, and the header that describes them.  A layer of
+    at most ``protect`` weights (the biases and the small layers, on which accuracy hangs
+    most: a bias lost in a fade shifts a whole channel) is sent ``copies`` times; the receiver
+    combines the copies (:func:`decode`), which a fading channel hits in different fades."""
     layers, parts = [], []
     for role, name, w in tensors(model):
         flat = w.ravel()
@@ -100,8 +105,9 @@ def encode(model) -> Transmission:
         sparse = not nz.all()
         v = flat[nz] if sparse else flat
         mu, sigma = float(v.mean()), float(v.std()) or 1.0
-        layers.append(Layer(role, name, tuple(w.shape), mu, sigma, int(v.size), nz if sparse else None))
-        parts.append((v - mu) / sigma)
+        c = int(copies) if v.size <= protect else 1
+        layers.append(Layer(role, name, tuple(w.shape), mu, sigma, int(v.size), nz if sparse else None, c))
+        parts.append(np.tile((v - mu) / sigma, c))
     s = np.concatenate(parts).astype(np.float32)
     if len(s) % 2:
         s = np.append(s, np.float32(0))
@@ -109,11 +115,10 @@ def encode(model) -> Transmission:
 
 
 def _header_bytes(layers) -> bytes:
-    """Per layer: mean and deviation (float32), weights sent (uint32) and whether a bitmap of
-    their positions follows; then the bitmaps.  Names and shapes are not sent: the receiver
+    """Per layer: mean and deviation (float32), weights sent (uint32), whether a bitmap of
+    their positions follows and how many copies go; then the bitmaps.  Names and shapes are not sent: the receiver
     has the model's architecture (its graph), only the weights travel."""
-    rec = np.array([(l.mu, l.sigma, l.n, l.mask is not None) for l in layers],
-                   dtype=[("m", ">f4"), ("d", ">f4"), ("n", ">u4"), ("b", "u1")])
+    rec = np.array([(l.mu, l.sigma, l.n, l.mask is not None, l.copies) for l in layers], dtype=HEADER_DTYPE)
     bitmaps = b"".join(np.packbits(l.mask).tobytes() for l in layers if l.mask is not None)
     return MAGIC + len(layers).to_bytes(2, "big") + rec.tobytes() + bitmaps
 
@@ -127,16 +132,16 @@ def parse_header(data: bytes, model) -> list:
     k = int.from_bytes(data[5:7], "big")
     if k != len(arch):
         raise AirError(f"the header describes {k} weight tensors; the receiver's architecture has {len(arch)}")
-    dt = np.dtype([("m", ">f4"), ("d", ">f4"), ("n", ">u4"), ("b", "u1")])
+    dt = HEADER_DTYPE
     rec = np.frombuffer(data[7:7 + k * dt.itemsize], dt)
     bitmaps, pos, out = data[7 + k * dt.itemsize:], 0, []
-    for (role, name, w), (mu, sd, n, has) in zip(arch, rec):
+    for (role, name, w), (mu, sd, n, has, copies) in zip(arch, rec):
         mask = None
         if has:
             nb = (w.size + 7) // 8
             mask = np.unpackbits(np.frombuffer(bitmaps[pos:pos + nb], np.uint8))[:w.size].astype(bool)
             pos += nb
-        out.append(Layer(role, name, tuple(w.shape), float(mu), float(sd), int(n), mask))
+        out.append(Layer(role, name, tuple(w.shape), float(mu), float(sd), int(n), mask, int(copies)))
     return out
 
 
@@ -240,18 +245,31 @@ def estimate(r: np.ndarray, noise, estimator: str, lam=0.0, beta: float = 0.0) -
     raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
 
 
-def decode(rx: np.ndarray, layers: list, noise, estimator: str, lam=0.0, beta: float = 0.0) -> list:
-    """(role, name, weights) of every layer from the received payload symbols (``noise`` and
-    ``lam``: one value, or one per symbol, as :func:`equalise` leaves a fading channel's)."""
+def pb_lam(noise, share: float):
+    """MMSE_pb's lam at ``share`` (in [0, 1)) of its upper bound 1/2 + 1/(2 n), per weight
+    where the noise is."""
+    return share * (0.5 + 0.5 / np.maximum(noise, 1e-12)) * (1 - 1e-6)
+
+
+def decode(rx: np.ndarray, layers: list, noise, estimator: str, lam_share: float = 0.0, beta: float = 0.0) -> list:
+    """(role, name, weights) of every layer from the received payload symbols (``noise``: one
+    value, or one per symbol, as :func:`equalise` leaves a fading channel's; MMSE_pb's lam
+    at ``lam_share`` of its bound for each weight's noise).  A layer sent several times is
+    combined first, each copy weighted by the inverse of its noise (maximum-ratio), so its
+    noise is 1 / sum(1 / n_k)."""
     r = np.empty(2 * len(rx), np.float64)
     r[0::2], r[1::2] = rx.real, rx.imag
-    noise, lam = (np.repeat(v, 2) if np.ndim(v) else v for v in (noise, lam))     # a symbol's two weights
+    noise = np.repeat(noise, 2) if np.ndim(noise) else noise        # a symbol's two weights
     out, pos = [], 0
     for l in layers:
-        part = slice(pos, pos + l.n)
-        s = estimate(r[part], noise[part] if np.ndim(noise) else noise, estimator,
-                     lam[part] if np.ndim(lam) else lam, beta)
-        pos += l.n
+        part = slice(pos, pos + l.n * l.copies)
+        pos += l.n * l.copies
+        x = r[part].reshape(l.copies, l.n)
+        n = noise[part].reshape(l.copies, l.n) if np.ndim(noise) else np.full((l.copies, 1), float(noise))
+        inv = 1.0 / np.maximum(n, 1e-12)
+        x, n = (x * inv).sum(0) / inv.sum(0), 1.0 / inv.sum(0)
+        n = n if np.ndim(noise) else float(n[0])
+        s = estimate(x, n, estimator, pb_lam(n, lam_share), beta)
         v = (l.mu + l.sigma * s).astype(np.float32)
         if l.mask is None:
             w = v.reshape(l.shape)

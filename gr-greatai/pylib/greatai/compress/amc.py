@@ -281,9 +281,22 @@ def narrow(m, keep: float, widths=("c3",)):
     return n, sizes
 
 
+def air_noise(q, amp: float, fading: bool = False):
+    """A weight tensor (torch) as it comes over the air at WNR 1/amp^2 per tensor: Gaussian
+    noise of ``amp`` times its deviation; with ``fading``, each weight through its own flat
+    Rayleigh fade (power gain ~ Exp(1), noise amp^2/|h|^2 in the tensor's units) and then the
+    MMSE receiver, which shrinks it toward the tensor's mean by 1/(1 + amp^2/|h|^2)."""
+    import torch
+    mu, sd = q.mean(), q.std()
+    if not fading:
+        return q + torch.randn_like(q) * (sd * amp)
+    n = amp ** 2 / torch.empty_like(q).exponential_()
+    return mu + (q - mu + sd * n.sqrt() * torch.randn_like(q)) / (1 + n)
+
+
 def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=4000,
           seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True, noise_wnr_db=None,
-          qat_bits=None, act_bits=8, qat_epochs=6, qat_lr=0.25, distil=True, widths=("c3",)) -> dict:
+          noise_fading=False, qat_bits=None, act_bits=8, qat_epochs=6, qat_lr=0.25, distil=True, widths=("c3",)) -> dict:
     """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
     and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
     below float at either exit) or structured pruning (``structured``: ``sparsity`` of the
@@ -291,7 +304,10 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     then, with ``quantise_after``, PTQ of the pruned model.  ``noise``: fine-tuning only.  With
     ``noise_wnr_db``, every fine-tuning step runs on weights with Gaussian noise added
     (each layer's at its own weight-to-noise ratio, as over the air; seed 003's noise
-    injection) and updates the clean weights.  With ``qat_bits`` (``method="qat"``: without
+    injection) and updates the clean weights; with ``noise_fading`` too, the weights are
+    what a flat Rayleigh-faded link and the MMSE receiver leave (``noise_wnr_db`` the mean
+    WNR; each weight's own power gain |h|^2 ~ Exp(1), its noise n/|h|^2, then shrunk toward
+    its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  With ``qat_bits`` (``method="qat"``: without
     pruning), quantisation-aware training follows for ``qat_epochs`` (:mod:`.qat`: weights at
     ``qat_bits``, layer inputs at ``act_bits``, pruned weights kept at zero; ``qat_lr`` times
     the fine-tuning learning rate, cosine decay; the best epoch on the validation frames
@@ -327,6 +343,8 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     rng = np.random.default_rng(seed)
 
     amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
+    if noise_fading and amp is None:
+        raise ptq.CompressError("noise_fading needs noise_wnr_db (--noise-wnr): the fading link's mean WNR")
 
     teacher = to_torch(src) if distil and method != "noise" else None
 
@@ -348,7 +366,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                     with torch.no_grad():
                         clean = [q.detach().clone() for q in noisy]
                         for q in noisy:
-                            q.add_(torch.randn_like(q) * (q.std() * amp))
+                            q.copy_(air_noise(q, amp, noise_fading))
                 zs = mod(x_all[idx], detach_trunk=True)
                 loss = sum(F.cross_entropy(z, y_all[idx]) for z in zs)
                 if teacher is not None:      # distillation: match the float model's outputs at every exit
@@ -458,7 +476,9 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     if method == "qat":
         del record["pruning"]
     if noise_wnr_db is not None:
-        record["noise_injection"] = {"wnr_db": float(noise_wnr_db), "per": "layer (weight or bias tensor)"}
+        record["noise_injection"] = {"wnr_db": float(noise_wnr_db), "per": "layer (weight or bias tensor)",
+                                     "channel": "flat Rayleigh fading (mean WNR), then the MMSE receiver"
+                                     if noise_fading else "AWGN"}
     if quantise_after:
         xc, _, _ = _frames(meta, seed, 64)
         record["ptq"] = _quantise_stages(f1, f2, out, xc, val[0][hi], yh, 0.25, progress)
@@ -471,6 +491,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                          + (f" --widths {','.join(widths)}" if method == "structured" else "")
                          + (" --quantise" if quantise_after else "")
                          + (f" --noise-wnr {noise_wnr_db:g} --epochs {epochs}" if noise_wnr_db is not None else "")
+                         + (" --noise-fading" if noise_fading else "")
                          + (f" --epochs {epochs}" if epochs != 1 and noise_wnr_db is None else "")
                          + (f" --train-n {n_train}" if n_train != 2000 else "")
                          + (f" --qat-bits {qat_bits} --act-bits {act_bits} --qat-epochs {qat_epochs} "
