@@ -141,7 +141,7 @@ def test_compress_and_eval_compress(tmp_path):
 
 
 def test_eval_air_over_a_fading_channel_smoke(tmp_path):
-    """`greatai eval air --fading --protect` (tiny): the five models (the fading-trained one
+    """`greatai eval air --fading --protect` (tiny): the seven models (the fading-trained one
     too) over fading_model with small layers sent four times, every estimator, the digital
     link with ARQ, the JSON and the picture under the fading names."""
     r = greatai_cmd("eval", "air", "--tiny", "--fading", "1e-4", "--protect", "2048", "--wnrs", "30", "--draws", "1",
@@ -149,7 +149,7 @@ def test_eval_air_over_a_fading_channel_smoke(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "eval_fading_protected.json").read_text())
     assert res["fading_fdts"] == 1e-4 and "Rayleigh" in res["channel"] and res["protect"]["copies"] == 4
-    assert [row["model"] for row in res["rows"]][:2] == ["float", "fading-trained (25 dB)"] and len(res["rows"]) == 5
+    assert [row["model"] for row in res["rows"]][:2] == ["float", "fading-trained (25 dB)"] and len(res["rows"]) == 7
     assert all(row["pilot_symbols"] > 0 and all(e in row for e in ("ml", "mmse", "mmse_pb")) for row in res["rows"])
     assert res["digital"][0]["rounds"] >= 1 and (tmp_path / "eval_fading_protected.png").stat().st_size > 10000
     assert "fading_model" in r.stdout

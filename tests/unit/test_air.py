@@ -1,5 +1,6 @@
 """Models over the air, the pure layer (greatai.air): the estimators against their closed forms,
 the digital header, and a model's weights sent and rebuilt."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,33 @@ def test_small_layers_sent_several_times_are_combined(rng):
         err[l.copies].append(((w - w0) / l.sigma).ravel())
     assert np.mean(np.concatenate(err[4]) ** 2) == pytest.approx(n / 4, rel=0.1)
     assert np.mean(np.concatenate(err[1]) ** 2) == pytest.approx(n, rel=0.05)
+
+
+def test_masks_drawn_from_a_shared_seed_need_no_bitmap(tmp_path):
+    """A model pruned by masks from a seed (``compress --mask-seed``): the header carries the
+    seed, not the positions (a few hundred bytes against a bitmap of a bit per weight), the
+    receiver draws the same masks and rebuilds the weights exactly; a model whose weights lie
+    outside the seed's masks is refused."""
+    from greatai import compress
+    out = tmp_path / "seeded"
+    meta = compress.compress(AMC, out, method="magnitude", sparsity=0.5, mask_seed=7, n_train=4, n_val=10, eval_n=0,
+                             progress=False)
+    assert meta["compression"]["pruning"]["mask_seed"] == 7 and "--mask-seed 7" in meta["compression"]["command"]
+    tx = air.encode(out)
+    dense_bitmap_bytes = sum(w.size for _, _, w in air.tensors(out) if w.ndim > 1) // 8
+    assert len(tx.header) < 300 < dense_bitmap_bytes
+    layers = air.parse_header(tx.header, out)
+    assert all(l.seeded for l in layers if len(l.shape) > 1) and not any(l.seeded for l in layers if len(l.shape) == 1)
+    for (_, _, w), (_, _, w0) in zip(air.decode(tx.symbols, layers, 1e-12, "ml"), air.tensors(out)):
+        np.testing.assert_allclose(w, w0, atol=1e-6)
+    k = air.seeded_mask(7, 3, 1000, 0.3)
+    assert k.sum() == 700 and np.array_equal(k, air.seeded_mask(7, 3, 1000, 0.3)) and not np.array_equal(
+        k, air.seeded_mask(7, 4, 1000, 0.3))
+    m = json.loads((out / "model.json").read_text())
+    m["compression"]["pruning"]["mask_seed"] = 8                                   # not the seed it was pruned by
+    contract.write(out / "model.json", m)
+    with pytest.raises(air.AirError, match="not pruned by that seed"):
+        air.encode(out)
+    with pytest.raises(compress.CompressError, match="magnitude method, not imp"):
+        compress.compress(AMC, tmp_path / "x", method="imp", mask_seed=7, progress=False)
+    assert not (tmp_path / "x").exists()

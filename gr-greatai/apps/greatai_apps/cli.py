@@ -111,6 +111,9 @@ def main(argv=None):
     z.add_argument("--noise-fading", action="store_true",
                    help="with --noise-wnr: the noise a flat Rayleigh-faded link leaves after the MMSE receiver (a "
                         "noise per weight, shrunk toward its layer's mean), --noise-wnr the mean WNR")
+    z.add_argument("--mask-seed", type=int, default=None,
+                   help="magnitude: prune at random, --sparsity of every weight layer, by masks drawn from this seed "
+                        "(a receiver over the air draws them again: no position bitmap travels)")
     z.add_argument("--sparsity", type=float, default=0.5, help="magnitude: share of weights removed; structured: "
                                                                "share of channels removed; in (0, 1)")
     z.add_argument("--widths", default="c3", help="structured: the widths narrowed, comma-separated of c0 (stem), "

@@ -71,8 +71,9 @@ def cmd_compress(a):
     else:
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
                   quantise_after=a.quantise, epochs=a.epochs, n_train=a.train_n, threads=a.threads,
-                  noise_wnr_db=a.noise_wnr, noise_fading=a.noise_fading, qat_bits=a.qat_bits, act_bits=a.act_bits,
-                  qat_epochs=a.qat_epochs, qat_lr=a.qat_lr, distil=not a.no_distil, widths=tuple(a.widths.split(",")))
+                  noise_wnr_db=a.noise_wnr, noise_fading=a.noise_fading, mask_seed=a.mask_seed, qat_bits=a.qat_bits,
+                  act_bits=a.act_bits, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr, distil=not a.no_distil,
+                  widths=tuple(a.widths.split(",")))
     meta = compress.compress(str(src), out, method=a.method, overwrite=a.overwrite, **kw)
     tables.compressed(meta)
     emit(f"\nwrote {out}")

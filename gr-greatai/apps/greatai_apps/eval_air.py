@@ -8,10 +8,12 @@ Rayleigh, ``--fading``), a pilot every :data:`PILOT_EVERY` symbols lets the rece
 equalise, and the header's bits and the weights are interleaved.  The receiver decodes the header, takes the
 noise variance from its known symbols, estimates the weights (ML, MMSE, MMSE_pb with lam and
 beta chosen on validation frames), rebuilds the model and classifies evaluation frames with
-it through ``EarlyExitEngine`` (early exit at the model's T).  Four models go: the shipped
-float model, the same fine-tuned with weight-noise injection, magnitude-pruned to 50 %
-(only the non-zero weights travel; their bitmap goes in the header), and pruned with noise
-injection.  The conventional approach beside it: the ONNX files as bytes in 1 KiB packets
+it through ``EarlyExitEngine`` (early exit at the model's T).  Six models go (:func:`variants`):
+the shipped float model, the same fine-tuned with weight-noise injection, magnitude-pruned to
+50 % (only the non-zero weights travel; their bitmap goes in the header), pruned at random by
+masks from a seed (the header carries the seed), branch 2 structurally halved (a narrower
+dense model), and pruned with noise injection; over a fading channel one more, trained for
+that channel.  The conventional approach beside it: the ONNX files as bytes in 1 KiB packets
 with a CRC-32 (GNU Radio's ``digital.crc``), QPSK (``chunks_to_symbols`` -> the same link
 -> ``constellation_decoder``) at the same power per symbol, failed packets sent again (ARQ,
 :data:`ARQ_ROUNDS` transmissions at most); a model is received only if every packet passes.
@@ -173,9 +175,10 @@ def digital(model, wnr_db: float, seed: int, packet: int = 1024, fading: float |
 
 
 def variants(src, tmp, tiny: bool, fading: bool = False) -> dict:
-    """The four models that travel (made with fixed seeds; the noise-trained at 10 dB WNR),
-    and for a fading channel a fifth: trained (4 epochs) on the noise a Rayleigh-faded link
-    at 25 dB mean WNR leaves after the MMSE receiver."""
+    """The models that travel (made with fixed seeds): float, noise-trained at 10 dB WNR,
+    magnitude-pruned (positions in a bitmap), pruned by masks from a seed (no positions sent),
+    structurally pruned (narrower, dense: no positions either), pruned and noise-trained; for a fading channel also one trained (4 epochs) on the noise a
+    Rayleigh-faded link at 25 dB mean WNR leaves after the MMSE receiver."""
     from greatai import compress
     kw = dict(n_val=40 if tiny else 1000, eval_n=0, progress=False, n_train=20 if tiny else 1500, epochs=1)
     out = {}
@@ -188,6 +191,10 @@ def variants(src, tmp, tiny: bool, fading: bool = False) -> dict:
     compress.compress(src, out["noise-trained"], method="noise", noise_wnr_db=10.0, **kw)
     out["pruned 50%"] = str(Path(tmp) / "pruned")
     compress.compress(src, out["pruned 50%"], method="magnitude", sparsity=0.5, **kw)
+    out["pruned 50%, seeded masks"] = str(Path(tmp) / "pruned_seeded")     # no position bitmap travels
+    compress.compress(src, out["pruned 50%, seeded masks"], method="magnitude", sparsity=0.5, mask_seed=1, **kw)
+    out["structured (branch 2 halved)"] = str(Path(tmp) / "structured")    # narrower and dense: no positions
+    compress.compress(src, out["structured (branch 2 halved)"], method="structured", sparsity=0.5, **kw)
     out["pruned 50% + noise-trained"] = str(Path(tmp) / "pruned_noise")
     compress.compress(src, out["pruned 50% + noise-trained"], method="magnitude", sparsity=0.5, noise_wnr_db=10.0,
                       **kw)
@@ -301,8 +308,12 @@ def plot(res, png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = list(dict.fromkeys(r["model"] for r in res["rows"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    cols = min(4, len(names))
+    rows_ = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 3.6 * rows_ + 0.4), sharey=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
         rows = [r for r in res["rows"] if r["model"] == name]
         x = [r["wnr_db"] for r in rows]
         for e, st in zip(air.ESTIMATORS, ("o-", "s-", "^-")):
@@ -314,8 +325,9 @@ def plot(res, png):
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("WNR (dB)")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("accuracy (%)")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)")
+    axes.flat[0].legend(fontsize=7)
     m = res["machine"]
     isa = "AVX-512" if any(f.startswith("avx512") for f in m["isa"]) else "AVX2"
     fig.suptitle(f"AMC model over the air: {res.get('channel', 'AWGN')} ({m['cpu']}, {isa})", fontsize=8)

@@ -63,6 +63,7 @@ class Layer:
     n: int                    # weights sent (the non-zero ones)
     mask: np.ndarray | None = None     # flat bool of the positions sent, None: all
     copies: int = 1           # times the layer is sent (small, sensitive layers: protected by repetition)
+    seeded: bool = False      # the mask is drawn from the header's seed (no bitmap)
 
 
 @dataclass
@@ -93,34 +94,63 @@ def tensors(model) -> list:
     return out
 
 
+def seeded_mask(seed: int, index: int, size: int, sparsity: float) -> np.ndarray:
+    """The keep-mask (flat bool) of the ``index``-th weight layer (Conv/Gemm node, in graph
+    order) pruned at random to ``sparsity`` from a seed both ends of a link share: exactly
+    round(sparsity x size) positions dropped.  ``greatai compress --method magnitude
+    --mask-seed`` prunes by it, and the receiver draws it again instead of reading a bitmap."""
+    drop = int(round(float(np.float32(sparsity)) * size))       # as the header carries it (float32)
+    keep = np.ones(int(size), bool)
+    keep[np.random.default_rng([int(seed), int(index)]).permutation(int(size))[:drop]] = False
+    return keep
+
+
+def _mask_seed(model):
+    """(seed, sparsity) of a model pruned by :func:`seeded_mask`, else (None, 0.0)."""
+    p = contract.load(model, "amc").meta.get("compression", {}).get("pruning", {})
+    return (int(p["mask_seed"]), float(p["mask_sparsity"])) if p.get("mask_seed") is not None else (None, 0.0)
+
+
 def encode(model, protect: int = 0, copies: int = 4) -> Transmission:
     """The model's weights as analog symbols, and the header that describes them.  A layer of
     at most ``protect`` weights (the biases and the small layers, on which accuracy hangs
     most: a bias lost in a fade shifts a whole channel) is sent ``copies`` times; the receiver
-    combines the copies (:func:`decode`), which a fading channel hits in different fades."""
-    layers, parts = [], []
+    combines the copies (:func:`decode`), which a fading channel hits in different fades.
+    Only the non-zero weights of a pruned model go: their positions as a bitmap in the
+    header, or, for a model pruned by masks from a seed (:func:`seeded_mask`), the seed alone."""
+    seed, share = _mask_seed(model)
+    layers, parts, node = [], [], -1
     for role, name, w in tensors(model):
         flat = w.ravel()
-        nz = flat != 0
+        node += w.ndim > 1                      # weights (not biases) are the Conv/Gemm nodes, in order
+        keep = seeded_mask(seed, node, flat.size, share) if seed is not None and w.ndim > 1 else None
+        if keep is not None and np.any(flat[~keep]):
+            raise AirError(f"{name}: weights outside the mask drawn from seed {seed}: not pruned by that seed")
+        nz = keep if keep is not None else flat != 0
         sparse = not nz.all()
         v = flat[nz] if sparse else flat
         mu, sigma = float(v.mean()), float(v.std()) or 1.0
         c = int(copies) if v.size <= protect else 1
-        layers.append(Layer(role, name, tuple(w.shape), mu, sigma, int(v.size), nz if sparse else None, c))
+        layers.append(Layer(role, name, tuple(w.shape), mu, sigma, int(v.size), nz if sparse else None, c,
+                            keep is not None))
         parts.append(np.tile((v - mu) / sigma, c))
     s = np.concatenate(parts).astype(np.float32)
     if len(s) % 2:
         s = np.append(s, np.float32(0))
-    return Transmission(s[0::2] + 1j * s[1::2], _header_bytes(layers), layers)
+    return Transmission(s[0::2] + 1j * s[1::2], _header_bytes(layers, seed, share), layers)
 
 
-def _header_bytes(layers) -> bytes:
-    """Per layer: mean and deviation (float32), weights sent (uint32), whether a bitmap of
-    their positions follows and how many copies go; then the bitmaps.  Names and shapes are not sent: the receiver
-    has the model's architecture (its graph), only the weights travel."""
-    rec = np.array([(l.mu, l.sigma, l.n, l.mask is not None, l.copies) for l in layers], dtype=HEADER_DTYPE)
-    bitmaps = b"".join(np.packbits(l.mask).tobytes() for l in layers if l.mask is not None)
-    return MAGIC + len(layers).to_bytes(2, "big") + rec.tobytes() + bitmaps
+def _header_bytes(layers, seed=None, share=0.0) -> bytes:
+    """The mask seed and sparsity (uint32, float32; 0, 0 without), then per layer: mean and
+    deviation (float32), weights sent (uint32), where their positions come from (0: all,
+    1: a bitmap follows, 2: the seed) and how many copies go; then the bitmaps.  Names and
+    shapes are not sent: the receiver has the model's architecture (its graph), only the
+    weights travel."""
+    rec = np.array([(l.mu, l.sigma, l.n, 2 if l.seeded else int(l.mask is not None), l.copies) for l in layers],
+                   dtype=HEADER_DTYPE)
+    bitmaps = b"".join(np.packbits(l.mask).tobytes() for l in layers if l.mask is not None and not l.seeded)
+    head = np.array([(0 if seed is None else seed, share)], dtype=[("s", ">u4"), ("p", ">f4")]).tobytes()
+    return MAGIC + len(layers).to_bytes(2, "big") + head + rec.tobytes() + bitmaps
 
 
 def parse_header(data: bytes, model) -> list:
@@ -133,15 +163,19 @@ def parse_header(data: bytes, model) -> list:
     if k != len(arch):
         raise AirError(f"the header describes {k} weight tensors; the receiver's architecture has {len(arch)}")
     dt = HEADER_DTYPE
-    rec = np.frombuffer(data[7:7 + k * dt.itemsize], dt)
-    bitmaps, pos, out = data[7 + k * dt.itemsize:], 0, []
+    seed, share = np.frombuffer(data[7:15], dtype=[("s", ">u4"), ("p", ">f4")])[0]
+    rec = np.frombuffer(data[15:15 + k * dt.itemsize], dt)
+    bitmaps, pos, out, node = data[15 + k * dt.itemsize:], 0, [], -1
     for (role, name, w), (mu, sd, n, has, copies) in zip(arch, rec):
         mask = None
-        if has:
+        node += w.ndim > 1
+        if has == 2:
+            mask = seeded_mask(int(seed), node, w.size, float(share))
+        elif has:
             nb = (w.size + 7) // 8
             mask = np.unpackbits(np.frombuffer(bitmaps[pos:pos + nb], np.uint8))[:w.size].astype(bool)
             pos += nb
-        out.append(Layer(role, name, tuple(w.shape), float(mu), float(sd), int(n), mask, int(copies)))
+        out.append(Layer(role, name, tuple(w.shape), float(mu), float(sd), int(n), mask, int(copies), has == 2))
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import contract, sim
+from .. import air, contract, sim
 from . import ptq, variant
 
 ROLES = ("stage1", "stage2")
@@ -294,9 +294,22 @@ def air_noise(q, amp: float, fading: bool = False):
     return mu + (q - mu + sd * n.sqrt() * torch.randn_like(q)) / (1 + n)
 
 
+def seeded_masks(model, seed: int, sparsity: float) -> dict:
+    """Masks (as :func:`prune.global_masks` gives them) that drop ``sparsity`` of every weight
+    layer at random, drawn by :func:`greatai.air.seeded_mask` from ``seed``: a receiver of the
+    model over the air draws them again, so no positions travel."""
+    import torch
+    if not 0.0 < float(sparsity) < 1.0:
+        raise ptq.CompressError(f"sparsity must be in (0, 1), got {sparsity}")
+    return {f"{n}.weight": torch.from_numpy(air.seeded_mask(seed, i, mod.weight.numel(), sparsity)
+                                            .reshape(mod.weight.shape).astype(np.float32))
+            for i, (n, mod) in enumerate(graph_order(model))}
+
+
 def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=1, n_train=2000, n_val=4000,
           seed=4242, quantise_after=False, eval_n=100, threads=2, progress=True, noise_wnr_db=None,
-          noise_fading=False, qat_bits=None, act_bits=8, qat_epochs=6, qat_lr=0.25, distil=True, widths=("c3",)) -> dict:
+          noise_fading=False, mask_seed=None, qat_bits=None, act_bits=8, qat_epochs=6, qat_lr=0.25, distil=True,
+          widths=("c3",)) -> dict:
     """Magnitude pruning of both stages (``magnitude``: one shot to ``sparsity``; ``imp``
     and ``fmp`` until accuracy at SNR >= 10 dB would fall more than ``max_loss`` points
     below float at either exit) or structured pruning (``structured``: ``sparsity`` of the
@@ -307,7 +320,8 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     injection) and updates the clean weights; with ``noise_fading`` too, the weights are
     what a flat Rayleigh-faded link and the MMSE receiver leave (``noise_wnr_db`` the mean
     WNR; each weight's own power gain |h|^2 ~ Exp(1), its noise n/|h|^2, then shrunk toward
-    its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  With ``qat_bits`` (``method="qat"``: without
+    its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  With
+    ``mask_seed``, ``magnitude`` prunes at random instead, by :func:`seeded_masks`.  With ``qat_bits`` (``method="qat"``: without
     pruning), quantisation-aware training follows for ``qat_epochs`` (:mod:`.qat`: weights at
     ``qat_bits``, layer inputs at ``act_bits``, pruned weights kept at zero; ``qat_lr`` times
     the fine-tuning learning rate, cosine decay; the best epoch on the validation frames
@@ -345,6 +359,8 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
     if noise_fading and amp is None:
         raise ptq.CompressError("noise_fading needs noise_wnr_db (--noise-wnr): the fading link's mean WNR")
+    if mask_seed is not None and method != "magnitude":
+        raise ptq.CompressError(f"a mask seed (--mask-seed) draws the masks of the magnitude method, not {method}")
 
     teacher = to_torch(src) if distil and method != "noise" else None
 
@@ -395,7 +411,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         bar.update()
         bar.set_postfix(sparsity=h["sparsity"], points=h["accuracy"], refresh=False)
     if method == "magnitude":
-        masks = P.global_masks(model, sparsity)
+        masks = P.global_masks(model, sparsity) if mask_seed is None else seeded_masks(model, mask_seed, sparsity)
         P.apply(model, masks)
         finetune(model, masks)
         hist = [{"round": 1, "sparsity": round(P.sparsity(model), 4), "accuracy": points(model), "accepted": True}]
@@ -475,6 +491,10 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
         record["qat"] = qrec
     if method == "qat":
         del record["pruning"]
+    if mask_seed is not None and method == "magnitude":
+        record["pruning"].update(kind="random, the same share of every weight layer, masks from a seed "
+                                      "(greatai.air.seeded_mask: a receiver draws them again)",
+                                 mask_seed=int(mask_seed), mask_sparsity=float(sparsity))
     if noise_wnr_db is not None:
         record["noise_injection"] = {"wnr_db": float(noise_wnr_db), "per": "layer (weight or bias tensor)",
                                      "channel": "flat Rayleigh fading (mean WNR), then the MMSE receiver"
@@ -492,6 +512,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
                          + (" --quantise" if quantise_after else "")
                          + (f" --noise-wnr {noise_wnr_db:g} --epochs {epochs}" if noise_wnr_db is not None else "")
                          + (" --noise-fading" if noise_fading else "")
+                         + (f" --mask-seed {mask_seed}" if mask_seed is not None and method == "magnitude" else "")
                          + (f" --epochs {epochs}" if epochs != 1 and noise_wnr_db is None else "")
                          + (f" --train-n {n_train}" if n_train != 2000 else "")
                          + (f" --qat-bits {qat_bits} --act-bits {act_bits} --qat-epochs {qat_epochs} "
