@@ -5,8 +5,8 @@ The link is ``vector_source_c -> [channels.fading_model ->] channels.channel_mod
 the weight-to-noise ratio) -> vector_sink_c``: the digital header (CRC-32, BPSK, each bit
 repeated) and then the analog weight symbols, at one power per symbol.  With fading (flat
 Rayleigh, ``--fading``), a pilot every :data:`PILOT_EVERY` symbols lets the receiver
-equalise, and the header's bits and the weights are interleaved.  The receiver decodes the header, takes the
-noise variance from its known symbols, estimates the weights (ML, MMSE, MMSE_pb with lam and
+equalise, and the header's bits and the weights are interleaved.  The receiver decodes the
+header, takes the noise variance from its known symbols, estimates the weights (ML, MMSE, MMSE_pb with lam and
 beta chosen on validation frames), rebuilds the model and classifies evaluation frames with
 it through ``EarlyExitEngine`` (early exit at the model's T).  Six models go (:func:`variants`):
 the shipped float model, the same fine-tuned with weight-noise injection, magnitude-pruned to
@@ -164,21 +164,23 @@ def digital(model, wnr_db: float, seed: int, packet: int = 1024, fading: float |
         for i in todo:
             blk = rx[pos:pos + len(framed[i])]
             pos += len(framed[i])
-            ok.append(len(blk) == len(framed[i]) and int(crc.compute(list(blk[:-4]))) == int.from_bytes(blk[-4:], "big"))
+            ok.append(len(blk) == len(framed[i])
+                      and int(crc.compute(list(blk[:-4]))) == int.from_bytes(blk[-4:], "big"))
         first = int(sum(ok)) if first is None else first
         todo = [i for i, good in zip(todo, ok) if not good]
         done = r + 1
         if not todo:
             break
-    return {"bytes": len(data), "packets": len(pkts), "packets_ok": first, "packets_ok_after_arq": len(pkts) - len(todo),
-            "rounds": done, "received": not todo, "symbols": int(uses)}
+    return {"bytes": len(data), "packets": len(pkts), "packets_ok": first,
+            "packets_ok_after_arq": len(pkts) - len(todo), "rounds": done, "received": not todo, "symbols": int(uses)}
 
 
 def variants(src, tmp, tiny: bool, fading: bool = False) -> dict:
     """The models that travel (made with fixed seeds): float, noise-trained at 10 dB WNR,
     magnitude-pruned (positions in a bitmap), pruned by masks from a seed (no positions sent),
-    structurally pruned (narrower, dense: no positions either), pruned and noise-trained; for a fading channel also one trained (4 epochs) on the noise a
-    Rayleigh-faded link at 25 dB mean WNR leaves after the MMSE receiver."""
+    structurally pruned (narrower, dense: no positions either), pruned and noise-trained; for a
+    fading channel also one trained (4 epochs) on the noise a Rayleigh-faded link at 25 dB mean
+    WNR leaves after the MMSE receiver."""
     from greatai import compress
     kw = dict(n_val=40 if tiny else 1000, eval_n=0, progress=False, n_train=20 if tiny else 1500, epochs=1)
     out = {}
@@ -217,7 +219,8 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
     for vname, mdir in models.items():
         tx = air.encode(mdir, protect, copies)
         sent_acc = accuracy(contract.resolve(mdir, "amc_ee"), *evf)
-        emit(f"[eval air] {vname}: {tx.weights} weights in {len(tx.symbols)} symbols, accuracy as sent {sent_acc:.2f} %")
+        emit(f"[eval air] {vname}: {tx.weights} weights in {len(tx.symbols)} symbols, "
+             f"accuracy as sent {sent_acc:.2f} %")
         for wnr in wnrs:
             hs = len(air.header_symbols(tx.header, HEADER_REPEAT))
             row = {"model": vname, "wnr_db": wnr, "sent_accuracy": round(sent_acc, 2), "weights": tx.weights,
@@ -254,7 +257,8 @@ def run(out: str, model: str = "amc_ee", wnrs=WNRS, seeds: int = 2, n: int = 200
            "seeds": seeds, "header_repeat": HEADER_REPEAT, "symbol_rate": symbol_rate, "rows": rows,
            "digital": dig, "seconds": round(time.time() - t0, 1), "tiny": tiny,
            "channel": (f"flat Rayleigh fading (GNU Radio fading_model, 8 sinusoids, f_D T_s = {fading:g}), then "
-                       f"AWGN at the mean WNR; a pilot every {PILOT_EVERY} symbols, the header's bits and the weights interleaved"
+                       f"AWGN at the mean WNR; a pilot every {PILOT_EVERY} symbols, the header's bits and the "
+                       f"weights interleaved"
                        if fading else "AWGN (GNU Radio channel_model)")
            + (f"; every layer of at most {protect} weights sent {copies} times" if protect else ""),
            "fading_fdts": fading, "protect": {"max_weights": protect, "copies": copies} if protect else None,
@@ -296,7 +300,8 @@ def table(res):
     d = next((d for d in res["digital"] if d["received"]), res["digital"][-1])    # the lowest WNR it arrives at
     uses = a['payload_symbols'] + a['header_symbols'] + a.get('pilot_symbols', 0)
     emit(f"\nchannel uses: analog {uses} symbols ({uses / res['symbol_rate'] * 1e3:.1f} ms at "
-         f"{res['symbol_rate'] / 1e6:g} MS/s) against digital {d['symbols']} ({d['symbols'] / res['symbol_rate'] * 1e3:.0f} "
+         f"{res['symbol_rate'] / 1e6:g} MS/s) against digital {d['symbols']} "
+         f"({d['symbols'] / res['symbol_rate'] * 1e3:.0f} "
          f"ms, at {d['wnr_db']:g} dB{'' if d['received'] else ': lost'})")
     for k, v in res["goal"].items():
         emit(f"goal, {k}: MMSE_pb within 1 point from {v['wnr_db']} dB (ML {v['ml_gap']:+.2f}, MMSE "

@@ -24,7 +24,7 @@ weight is then estimated by
 Over a fading channel (:func:`with_pilots`, :func:`equalise`) a known pilot every few symbols
 gives the channel's gain h, the symbols are divided by it, and each weight has its own noise
 n / |h|^2: the estimators take that per weight (a weight sent in a fade is shrunk toward its
-layer's mean; ML passes the fade's noise on).  The weight symbols are interleaved by a
+layer's mean; ML passes the fade's noise on).  The header's bits and the weight symbols are interleaved by a
 permutation from a seed both ends share (:func:`interleaver`), so one fade hits weights of
 many layers, a few each, not a run of one layer.
 In normalised units (s_w = 1, noise n = s_z^2/s_w^2 per real dimension) these are

@@ -321,7 +321,8 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     what a flat Rayleigh-faded link and the MMSE receiver leave (``noise_wnr_db`` the mean
     WNR; each weight's own power gain |h|^2 ~ Exp(1), its noise n/|h|^2, then shrunk toward
     its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  With
-    ``mask_seed``, ``magnitude`` prunes at random instead, by :func:`seeded_masks`.  With ``qat_bits`` (``method="qat"``: without
+    ``mask_seed``, ``magnitude`` prunes at random instead, by :func:`seeded_masks`.  With
+    ``qat_bits`` (``method="qat"``: without
     pruning), quantisation-aware training follows for ``qat_epochs`` (:mod:`.qat`: weights at
     ``qat_bits``, layer inputs at ``act_bits``, pruned weights kept at zero; ``qat_lr`` times
     the fine-tuning learning rate, cosine decay; the best epoch on the validation frames
