@@ -152,4 +152,4 @@ def test_eval_air_over_a_fading_channel_smoke(tmp_path):
     assert [row["model"] for row in res["rows"]][:2] == ["float", "fading-trained (25 dB)"] and len(res["rows"]) == 7
     assert all(row["pilot_symbols"] > 0 and all(e in row for e in ("ml", "mmse", "mmse_pb")) for row in res["rows"])
     assert res["digital"][0]["rounds"] >= 1 and (tmp_path / "eval_fading_protected.png").stat().st_size > 10000
-    assert "fading_model" in r.stdout
+    assert "fading_model" in r.stdout and "met" in res["goal"]["float"] and "goal, float:" in r.stdout

@@ -177,3 +177,18 @@ def test_masks_drawn_from_a_shared_seed_need_no_bitmap(tmp_path):
     with pytest.raises(compress.CompressError, match="magnitude method, not imp"):
         compress.compress(AMC, tmp_path / "x", method="imp", mask_seed=7, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_goal_is_read_at_one_wnr():
+    """Issue 14's goal: MMSE_pb within 1 point of the model as sent at a WNR where ML loses 10
+    points or more; the report gives the lowest WNR within 1 point and the highest where ML
+    loses 10, with every estimator's gap at each."""
+    from greatai_apps import eval_air
+    rows = [{"model": "m", "wnr_db": w, "ml_gap": ml, "mmse_gap": mm, "mmse_pb_gap": pb}
+            for w, ml, mm, pb in [(10, -20, -15, -12), (15, -11, -2, -0.5), (20, -3, -1, -0.2)]]
+    g = eval_air.goal({"rows": rows})["m"]
+    assert g["met"] and g["within_1_point"] == {"wnr_db": 15, "ml": -11, "mmse": -2, "mmse_pb": -0.5}
+    assert g["ml_loses_10"]["wnr_db"] == 15
+    rows[1]["mmse_pb_gap"] = -1.5
+    g = eval_air.goal({"rows": rows})["m"]
+    assert not g["met"] and g["within_1_point"]["wnr_db"] == 20 and g["ml_loses_10"]["mmse_pb"] == -1.5
