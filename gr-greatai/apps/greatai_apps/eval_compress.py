@@ -79,8 +79,7 @@ def run(model, out=None, seconds=2.0, threads=2, batch=512, pairs=3, against=Non
     if against:
         from greatai.compress import cost
         src = contract.load(contract.resolve(against, "amc_ee"), "amc")
-        acc = {k: cost.combine({r: cost.account(m.file(r)) for r in contract.amc_roles(m.meta)})
-               for k, m in (("float", src), ("compressed", comp))}
+        acc = {k: cost.of_model(m, contract.amc_roles(m.meta)) for k, m in (("float", src), ("compressed", comp))}
         bits = comp.meta.get("compression", {}).get("qat") or {}
         if bits:                                # QAT's widths below 8 sit in int8 storage: the record says them
             acc["compressed"] = comp.meta["cost"]["compressed"]
@@ -303,7 +302,7 @@ def sweep(out_dir="results/compress", work=None, model="amc_ee", eval_n=100, pro
     prefix = "amc" if src.name == "amc_ee" else src.name
     work = Path(work) if work else out_dir / ("variants" if prefix == "amc" else f"variants_{src.name}")
     ref = contract.load(contract.resolve(reference, "amc_ee"), "amc")
-    ref_cost = cost.combine({r: cost.account(ref.file(r)) for r in contract.amc_roles(ref.meta)})
+    ref_cost = cost.of_model(ref, contract.amc_roles(ref.meta))
     x = _iq(20.0, 256, 1024, seed=9).view(np.float32).reshape(256, 1024, 2)
     one = contract.single_exit(src.meta)
     base = None                       # the float model's evaluation and cost, from the first variant

@@ -194,9 +194,8 @@ def load(model, task: str, verify: bool = True) -> Model:
         raise ModelError(f"model {path} is a {meta.get('task')!r} model; this needs a {task!r} model")
     for key in fields:
         m.field(key)
-    for role in roles:
-        if not (task == "amc" and role == "stage2" and single_exit(meta)):
-            m.file(role)
+    for role in amc_roles(meta) if task == "amc" else roles:
+        m.file(role)
     if not isinstance(meta.get("files"), dict):
         raise ModelError(f"model metadata {path}: 'files' must map roles to {{path, sha256}}")
     if verify:

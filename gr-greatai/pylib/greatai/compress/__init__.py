@@ -86,6 +86,10 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
         raise CompressError(f"the output directory {out} is the source model's: the source is never modified")
     if method != "ptq" and "sparsity" in kw and not 0.0 < float(kw["sparsity"]) < 1.0:
         raise CompressError(f"sparsity must be in (0, 1), got {kw['sparsity']}")
+    if kw.get("noise_fading") and kw.get("noise_wnr_db") is None:
+        raise CompressError("noise_fading needs noise_wnr_db (--noise-wnr): the fading link's mean WNR")
+    if kw.get("mask_seed") is not None and method != "magnitude":
+        raise CompressError(f"a mask seed (--mask-seed) draws the masks of the magnitude method, not {method}")
     if method == "qat":
         kw["qat_bits"] = kw.get("qat_bits") or 8
     if kw.get("qat_bits"):

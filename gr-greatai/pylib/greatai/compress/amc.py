@@ -25,7 +25,6 @@ import numpy as np
 from .. import air, contract, sim
 from . import ptq, variant
 
-ROLES = ("stage1", "stage2")
 roles = contract.amc_roles            # both stages, or stage 1 alone for a one-exit network
 
 
@@ -299,8 +298,6 @@ def seeded_masks(model, seed: int, sparsity: float) -> dict:
     layer at random, drawn by :func:`greatai.air.seeded_mask` from ``seed``: a receiver of the
     model over the air draws them again, so no positions travel."""
     import torch
-    if not 0.0 < float(sparsity) < 1.0:
-        raise ptq.CompressError(f"sparsity must be in (0, 1), got {sparsity}")
     return {f"{n}.weight": torch.from_numpy(air.seeded_mask(seed, i, mod.weight.numel(), sparsity)
                                             .reshape(mod.weight.shape).astype(np.float32))
             for i, (n, mod) in enumerate(graph_order(model))}
@@ -358,10 +355,6 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     rng = np.random.default_rng(seed)
 
     amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
-    if noise_fading and amp is None:
-        raise ptq.CompressError("noise_fading needs noise_wnr_db (--noise-wnr): the fading link's mean WNR")
-    if mask_seed is not None and method != "magnitude":
-        raise ptq.CompressError(f"a mask seed (--mask-seed) draws the masks of the magnitude method, not {method}")
 
     teacher = to_torch(src) if distil and method != "noise" else None
 

@@ -194,6 +194,11 @@ def combine(parts: dict) -> dict:
     return out
 
 
+def of_model(m, roles) -> dict:
+    """:func:`combine` of a model's graphs (``m``: a loaded :class:`greatai.contract.Model`)."""
+    return combine({r: account(m.file(r)) for r in roles})
+
+
 def score(cost: dict, ref: dict) -> float:
     """ITU-ML5G-PS-007 inference-cost score of ``cost`` against ``ref`` (1.0 = the same)."""
     return 0.5 * cost["bops"] / ref["bops"] + 0.5 * cost["weight_mem_bits"] / ref["weight_mem_bits"]

@@ -29,7 +29,7 @@ def describe(src, meta: dict, out, roles, record: dict, suffix: str) -> dict:
             dst = out / Path(entry["path"]).name
             shutil.copyfile(src.file(role), dst)
             files[role] = contract.file_entry(dst)
-    c_float = cost.combine({r: cost.account(src.file(r)) for r in roles})
+    c_float = cost.of_model(src, roles)
     bits = record.get("qat") or {}           # QAT's widths below 8 are stored in int8: the record says them
     c_new = cost.combine({r: cost.account(out / f"{r}.onnx", weight_bits=bits.get("weight_bits"),
                                           act_bits=bits.get("act_bits")) for r in roles})
