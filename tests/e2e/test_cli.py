@@ -140,6 +140,19 @@ def test_compress_and_eval_compress(tmp_path):
     assert j["machine"]["cpu"] and "speed-up" in r.stdout
 
 
+def test_eval_compress_of_the_shipped_structured_forecaster(tmp_path):
+    """The forecaster's variant through the chain and through its block alone, with stft's ceiling."""
+    res = tmp_path / "fc.json"
+    r = greatai_cmd("eval", "compress", "--model", "forecast_structured", "--out", str(res), "--seconds", "0.3",
+                    "--pairs", "1")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(res.read_text())
+    assert [row["mode"].split(",")[0] for row in j["rows"]] == ["stft -> spectrogram_forecaster",
+                                                                 "spectrogram_forecaster alone (spectrogram vectors in)"]
+    assert all(row["compressed_msps"] > 0 and row["float_msps"] > 0 for row in j["rows"]) and j["stft_alone_msps"] > 0
+    assert j["cost"]["compressed"]["macs"] < 0.4 * j["cost"]["float"]["macs"] and "stft alone" in r.stdout
+
+
 def test_eval_air_over_a_fading_channel_smoke(tmp_path):
     """`greatai eval air --fading --protect` (tiny): the seven models (the fading-trained one
     too) over fading_model with small layers sent four times, every estimator, the digital

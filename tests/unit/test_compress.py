@@ -390,6 +390,62 @@ def test_forecaster_ptq_quantises_all_three_graphs_alike(tmp_path):
         compress.compress("forecast", tmp_path / "x", method="imp")
 
 
+def test_forecaster_structured_pruning_really_narrows_all_three_graphs(tmp_path):
+    """The ConvLSTM rebuilt from the graph's weights is the graph; narrowing keeps every unit
+    at keep = 1 (the same outputs) and half of them at 0.5; a tiny fine-tuning run writes
+    three narrower graphs that the engine runs whole and split, and a budget it cannot meet
+    is refused with the loss named (nothing left behind)."""
+    import onnx
+    import torch
+    from greatai.compress import forecast as cf
+    from greatai.forecast import traffic
+    from greatai.forecast.engine import ForecastEngine
+    src = contract.load("forecast", "forecast")
+    m = cf.to_torch(src)
+    x = torch.randn(3, src.meta["steps"], src.meta["channels"]) * 0.5
+    from greatai.runtime import make_session
+    ref = make_session(src.file("forecaster"), "cpu", 1).run(None, {"spectrogram": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(m(x).numpy(), ref, atol=1e-5)
+        same, kept = cf.narrow(m, 1.0)
+        assert kept == [list(range(16))] * 2 and torch.equal(same(x), m(x))
+        half, kept = cf.narrow(m, 0.5)
+    assert half.backbone.hidden == 8 and all(len(k) == 8 for k in kept)
+    assert half.head.conv.weight.shape[2] == 9                         # 8 hidden units + the input (skip)
+    out = tmp_path / "fc_structured"
+    meta = compress.compress("forecast", out, method="structured", sparsity=0.5, epochs=1, n_train=2, n_val=2,
+                             eval_n=0, max_loss=100.0, progress=False)
+    assert meta["hidden"] == 8 and meta["compression"]["pruning"]["hidden"] == [16, 8]
+    assert meta["cost"]["compressed"]["macs"] < 0.4 * meta["cost"]["float"]["macs"]
+    w = {i.name: i.dims for i in onnx.load(str(out / "backbone.onnx")).graph.initializer}
+    assert list(w["cells.0.conv.weight"]) == [32, 9, 5]
+    spec = traffic.dataset(9, 1, 64)[0][0]
+    win = np.stack([spec[i:i + meta["steps"]] for i in range(4)])
+    whole, ok = ForecastEngine(out).forecast(win)
+    split, ok2 = ForecastEngine(out, share="fc-structured-test").forecast(win)
+    assert ok.all() and ok2.all() and np.abs(whole - split).max() < 1e-4
+    with pytest.raises(CompressError, match=r"loses .* points of mean F1 .* over the budget of -1"):
+        compress.compress("forecast", tmp_path / "refused", method="structured", sparsity=0.5, epochs=1, n_train=2,
+                          n_val=2, eval_n=0, max_loss=-1.0, progress=False)
+    assert not (tmp_path / "refused").exists()
+
+
+def test_shipped_structured_forecaster_loads_and_forecasts_like_float():
+    """models/forecast_structured (the ConvLSTM at half width) loads by name with its checksums,
+    and its decisions at its threshold agree with float's at float's on 90 % of the cells."""
+    from greatai.forecast import traffic
+    from greatai.forecast.engine import ForecastEngine
+    m, f = contract.load("forecast_structured", "forecast"), contract.load("forecast", "forecast")
+    assert m.meta["hidden"] == f.meta["hidden"] // 2 and m.meta["compression"]["method"] == "structured"
+    spec = traffic.dataset(11, 1, 112)[0][0]
+    win = np.stack([spec[i:i + m.meta["steps"]] for i in range(0, 64, 4)])
+    pc, ok = ForecastEngine(m.path).forecast(win)
+    pf, _ = ForecastEngine(f.path).forecast(win)
+    assert ok.all() and pc.shape == pf.shape
+    agree = np.mean((pc >= m.threshold("occupied", 0.5)) == (pf >= f.threshold("occupied", 0.5)))
+    assert agree >= 0.9                                          # stated agreement: 90 % of the cells
+
+
 def test_shipped_structured_variant_loads_and_classifies_like_float(shipped_model):
     from greatai import sim
     from greatai.amc.engine import EarlyExitEngine
@@ -422,3 +478,52 @@ def test_noise_injection_as_over_the_air(shipped_model, tmp_path):
     assert "--noise-fading" in meta["compression"]["command"]
     with pytest.raises(CompressError, match="noise_fading needs noise_wnr_db"):
         compress.compress(shipped_model, tmp_path / "x", method="noise", noise_fading=True, progress=False)
+
+
+def test_features_match_their_definition_in_float64():
+    """The cheaper feature graph (one power reduction, the phasor from two short tables) is
+    the documented function: normalise, d = x conj(x[n-1]), derotate by the lag-1 angle,
+    |y|^2 - 1 and y^4 / |y|^3, computed here directly in float64."""
+    import torch
+    from greatai.amc.model import _split, features
+    assert (_split(1024), _split(128), _split(97), _split(12)) == (32, 8, 1, 3)
+    rng = np.random.default_rng(1)
+    for n in (1024, 96):
+        x = (rng.standard_normal((6, n, 2)) * 3).astype(np.float32)
+        x[:, :, 0] += 0.7                                           # a carrier: theta far from 0
+        z = x[..., 0].astype(np.float64) + 1j * x[..., 1]
+        p = np.mean(np.abs(z) ** 2, 1, keepdims=True)
+        z = z / np.sqrt(p)
+        d = z * np.conj(np.roll(z, 1, 1))
+        y = z * np.exp(-1j * np.angle(d.sum(1, keepdims=True)) * np.arange(n))
+        a = np.abs(y) ** 2
+        y4 = y ** 4 / np.sqrt(a ** 3 + 1e-12)
+        ref = np.stack([y.real, y.imag, d.real, d.imag, a - 1, y4.real, y4.imag], 1)
+        f, pw = features(torch.from_numpy(x), with_power=True)
+        np.testing.assert_allclose(pw.numpy(), p[:, 0], rtol=1e-5)
+        np.testing.assert_allclose(f.numpy()[:, :5], ref[:, :5], atol=1e-3)     # float32 rounding
+        np.testing.assert_allclose(f.numpy()[:, 5:], ref[:, 5:], atol=5e-3)    # y^4/|y|^3: steep where |y| -> 0
+        assert np.mean(np.abs(f.numpy() - ref)) < 1e-4
+
+
+def test_graph_method_exports_the_same_model_with_the_cheaper_feature_graph(shipped_model, tmp_path):
+    """``graph``: no training, the same weights and decisions, stage 1 without full-length
+    Cos/Sin; the record says what changed; the source's files are untouched."""
+    import onnx
+    from greatai.amc.engine import EarlyExitEngine
+    src = contract.load(shipped_model, "amc")
+    before = {r: fileio.sha256(src.file(r)) for r in ("stage1", "stage2")}
+    meta = compress.compress(shipped_model, tmp_path / "g", method="graph", n_val=20, eval_n=0, progress=False)
+    rec = meta["compression"]["graph"]
+    assert meta["compression"]["method"] == "graph" and "pruning" not in meta["compression"]
+    assert rec["argmax_agreement_stage1"] >= 0.99 and rec["max_abs_diff_probs_stage1"] < 5e-3
+    assert rec["argmax_agreement_stage2"] >= 0.99 and rec["max_abs_diff_probs_stage2"] < 5e-3
+    assert meta["cost"]["compressed"]["macs"] == meta["cost"]["float"]["macs"]
+    g = onnx.load(str(tmp_path / "g" / "stage1.onnx")).graph
+    ops = [n.op_type for n in g.node]
+    assert ops.count("Cos") == 2 and ops.count("Sin") == 2        # two short tables (32 and 32 angles)
+    assert {r: fileio.sha256(src.file(r)) for r in ("stage1", "stage2")} == before
+    rng = np.random.default_rng(3)
+    iq = (rng.standard_normal((64, 1024)) + 1j * rng.standard_normal((64, 1024))).astype(np.complex64)
+    a, b = EarlyExitEngine(shipped_model).classify(iq), EarlyExitEngine(tmp_path / "g").classify(iq)
+    assert np.mean(a.label == b.label) >= 0.95

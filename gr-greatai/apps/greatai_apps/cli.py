@@ -96,15 +96,18 @@ def main(argv=None):
     z = sub.add_parser("compress", help="compress a model into a new model directory (post-training int8 "
                                         "quantisation; global magnitude pruning: one shot, IMP, FMP; "
                                         "quantisation-aware training at 2-8 bits: the AMC models (amc_ee, amc_hw, "
-                                        "amc_bacalhau); PTQ of the ProtoBeam encoder and the forecaster)")
+                                        "amc_bacalhau); PTQ of the ProtoBeam encoder and the forecaster; structured "
+                                        "pruning of the forecaster's ConvLSTM)")
     z.add_argument("model", help="model directory, its model.json, or a shipped model's name (amc_ee, amc_hw, "
-                                 "amc_bacalhau; protobeam and forecast: ptq only)")
+                                 "amc_bacalhau; protobeam: ptq only; forecast: ptq or structured)")
     z.add_argument("--method", default="ptq", help="ptq (QDQ int8, format chosen from this CPU); magnitude (one "
                                                    "shot to --sparsity, fine-tuned); imp or fmp (rounds until the "
                                                    "accuracy budget --max-loss is spent); noise (fine-tuning "
                                                    "with --noise-wnr weight noise only); structured (removes "
                                                    "--sparsity of the channels: narrower, faster graphs); qat "
-                                                   "(quantisation-aware training at --qat-bits, default 8)")
+                                                   "(quantisation-aware training at --qat-bits, default 8); graph (the same "
+                                                   "weights, exported again with today's cheaper feature graph; "
+                                                   "with --quantise, then PTQ)")
     z.add_argument("--noise-wnr", type=float, default=None,
                    help="fine-tuning with Gaussian weight noise at this weight-to-noise ratio in dB (noise "
                         "injection, for models sent over the air; any method but ptq)")
@@ -128,8 +131,10 @@ def main(argv=None):
     z.add_argument("--no-distil", action="store_true",
                    help="pruning and QAT: fine-tune on the labels only (default: also match the float model's "
                         "outputs)")
-    z.add_argument("--epochs", type=int, default=1, help="pruning: fine-tuning epochs per round")
-    z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class")
+    z.add_argument("--epochs", type=int, default=None, help="pruning: fine-tuning epochs per round (default 1; "
+                                                             "forecast structured: 10)")
+    z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class (forecast "
+                                                            "structured: scenes per source, default 100)")
     z.add_argument("--out", default=None, help="new model directory (default: beside the source, <name>_int8 for "
                                                "ptq, <name>_<method>[_int8] for pruning)")
     z.add_argument("--max-loss", type=float, default=None,

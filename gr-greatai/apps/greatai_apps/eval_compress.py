@@ -160,8 +160,10 @@ def run_forecast(model, out, seconds=2.0, pairs=3, every=8) -> dict:
     """The forecaster's variant against its float source: cost, raw ONNX Runtime latency
     per window of the whole graph, F1 per horizon (recorded by ``greatai compress`` on the
     same windows for both), and IQ samples/s through the real chain (vector source of band
-    IQ -> stft -> spectrogram_forecaster, a forecast every ``every`` vectors -> null sink),
-    float and compressed runs alternating in pairs."""
+    IQ -> stft -> spectrogram_forecaster, a forecast every ``every`` vectors -> null sink) and
+    through the forecaster block alone (a vector source of that band's spectrogram vectors,
+    counted as the IQ samples behind them), float and compressed runs alternating in pairs;
+    and stft alone, the chain's ceiling."""
     from greatai.forecast import engine as fe
     from .bench_forecast import AVG, FFT, RATE, _chain
     from .bench_forecast import _iq as band_iq
@@ -178,12 +180,20 @@ def run_forecast(model, out, seconds=2.0, pairs=3, every=8) -> dict:
     win = fe.normalise(fe.pool(np.stack([db[i:i + steps] for i in range(64)]), int(src.meta["channels"])))
     res["latency_us_per_window"] = {k: {"forecaster": round(latency_us(m.file("forecaster"), "spectrogram", win), 1)}
                                     for k, m in (("float", src), ("compressed", comp))}
-    f, c, ratios = benchutil.paired(lambda: _chain(x, every, seconds, model=str(src.dir)),
-                                    lambda: _chain(x, every, seconds, model=str(comp.dir)), pairs)
-    res["rows"] = [{"mode": f"stft -> spectrogram_forecaster, every {every}", "float_msps": round(f / 1e6, 2),
-                    "compressed_msps": round(c / 1e6, 2), "float_realtime_factor": round(f / RATE, 2),
-                    "compressed_realtime_factor": round(c / RATE, 2), "speedup": round(c / f, 2),
-                    "speedup_each_pair": [round(1 / q, 2) for q in ratios]}]
+    res["rows"] = []
+    per_vector = FFT * AVG                  # IQ samples behind one spectrogram vector
+    for mode, kw, unit in ((f"stft -> spectrogram_forecaster, every {every}", dict(x=x), 1),
+                           (f"spectrogram_forecaster alone (spectrogram vectors in), every {every}",
+                            dict(x=None, db=np.tile(db, (2, 1))), per_vector)):
+        f, c, ratios = benchutil.paired(lambda: _chain(every=every, seconds=seconds, model=str(src.dir), **kw),
+                                        lambda: _chain(every=every, seconds=seconds, model=str(comp.dir), **kw),
+                                        pairs)
+        f, c = f * unit, c * unit           # IQ samples/s (the block alone: vectors/s x samples per vector)
+        res["rows"].append({"mode": mode, "float_msps": round(f / 1e6, 2), "compressed_msps": round(c / 1e6, 2),
+                            "float_realtime_factor": round(f / RATE, 2), "compressed_realtime_factor":
+                            round(c / RATE, 2), "speedup": round(c / f, 2),
+                            "speedup_each_pair": [round(1 / q, 2) for q in ratios]})
+    res["stft_alone_msps"] = round(_chain(x, every, seconds, stft_only=True) / 1e6, 2)   # the chain's ceiling
     return benchutil.report(out, res, print_forecast)
 
 
@@ -209,6 +219,8 @@ def print_forecast(res):
         emit(f"{r['mode']}: float {r['float_msps']} MS/s (real-time factor {r['float_realtime_factor']}), "
              f"compressed {r['compressed_msps']} MS/s ({r['compressed_realtime_factor']}), {r['speedup']}x "
              f"(each pair {r['speedup_each_pair']})")
+    if "stft_alone_msps" in res:
+        emit(f"stft alone (the chain's ceiling): {res['stft_alone_msps']} MS/s")
 
 
 def print_protobeam(res):

@@ -112,7 +112,11 @@ def compressed(meta):
     c = meta["compression"]
     emit(f"{c['method']} of {c['source']['name']}")
     pr = c.get("pruning")
-    if pr and "widths" in pr["history"][-1]:
+    if pr and "hidden" in pr:                  # the forecaster's ConvLSTM narrowed
+        emit(f"  pruning ({pr['kind']}): hidden units {pr['hidden'][0]} -> {pr['hidden'][1]}; mean F1 at h = 1, 5, 8 "
+             f"(validation) {c['float_metric_validation']:.2f} float, {-c['points_lost_validation']:+.2f} points, "
+             f"after {c['finetuning']['epochs']} epoch(s) of fine-tuning")
+    elif pr and "widths" in pr["history"][-1]:
         h = pr["history"][-1]
         emit(f"  pruning ({pr['kind']}): widths {h['widths']}, {100 * pr['sparsity']:.1f} % of the weights removed; "
              f"accuracy change at SNR >= 10 dB (validation, worse exit) {h['accuracy']:+.2f}")

@@ -36,6 +36,11 @@ class Residual(nn.Module):
 N_FEATURES = 7
 
 
+def _split(n: int) -> int:
+    """The largest divisor of n that is at most sqrt(n) (32 for a 1024-sample frame)."""
+    return max(k for k in range(1, int(n ** 0.5) + 1) if n % k == 0)
+
+
 def features(iq: torch.Tensor, with_power: bool = False):
     """[B, L, 2] raw I/Q -> [B, 7, L] features, all inside the exported graph (and, with
     ``with_power``, each frame's mean power [B] before normalisation: 0 for an all-zero
@@ -48,19 +53,28 @@ def features(iq: torch.Tensor, with_power: bool = False):
        per symbol at 16 samples/symbol, and QPSK looks like 8PSK.
     4. |y|^2 - 1 (amplitude: QAM/PAM/AM against constant envelope) and y^4 / |y|^3
        (4th power with the magnitude of y: PSK order).
-    """
-    x = iq.transpose(1, 2)
-    p = (x * x).sum(1, keepdim=True).mean(2, keepdim=True)
-    x = x * torch.rsqrt(p + 1e-20)
+
+    Written for a cheap ONNX graph (the same function as the first export's, to float
+    rounding; ``greatai compress`` re-exports older models with it): the power is one
+    reduction over each frame's contiguous I/Q; the phasor exp(-j theta n) is built from two
+    short tables, n = k a + b (cos and sin of k + L/k angles, not of L), by the angle-sum
+    identities; |y|^2 and y^4 share the squares."""
+    n = iq.shape[1]
+    p = (iq * iq).sum((1, 2), keepdim=True) * (1.0 / n)                      # [B, 1, 1]
+    x = iq.transpose(1, 2) * torch.rsqrt(p + 1e-20)
     i, q = x[:, 0:1], x[:, 1:2]
     i1, q1 = torch.roll(i, 1, 2), torch.roll(q, 1, 2)
     di, dq = i * i1 + q * q1, q * i1 - i * q1
-    theta = torch.atan2(dq.sum(2, keepdim=True), di.sum(2, keepdim=True))
-    ph = theta * torch.arange(x.shape[2], dtype=x.dtype).view(1, 1, -1)
-    c, s = torch.cos(ph), torch.sin(ph)
+    theta = torch.atan2(dq.sum((1, 2), keepdim=True), di.sum((1, 2), keepdim=True)).unsqueeze(3)   # [B, 1, 1, 1]
+    k = _split(n)
+    pa = (theta * float(k)) * torch.arange(n // k, dtype=x.dtype).view(1, 1, -1, 1)       # [B, 1, L/k, 1]
+    pb = theta * torch.arange(k, dtype=x.dtype).view(1, 1, 1, -1)                        # [B, 1, 1, k]
+    ca, sa, cb, sb = torch.cos(pa), torch.sin(pa), torch.cos(pb), torch.sin(pb)
+    c, s = (ca * cb - sa * sb).reshape(-1, 1, n), (sa * cb + ca * sb).reshape(-1, 1, n)
     yi, yq = i * c + q * s, q * c - i * s
-    a = yi * yi + yq * yq
-    y2i, y2q = yi * yi - yq * yq, 2 * yi * yq
+    ii, qq = yi * yi, yq * yq
+    a = ii + qq
+    y2i, y2q = ii - qq, 2 * yi * yq
     y4i, y4q = y2i * y2i - y2q * y2q, 2 * y2i * y2q
     sc = torch.rsqrt(a * a * a + 1e-12)
     f = torch.cat([yi, yq, di, dq, a - 1, y4i * sc, y4q * sc], 1)

@@ -15,9 +15,11 @@ structured (channel) pruning that narrows the graphs (``structured``),
 optionally followed by PTQ or by quantisation-aware training, and quantisation-aware
 training at 2-8 bits on its own (``qat``, :mod:`.qat`), for both AMC architectures (the
 early-exit network and BacalhauNet, seed 004's Table 2 network, which has one exit;
-structured pruning is built for the early-exit network only); for the ProtoBeam encoder
-and the spectrogram forecaster (all three of its graphs), post-training quantisation
-(:mod:`.protobeam`, :mod:`.forecast`).
+structured pruning is built for the early-exit network only), and ``graph`` (the same
+weights exported again with today's cheaper feature graph); for the ProtoBeam encoder and
+the spectrogram forecaster (all three of its graphs), post-training quantisation
+(:mod:`.protobeam`, :mod:`.forecast`), and for the forecaster structured pruning of its
+ConvLSTM's hidden units (``structured``, :func:`.forecast.narrow`).
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from pathlib import Path
 
 from .ptq import CompressError
 
-METHODS = ("ptq", "magnitude", "imp", "fmp", "structured", "noise", "qat")
-TASKS = {"amc": METHODS, "protobeam": ("ptq",), "forecast": ("ptq",)}      # the methods built for each task
+METHODS = ("ptq", "magnitude", "imp", "fmp", "structured", "noise", "qat", "graph")
+TASKS = {"amc": METHODS, "protobeam": ("ptq",), "forecast": ("ptq", "structured")}      # the methods built for each task
 
 
 def suffix(method: str, quantise_after=False, qat_bits=None, act_bits=8) -> str:
@@ -84,7 +86,7 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
     src = Path(path).resolve().parent
     if Path(out).resolve() == src:
         raise CompressError(f"the output directory {out} is the source model's: the source is never modified")
-    if method != "ptq" and "sparsity" in kw and not 0.0 < float(kw["sparsity"]) < 1.0:
+    if method not in ("ptq", "graph") and "sparsity" in kw and not 0.0 < float(kw["sparsity"]) < 1.0:
         raise CompressError(f"sparsity must be in (0, 1), got {kw['sparsity']}")
     if kw.get("noise_fading") and kw.get("noise_wnr_db") is None:
         raise CompressError("noise_fading needs noise_wnr_db (--noise-wnr): the fading link's mean WNR")
@@ -106,7 +108,7 @@ def compress(model, out, method="ptq", overwrite=False, **kw) -> dict:
             meta = protobeam.quantise(path, tmp, **kw)
         elif task == "forecast":
             from . import forecast
-            meta = forecast.quantise(path, tmp, **kw)
+            meta = forecast.quantise(path, tmp, **kw) if method == "ptq" else forecast.prune(path, tmp, **kw)
         elif method == "ptq":
             meta = amc.quantise(path, tmp, **kw)
         else:

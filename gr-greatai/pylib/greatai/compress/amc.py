@@ -142,6 +142,29 @@ def _float_evaluation(src, eval_n, progress):
     return _FLOAT_EVALUATIONS[key]
 
 
+def _graph_record(src, f1, f2, x) -> dict:
+    """What ``graph`` changed: the operators of stage 1 before and after, and how far the
+    new graphs' outputs are from the source's on the validation frames ``x``."""
+    import onnx
+    from collections import Counter
+    ops = {k: Counter(n.op_type for n in onnx.load(str(f)).graph.node if n.op_type != "Constant")
+           for k, f in (("source", src.file("stage1")), ("export", f1))}
+    a, b = _run(_session(src.file("stage1")), "iq", x), _run(_session(f1), "iq", x)
+    rec = {"what": "the same weights, the graphs exported again (greatai.amc.model.features: one contiguous power "
+                   "reduction, the carrier phasor from two short cos/sin tables, shared squares)",
+           "stage1_nodes": {k: sum(c.values()) for k, c in ops.items()},
+           "stage1_ops_changed": {op: [ops["source"][op], ops["export"][op]] for op in
+                                  sorted(set(ops["source"]) | set(ops["export"])) if ops["source"][op] !=
+                                  ops["export"][op]},
+           "max_abs_diff_probs_stage1": float(np.abs(a[0] - b[0]).max()),
+           "argmax_agreement_stage1": float(np.mean(a[0].argmax(1) == b[0].argmax(1)))}
+    if f2:
+        pa, pb = _run(_session(src.file("stage2")), "features", a[1])[0], _run(_session(f2), "features", b[1])[0]
+        rec.update(max_abs_diff_probs_stage2=float(np.abs(pa - pb).max()),
+                   argmax_agreement_stage2=float(np.mean(pa.argmax(1) == pb.argmax(1))))
+    return rec
+
+
 def quantise(path, out, seed=4242, n_calib=64, n_val=4000, max_loss=0.25, eval_n=100, progress=True) -> dict:
     """Quantise both stages of the AMC model at ``path`` into the directory ``out``."""
     src = contract.load(path, "amc")
@@ -317,7 +340,10 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     injection) and updates the clean weights; with ``noise_fading`` too, the weights are
     what a flat Rayleigh-faded link and the MMSE receiver leave (``noise_wnr_db`` the mean
     WNR; each weight's own power gain |h|^2 ~ Exp(1), its noise n/|h|^2, then shrunk toward
-    its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  With
+    its layer's mean by 1/(1 + n/|h|^2), as :func:`greatai.air.estimate` does).  ``graph``:
+    the same weights, no training, the graphs exported again by today's export
+    (:func:`greatai.amc.model.features`' cheaper feature nodes); every method exports that
+    way.  With
     ``mask_seed``, ``magnitude`` prunes at random instead, by :func:`seeded_masks`.  With
     ``qat_bits`` (``method="qat"``: without
     pruning), quantisation-aware training follows for ``qat_epochs`` (:mod:`.qat`: weights at
@@ -334,7 +360,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     t0 = time.time()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    xt, yt, _ = _frames(meta, seed + 2, n_train)
+    xt, yt, _ = _frames(meta, seed + 2, n_train if method != "graph" else 1)
     val = _frames(meta, seed + 1, n_val)
     hi = val[2] >= 10
     xh, yh = torch.from_numpy(val[0][hi]), val[1][hi]
@@ -356,7 +382,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
 
     amp = None if noise_wnr_db is None else 10 ** (-float(noise_wnr_db) / 20)
 
-    teacher = to_torch(src) if distil and method != "noise" else None
+    teacher = to_torch(src) if distil and method not in ("noise", "graph") else None
 
     def finetune(mod, masks, n_epochs=epochs, lr0=None, after_epoch=None):
         """Learning rate rewound to its start every round; with ``after_epoch`` (QAT) it
@@ -412,7 +438,7 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     elif method == "noise":
         finetune(model, None)
         hist = [{"round": 1, "sparsity": 0.0, "accuracy": points(model), "accepted": True}]
-    elif method == "qat":
+    elif method in ("qat", "graph"):
         hist = []
     elif method == "structured":
         before = sum(w.numel() for w in P.prunable(model).values())
@@ -483,8 +509,10 @@ def prune(path, out, method="imp", sparsity=0.5, max_loss=1.0, rate=0.2, epochs=
     record["distillation"] = "KL divergence to the float model's outputs at both exits" if teacher else None
     if qrec:
         record["qat"] = qrec
-    if method == "qat":
+    if method in ("qat", "graph"):
         del record["pruning"]
+    if method == "graph":
+        record["graph"] = _graph_record(src, f1, f2, xh.numpy())
     if mask_seed is not None and method == "magnitude":
         record["pruning"].update(kind="random, the same share of every weight layer, masks from a seed "
                                       "(greatai.air.seeded_mask: a receiver draws them again)",

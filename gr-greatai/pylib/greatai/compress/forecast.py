@@ -99,13 +99,184 @@ def quantise(path, out, seed=4242, n_calib=8, n_val=24, max_loss=0.5, eval_n=24,
     for role in ("backbone", "head"):
         meta["files"][role] = contract.file_entry(out / f"{role}.onnx")
     meta["macs_per_forecast"] = meta["cost"]["compressed"]["macs"]
+    return _finish(src, meta, out, record, (thr, thr), eval_n, t0,
+                   f"greatai compress {src.dir.name} --method ptq --seed {seed} --max-loss {max_loss} --val-n {n_val} "
+                   f"--eval-n {eval_n}")
+
+
+def _finish(src, meta, out, record, thresholds, eval_n, t0, command) -> dict:
+    """The variant's model.json: the float model's evaluations dropped, both models evaluated
+    on the same scenes (``eval_n``) at their thresholds (compressed, float), the time and
+    command recorded; returns the metadata as loaded back."""
     for k in ("evaluation", "evaluation_gnuradio"):
         meta.pop(k, None)                       # measured on the float model: not this one's
     if eval_n:
-        meta["evaluation"] = evaluation(out / "forecaster.onnx", meta, thr, eval_n)
-        record["float_evaluation_same_frames"] = evaluation(src.file("forecaster"), meta, thr, eval_n)
-    record["seconds"] = round(time.time() - t0, 1)
-    record["command"] = (f"greatai compress {src.dir.name} --method ptq --seed {seed} --max-loss {max_loss} "
-                         f"--val-n {n_val} --eval-n {eval_n}")
-    contract.write(out / "model.json", meta)
-    return contract.load(out / "model.json", "forecast").meta
+        meta["evaluation"] = evaluation(Path(out) / "forecaster.onnx", meta, thresholds[0], eval_n)
+        record["float_evaluation_same_frames"] = evaluation(src.file("forecaster"), meta, thresholds[1], eval_n)
+    record.update(seconds=round(time.time() - t0, 1), command=command)
+    contract.write(Path(out) / "model.json", meta)
+    return contract.load(Path(out) / "model.json", "forecast").meta
+
+
+def to_torch(src):
+    """The float forecaster (backbone + head) as torch, its weights from the whole graph's
+    initializers, which the export named as torch names them."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from ..forecast.model import Backbone, ForecastHead, Forecaster
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(src.file("forecaster"))).graph.initializer}
+    cfg = src.meta.get("training", {}).get("config", {})
+    hidden = int(src.meta["hidden"])
+    if "head.conv.weight" not in inits:
+        raise ptq.CompressError(f"{src.path}: its forecaster graph has no 'head.conv.weight': not the ConvLSTM "
+                                f"forecaster that structured pruning is built for")
+    w = inits["head.conv.weight"]                                   # [width, 1, hidden (+1), k, 5]
+    m = Forecaster(Backbone(hidden, layers=sum(k.endswith("conv.weight") and k.startswith("backbone.cells.")
+                                               for k in inits)),
+                   ForecastHead(hidden, int(src.meta["horizons"]), k=w.shape[3], width=w.shape[0],
+                                skip=w.shape[2] == hidden + 1, direct="head.direct.weight" in inits))
+    state = m.state_dict()
+    missing = [k for k in state if k not in inits or tuple(inits[k].shape) != tuple(state[k].shape)]
+    if missing:
+        raise ptq.CompressError(f"{src.path}: its forecaster graph lacks or reshapes {', '.join(missing)} "
+                                f"(config {cfg.get('name', '?')})")
+    m.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state})
+    return m.eval()
+
+
+def narrow(m, keep: float):
+    """Structured pruning of the forecaster: a new one whose ConvLSTM keeps ``keep`` of its
+    hidden units in every layer (at least 1), chosen by the L1 norm of the weights that read
+    each unit (its own cell's recurrent input, the next layer's input, or the head's Conv3D),
+    every gate's rows of a removed unit dropped with it; the head's width stays.  Returns
+    (network, kept units per layer)."""
+    import torch
+    from ..forecast.model import Backbone, ForecastHead, Forecaster
+    bb, head = m.backbone, m.head
+    hid, n_layers = bb.hidden, len(bb.cells)
+    new_h = max(1, int(round(hid * keep)))
+    readers = []                                     # per layer: [hid] L1 of the weights reading each unit
+    for j, cell in enumerate(bb.cells):
+        cin = cell.conv.in_channels - hid
+        score = cell.conv.weight[:, cin:].abs().sum((0, 2))
+        if j + 1 < n_layers:
+            score = score + bb.cells[j + 1].conv.weight[:, :hid].abs().sum((0, 2))
+        else:
+            score = score + head.conv.weight[:, 0, :hid].abs().sum((0, 2, 3))
+        readers.append(score)
+    kept = [torch.sort(torch.argsort(s, descending=True)[:new_h]).values for s in readers]
+    out = Forecaster(Backbone(new_h, n_layers, bb.cells[0].conv.kernel_size[0]),
+                     ForecastHead(new_h, head.out.out_channels, k=head.k, width=head.conv.out_channels,
+                                  skip=head.skip, direct=head.direct is not None)).eval()
+    with torch.no_grad():
+        for j, (old, new) in enumerate(zip(bb.cells, out.backbone.cells)):
+            cin = old.conv.in_channels - hid
+            rows = torch.cat([g * hid + kept[j] for g in range(4)])
+            cols = torch.cat([kept[j - 1] if j else torch.arange(cin), cin + kept[j]])
+            new.conv.weight.copy_(old.conv.weight[rows][:, cols])
+            new.conv.bias.copy_(old.conv.bias[rows])
+        depth = torch.cat([kept[-1], torch.arange(hid, head.conv.weight.shape[2])])   # + the input (skip)
+        out.head.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("conv.")},
+                                 strict=False)
+        out.head.conv.weight.copy_(head.conv.weight[:, :, depth])
+        out.head.conv.bias.copy_(head.conv.bias)
+    return out, [k.tolist() for k in kept]
+
+
+def prune(path, out, sparsity=0.5, epochs=10, n_train=100, n_val=24, max_loss=1.0, seed=4242, eval_n=24, threads=2,
+          progress=True, method="structured", **_) -> dict:
+    """Structured pruning of the forecaster at ``path`` into ``out``: :func:`narrow` removes
+    ``sparsity`` of the ConvLSTM's hidden units, then the whole network is fine-tuned
+    ``epochs`` epochs on ``n_train`` simulator and ``n_train`` IQ-made scenes (seed + 2) with the
+    labels' loss plus the float model's outputs as soft targets (distillation); the
+    operating threshold is chosen again on those windows, as training does.  The three
+    graphs (whole, backbone, head) are exported; the result is refused if its mean F1 at
+    h = 1, 5, 8 on validation scenes falls more than ``max_loss`` below float."""
+    import torch
+    import torch.nn.functional as F
+    from ..forecast import metrics, train, traffic
+    from ..forecast.model import count_macs, export
+    src = contract.load(path, "forecast")
+    meta = json.loads(json.dumps(src.meta))
+    t0 = time.time()
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    thr0 = float(src.threshold("occupied", 0.5))
+    teacher = to_torch(src)
+    before = int(teacher.backbone.hidden)
+    model, kept = narrow(teacher, 1.0 - float(sparsity))
+    cfg = dict(train.CONFIGS["full"], steps=int(meta["steps"]), horizons=int(meta["horizons"]), scenes=n_train,
+               iq_scenes=n_train)
+    x, y, _ = train._data(cfg, seed + 2)
+    xv, yv = _windows(meta, seed + 1, n_val)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        soft = torch.cat([teacher(xt[i:i + 256]) for i in range(0, len(x), 256)])
+
+    def predict(mod, data):
+        with torch.no_grad():
+            return torch.cat([mod(torch.from_numpy(data[i:i + 256])) for i in range(0, len(data), 256)]).numpy()
+
+    def score(p, thr):
+        f1 = metrics.per_horizon(yv, p, thr)["f1"]
+        return float(np.mean([f1[h - 1] for h in HORIZONS]))
+    ref = score(predict(teacher, xv), thr0)
+    from tqdm import tqdm
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), float(cfg["lr"]) / 3)
+    batches = [idx for _ in range(epochs) for idx in train._batches(len(x), cfg["batch"], rng)]
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, len(batches))
+    bar = tqdm(batches, desc="structured forecast", disable=not progress, mininterval=2, leave=False)
+    curve = []
+    model.train()
+    for n, idx in enumerate(bar):
+        z = model.head(model.backbone(xt[idx]), xt[idx])
+        loss = F.binary_cross_entropy_with_logits(z, torch.from_numpy(y[idx])) + \
+            F.binary_cross_entropy_with_logits(z, soft[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if (n + 1) % (len(batches) // epochs) == 0:
+            curve.append(round(score(predict(model.eval(), xv), thr0) - ref, 2))
+            model.train()
+    model.eval()
+    thr = metrics.best_threshold(y[:8000], predict(model, x[:8000]))
+    lost = round(ref - score(predict(model, xv), thr), 2)
+    if lost > max_loss:
+        raise ptq.CompressError(f"structured pruning of {sparsity:g} of the hidden units loses {lost} points of mean "
+                                f"F1 at h = 1, 5, 8 on validation, over the budget of {max_loss}: try a lower "
+                                f"--sparsity or more --epochs")
+    out = Path(out)
+    ex = torch.randn(2, int(meta["steps"]), traffic.N_CHANNELS)
+    export(model, out / "forecaster.onnx", ex, "spectrogram", "occupancy")
+    record = {"method": method, "pruning": {
+        "kind": "structured: ConvLSTM hidden units removed in every layer (L1 norm of the weights that read each), "
+                "the graphs narrower", "hidden": [before, int(model.backbone.hidden)], "kept_units": kept,
+        "sparsity_units": round(1 - model.backbone.hidden / before, 4)},
+        "finetuning": {"epochs": epochs, "training_windows": int(len(x)), "scenes": {"simulator": n_train,
+                                                                                      "IQ-made": n_train},
+                       "loss": "BCE to the labels + BCE to the float model's probabilities (distillation)",
+                       "learning_rate": float(cfg["lr"]) / 3, "schedule": "cosine",
+                       "points_per_epoch_at_float_threshold": curve},
+        "metric": "mean F1 at h = 1, 5, 8, simulator windows, each model's threshold (validation scenes)",
+        "float_metric_validation": round(ref, 2), "points_lost_validation": lost, "max_loss_points": max_loss,
+        "threshold": {"float": thr0, "compressed": thr},
+        "seeds": {"training": seed + 2, "validation": seed + 1},
+        "validation_data": {"windows": int(len(xv)), "scenes": n_val}}
+    variant.describe(src, meta, out, ("forecaster",), record, method)
+    export(model.backbone, out / "backbone.onnx", ex, "spectrogram", "hidden")
+    export(model.head, out / "head.onnx", (torch.randn(2, model.backbone.hidden, *ex.shape[1:]), ex),
+           ("hidden", "spectrogram"), "logits")
+    for role in ("backbone", "head"):
+        meta["files"][role] = contract.file_entry(out / f"{role}.onnx")
+    meta["hidden"] = int(model.backbone.hidden)
+    meta["thresholds"] = dict(meta.get("thresholds", {}), occupied=thr)
+    meta["macs_per_forecast"] = count_macs(model, int(meta["steps"]), traffic.N_CHANNELS)
+    meta["parameters"] = {"backbone": int(sum(p.numel() for p in model.backbone.parameters())),
+                          "head": int(sum(p.numel() for p in model.head.parameters()))}
+    return _finish(src, meta, out, record, (thr, thr0), eval_n, t0,
+                   f"greatai compress {src.dir.name} --method structured --sparsity {sparsity:g} --epochs {epochs} "
+                   f"--train-n {n_train} --seed {seed} --max-loss {max_loss} --val-n {n_val} --eval-n {eval_n}")
