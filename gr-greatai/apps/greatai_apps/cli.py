@@ -133,8 +133,8 @@ def main(argv=None):
                         "outputs)")
     z.add_argument("--epochs", type=int, default=None, help="pruning: fine-tuning epochs per round (default 1; "
                                                              "forecast structured: 10)")
-    z.add_argument("--train-n", type=int, default=2000, help="pruning: fine-tuning frames per class (forecast "
-                                                            "structured: scenes per source, default 100)")
+    z.add_argument("--train-n", type=int, default=None, help="pruning: fine-tuning frames per class, default 2000 "
+                                                            "(forecast structured: scenes per source, default 100)")
     z.add_argument("--out", default=None, help="new model directory (default: beside the source, <name>_int8 for "
                                                "ptq, <name>_<method>[_int8] for pruning)")
     z.add_argument("--max-loss", type=float, default=None,

@@ -66,14 +66,14 @@ def cmd_compress(a):
     kw.update({k: v for k, v in (("n_val", a.val_n), ("eval_n", a.eval_n)) if v is not None})   # else the task's
     if task == "forecast" and a.method == "structured":
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity, epochs=a.epochs or 10,
-                  threads=a.threads, **({} if a.train_n == 2000 else {"n_train": a.train_n}))
+                  threads=a.threads, **({} if a.train_n is None else {"n_train": a.train_n}))
     elif task in ("protobeam", "forecast"):
         kw["max_loss"] = 0.5 if a.max_loss is None else a.max_loss
     elif a.method == "ptq":
         kw["max_loss"] = 0.25 if a.max_loss is None else a.max_loss
     else:
         kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity,
-                  quantise_after=a.quantise, epochs=a.epochs or 1, n_train=a.train_n, threads=a.threads,
+                  quantise_after=a.quantise, epochs=a.epochs or 1, n_train=a.train_n or 2000, threads=a.threads,
                   noise_wnr_db=a.noise_wnr, noise_fading=a.noise_fading, mask_seed=a.mask_seed, qat_bits=a.qat_bits,
                   act_bits=a.act_bits, qat_epochs=a.qat_epochs, qat_lr=a.qat_lr, distil=not a.no_distil,
                   widths=tuple(a.widths.split(",")))
