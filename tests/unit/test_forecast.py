@@ -149,6 +149,37 @@ def test_tiny_msm_pretraining_and_finetuning(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "model.json").read_text())["files"]["forecaster"]["path"] == "forecaster.onnx"
 
 
+def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames():
+    """The direct path's second channel is the newest frame's observed occupancy (a step at
+    3 dB above the floor, what persistence forecasts); the adapter reads only its last A
+    frames (older ones reach the logits through the Conv3D alone); an adapter longer than
+    the head's window is refused."""
+    import torch
+    from greatai.forecast.model import ForecastHead
+    torch.manual_seed(0)
+    head = ForecastHead(4, 2, k=6, width=8, skip=True, direct=True, adapter=3, observed=True).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.zero_()
+        head.direct.weight[:, 1, 1] = 5.0                      # logit 5 where the cell is observed occupied
+        hseq, x = torch.zeros(1, 4, 6, 5), torch.zeros(1, 6, 5)
+        x[0, -1] = torch.tensor([0.0, 0.29, 0.3, 0.31, 1.0])
+        assert head(hseq, x)[0, 0].tolist() == [0.0, 0.0, 5.0, 5.0, 5.0]
+        head.direct.weight.zero_()
+        for m in (head.proj, head.adapter.conv, head.mid, head.out):
+            m.weight.normal_()
+        hseq = torch.randn(1, 4, 6, 5)
+        base = head(hseq, x)
+        older = hseq.clone()
+        older[:, :, :3] += 1.0                                 # frames before the adapter's last 3
+        assert torch.equal(head(older, x), base)               # the Conv3D is zero: only the adapter reads
+        newer = hseq.clone()
+        newer[:, :, -1] += 1.0
+        assert not torch.equal(head(newer, x), base)
+    with pytest.raises(ValueError, match="adapter's 7 frames exceed the 6 frames"):
+        ForecastHead(4, 2, k=6, adapter=7)
+
+
 def test_stream_fast_synthesis_matches_the_training_synthesis():
     """band_source's single-precision synthesis from a noise bank against the training
     one: the same per-channel power in the STFT, frame by frame, to within the estimate's

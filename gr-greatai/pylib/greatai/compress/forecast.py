@@ -132,10 +132,14 @@ def to_torch(src):
         raise ptq.CompressError(f"{src.path}: its forecaster graph has no 'head.conv.weight': not the ConvLSTM "
                                 f"forecaster that structured pruning is built for")
     w = inits["head.conv.weight"]                                   # [width, 1, hidden (+1), k, 5]
+    direct = inits.get("head.direct.weight")
     m = Forecaster(Backbone(hidden, layers=sum(k.endswith("conv.weight") and k.startswith("backbone.cells.")
                                                for k in inits)),
                    ForecastHead(hidden, int(src.meta["horizons"]), k=w.shape[3], width=w.shape[0],
-                                skip=w.shape[2] == hidden + 1, direct="head.direct.weight" in inits))
+                                skip=w.shape[2] == hidden + 1, direct=direct is not None,
+                                observed=direct is not None and direct.shape[1] == 2,
+                                adapter=int(cfg.get("head_adapter", 0)) if "head.adapter.conv.weight" in inits else 0,
+                                adapter_hidden=inits.get("head.proj.weight", np.zeros((0, 16))).shape[1]))
     state = m.state_dict()
     missing = [k for k in state if k not in inits or tuple(inits[k].shape) != tuple(state[k].shape)]
     if missing:
@@ -164,11 +168,14 @@ def narrow(m, keep: float):
             score = score + bb.cells[j + 1].conv.weight[:, :hid].abs().sum((0, 2))
         else:
             score = score + head.conv.weight[:, 0, :hid].abs().sum((0, 2, 3))
+            if head.adapter is not None:
+                score = score + head.adapter.conv.weight[:, :hid].abs().sum((0, 2))
         readers.append(score)
     kept = [torch.sort(torch.argsort(s, descending=True)[:new_h]).values for s in readers]
     out = Forecaster(Backbone(new_h, n_layers, bb.cells[0].conv.kernel_size[0]),
                      ForecastHead(new_h, head.out.out_channels, k=head.k, width=head.conv.out_channels,
-                                  skip=head.skip, direct=head.direct is not None)).eval()
+                                  skip=head.skip, direct=head.direct is not None, observed=head.observed,
+                                  adapter=head.frames, adapter_hidden=head.adapter.hidden if head.adapter else 16)).eval()
     with torch.no_grad():
         for j, (old, new) in enumerate(zip(bb.cells, out.backbone.cells)):
             cin = old.conv.in_channels - hid
@@ -177,9 +184,12 @@ def narrow(m, keep: float):
             new.conv.weight.copy_(old.conv.weight[rows][:, cols])
             new.conv.bias.copy_(old.conv.bias[rows])
         depth = torch.cat([kept[-1], torch.arange(hid, head.conv.weight.shape[2])])   # + the input (skip)
-        out.head.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("conv.")},
-                                 strict=False)
+        out.head.load_state_dict({k: v for k, v in head.state_dict().items()
+                                  if not k.startswith("conv.") and k != "adapter.conv.weight"}, strict=False)
         out.head.conv.weight.copy_(head.conv.weight[:, :, depth])
+        if head.adapter is not None:                 # its input: the kept units, the skip, its own state
+            own = torch.arange(len(depth) - len(kept[-1]) + hid, head.adapter.conv.in_channels)
+            out.head.adapter.conv.weight.copy_(head.adapter.conv.weight[:, torch.cat([depth, own])])
         out.head.conv.bias.copy_(head.conv.bias)
     return out, [k.tolist() for k in kept]
 

@@ -28,12 +28,12 @@ from . import engine, iqband, metrics, traffic
 CONFIGS = {
     "full": dict(steps=48, horizons=8, scenes=300, iq_scenes=300, frames_per_scene=256, stride=8, val_scenes=60,
                  iq_val_scenes=40,
-                 msm_epochs=8, epochs=8, ft_epochs=10, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
-                 tail_prob=0.5, head_k=48, head_skip=True, head_direct=True),
+                 msm_epochs=8, epochs=8, ft_epochs=8, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 tail_prob=0.5, head_k=48, head_skip=True, head_direct=True, head_observed=True, head_adapter=8),
     "tiny": dict(steps=24, horizons=8, scenes=6, iq_scenes=2, frames_per_scene=64, stride=8, val_scenes=3,
                  iq_val_scenes=1,
                  msm_epochs=1, epochs=1, ft_epochs=1, batch=32, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
-                 tail_prob=0.5, head_k=24, head_skip=True, head_direct=True),
+                 tail_prob=0.5, head_k=24, head_skip=True, head_direct=True, head_observed=True, head_adapter=4),
 }
 NOISE_STD = 0.12      # spread of a normalised noise-only cell (16 bins x 16 averages: ~1.2 dB)
 
@@ -189,7 +189,8 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
         p.requires_grad_(False)
     def make_head():
         return ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=cfg["head_skip"],
-                            direct=cfg.get("head_direct", False))
+                            direct=cfg.get("head_direct", False), adapter=cfg.get("head_adapter", 0),
+                            observed=cfg.get("head_observed", False))
     head = make_head()
     xt = torch.from_numpy(x)
     t0 = time.time()
