@@ -1,6 +1,6 @@
 # One-off design script (issue 15): heads on the frozen MSM backbone, its features computed once.
 # Run from the repository root with ./greatai.sh env python results/forecast/design/head_adapter.py VARIANTS EPOCHS
-# (variants: base, obs, rec, L12); it reads the GNU Radio-made windows that head_adapter_gr_bands.py writes to
+# (variants: base, obs, rec, rec16, L12); it reads the GNU Radio-made windows that head_adapter_gr_bands.py writes to
 # /tmp/exp/gr.npz (the 16 bands of `greatai eval forecast --gnuradio`), and compares with the shipped model.json
 # from-scratch F1 recorded before this change. Output: head_adapter.log (one JSON line per variant).
 import sys, time, json, numpy as np, torch, torch.nn as nn
