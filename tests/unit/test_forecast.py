@@ -152,8 +152,8 @@ def test_tiny_msm_pretraining_and_finetuning(tmp_path, monkeypatch):
 def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames():
     """The direct path's second channel is the newest frame's observed occupancy (a step at
     3 dB above the floor, what persistence forecasts); the adapter reads only its last A
-    frames (older ones reach the logits through the Conv3D alone); an adapter longer than
-    the head's window is refused."""
+    frames (older ones reach the logits through the Conv3D alone); training computes the
+    Conv3D as one Conv1d, the same map; an adapter longer than the head's window is refused."""
     import torch
     from greatai.forecast.model import ForecastHead
     torch.manual_seed(0)
@@ -176,6 +176,12 @@ def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames
         newer = hseq.clone()
         newer[:, :, -1] += 1.0
         assert not torch.equal(head(newer, x), base)
+        for m in (head.conv, head.direct):
+            m.weight.normal_()
+        hseq = torch.randn(3, 4, 6, 5)
+        x = torch.randn(3, 6, 5)
+        # training runs the Conv3D as one Conv1d: the same map, to float rounding
+        torch.testing.assert_close(head.train()(hseq, x), head.eval()(hseq, x), rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="adapter's 7 frames exceed the 6 frames"):
         ForecastHead(4, 2, k=6, adapter=7)
 

@@ -1,10 +1,10 @@
 # One-off design script (issue 15): heads on the frozen MSM backbone, its features computed once.
 # Run from the repository root with ./greatai.sh env python results/forecast/design/head_adapter.py VARIANTS EPOCHS
 # (variants: base, obs, rec, rec16, L12); it reads the GNU Radio-made windows that head_adapter_gr_bands.py writes to
-# /tmp/exp/gr.npz (the 16 bands of `greatai eval forecast --gnuradio`), and compares with the shipped model.json
-# from-scratch F1 recorded before this change. Output: head_adapter.log (one JSON line per variant).
+# /tmp/greatai_gr_bands.npz (the 16 bands of `greatai eval forecast --gnuradio`), and compares with the from-scratch
+# F1 recorded in model.json before this change (git 8152a50). Output: head_adapter.log (one JSON line per variant).
 import sys, time, json, numpy as np, torch, torch.nn as nn
-sys.path.insert(0, "/work/main/gr-greatai/pylib")
+import subprocess
 from greatai.forecast import train as T, metrics
 from greatai.forecast.model import Backbone, ForecastHead, ConvLSTMCell
 torch.set_num_threads(2)
@@ -15,7 +15,7 @@ t0 = time.time()
 x, y, _ = T._data(cfg, seed + 10)
 val = {n: T.windows(s, t, cfg["steps"], cfg["horizons"], cfg["stride"])[:2] for n, (s, t, _) in T.bands(cfg, seed + 20, val=True).items()}
 print("data", time.time() - t0, x.shape, flush=True)
-bb = Backbone(16); w = np.load("/work/main/models/forecast/backbone.npz")
+bb = Backbone(16); w = np.load("models/forecast/backbone.npz")
 bb.load_state_dict({k: torch.from_numpy(w[k]) for k in w.files}); bb.eval()
 def feats_all(xx):
     outs = []
@@ -33,7 +33,7 @@ def feats_all(xx):
     return torch.cat(outs)
 t0 = time.time(); F = feats_all(x); print("feats", time.time() - t0, flush=True)
 VF = {n: feats_all(v[0]) for n, v in val.items()}
-G = np.load("/tmp/exp/gr.npz"); val["GR"] = (G["x"], G["y"]); VF["GR"] = feats_all(G["x"])
+G = np.load("/tmp/greatai_gr_bands.npz"); val["GR"] = (G["x"], G["y"]); VF["GR"] = feats_all(G["x"])
 class ObsHead(ForecastHead):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
@@ -61,7 +61,8 @@ class RecHead(ObsHead):
         yy = torch.relu(self.conv(h.unsqueeze(1))[:, :, 0, 0] + self.proj(ha))[:, :, None]
         yy = torch.relu(self.mid(yy))
         return self.out(yy)[:, :, 0, :] + self.direct(torch.cat([last, (last >= 0.3).float()], 1))
-ref = json.load(open("/work/main/models/forecast/model.json"))["evaluation"]["sets"]
+ref = json.loads(subprocess.run(["git", "show", "8152a50:models/forecast/model.json"], capture_output=True,
+                            check=True).stdout)["evaluation"]["sets"]
 chans = {"rec": 16, "rec16": 16, "obs": 16, "base": 16, "L12": 32, "L2c": 32, "all": 48}
 for var in variants:
     name, _, width = var.partition(":")

@@ -139,7 +139,7 @@ def to_torch(src):
                                 skip=w.shape[2] == hidden + 1, direct=direct is not None,
                                 observed=direct is not None and direct.shape[1] == 2,
                                 adapter=int(cfg.get("head_adapter", 0)) if "head.adapter.conv.weight" in inits else 0,
-                                adapter_hidden=inits.get("head.proj.weight", np.zeros((0, 16))).shape[1]))
+                                adapter_hidden=inits["head.proj.weight"].shape[1] if "head.proj.weight" in inits else 16))
     state = m.state_dict()
     missing = [k for k in state if k not in inits or tuple(inits[k].shape) != tuple(state[k].shape)]
     if missing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 OBSERVED_DB = 3.0          # a cell is observed occupied when it stands this far above the noise floor
+OBSERVED = OBSERVED_DB / 10.0   # the same in normalised units (dB above the floor / 10)
 
 
 def p_correct_occupied(truth, prob, thr=0.5):
@@ -53,7 +54,7 @@ def auc(truth, score):
 
 def observed(x_norm):
     """Observed occupancy of normalised spectrogram cells (dB above floor / 10)."""
-    return np.asarray(x_norm) >= OBSERVED_DB / 10.0
+    return np.asarray(x_norm) >= OBSERVED
 
 
 def persistence(x_norm, horizons):

@@ -21,9 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .metrics import OBSERVED_DB
-
-OBSERVED = OBSERVED_DB / 10.0      # normalised units (dB above the floor / 10)
+from .metrics import OBSERVED
 
 
 class ConvLSTMCell(nn.Module):
