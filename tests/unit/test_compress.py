@@ -412,10 +412,13 @@ def test_forecaster_structured_pruning_really_narrows_all_three_graphs(tmp_path)
         half, kept = cf.narrow(m, 0.5)
     assert half.backbone.hidden == 8 and all(len(k) == 8 for k in kept)
     assert half.head.conv.weight.shape[2] == 9                         # 8 hidden units + the input (skip)
+    assert half.head.adapter.hidden == 8 and list(half.head.adapter.conv.weight.shape) == [32, 17, 5]
+    assert half.head.proj.weight.shape[1] == 8 and same.head.adapter.hidden == 16
     out = tmp_path / "fc_structured"
     meta = compress.compress("forecast", out, method="structured", sparsity=0.5, epochs=1, n_train=2, n_val=2,
                              eval_n=0, max_loss=100.0, progress=False)
     assert meta["hidden"] == 8 and meta["compression"]["pruning"]["hidden"] == [16, 8]
+    assert meta["compression"]["pruning"]["adapter_hidden"] == [16, 8]
     assert meta["cost"]["compressed"]["macs"] < 0.4 * meta["cost"]["float"]["macs"]
     w = {i.name: i.dims for i in onnx.load(str(out / "backbone.onnx")).graph.initializer}
     assert list(w["cells.0.conv.weight"]) == [32, 9, 5]

@@ -153,8 +153,9 @@ def narrow(m, keep: float):
     """Structured pruning of the forecaster: a new one whose ConvLSTM keeps ``keep`` of its
     hidden units in every layer (at least 1), chosen by the L1 norm of the weights that read
     each unit (its own cell's recurrent input, the next layer's input, or the head's Conv3D),
-    every gate's rows of a removed unit dropped with it; the head's width stays.  Returns
-    (network, kept units per layer)."""
+    every gate's rows of a removed unit dropped with it; the head's adapter keeps the same
+    share of its units (by the L1 norm of its recurrent input and its projection); the
+    head's width stays.  Returns (network, kept units per layer)."""
     import torch
     from ..forecast.model import Backbone, ForecastHead, Forecaster
     bb, head = m.backbone, m.head
@@ -172,10 +173,15 @@ def narrow(m, keep: float):
                 score = score + head.adapter.conv.weight[:, :hid].abs().sum((0, 2))
         readers.append(score)
     kept = [torch.sort(torch.argsort(s, descending=True)[:new_h]).values for s in readers]
+    ad = head.adapter
+    if ad is not None:                               # the adapter's units: its own recurrent input and the projection
+        a_in = ad.conv.in_channels - ad.hidden
+        a_score = ad.conv.weight[:, a_in:].abs().sum((0, 2)) + head.proj.weight.abs().sum((0, 2))
+        a_kept = torch.sort(torch.argsort(a_score, descending=True)[:max(1, int(round(ad.hidden * keep)))]).values
     out = Forecaster(Backbone(new_h, n_layers, bb.cells[0].conv.kernel_size[0]),
                      ForecastHead(new_h, head.out.out_channels, k=head.k, width=head.conv.out_channels,
                                   skip=head.skip, direct=head.direct is not None, observed=head.observed,
-                                  adapter=head.frames, adapter_hidden=head.adapter.hidden if head.adapter else 16)).eval()
+                                  adapter=head.frames, adapter_hidden=len(a_kept) if ad is not None else 16)).eval()
     with torch.no_grad():
         for j, (old, new) in enumerate(zip(bb.cells, out.backbone.cells)):
             cin = old.conv.in_channels - hid
@@ -185,12 +191,15 @@ def narrow(m, keep: float):
             new.conv.bias.copy_(old.conv.bias[rows])
         depth = torch.cat([kept[-1], torch.arange(hid, head.conv.weight.shape[2])])   # + the input (skip)
         out.head.load_state_dict({k: v for k, v in head.state_dict().items()
-                                  if not k.startswith("conv.") and k != "adapter.conv.weight"}, strict=False)
+                                  if not k.startswith(("conv.", "adapter.", "proj."))}, strict=False)
         out.head.conv.weight.copy_(head.conv.weight[:, :, depth])
-        if head.adapter is not None:                 # its input: the kept units, the skip, its own state
-            own = torch.arange(len(depth) - len(kept[-1]) + hid, head.adapter.conv.in_channels)
-            out.head.adapter.conv.weight.copy_(head.adapter.conv.weight[:, torch.cat([depth, own])])
         out.head.conv.bias.copy_(head.conv.bias)
+        if ad is not None:                           # its input: the kept units, the skip, its own kept state
+            rows = torch.cat([g * ad.hidden + a_kept for g in range(4)])
+            out.head.adapter.conv.weight.copy_(ad.conv.weight[rows][:, torch.cat([depth, a_in + a_kept])])
+            out.head.adapter.conv.bias.copy_(ad.conv.bias[rows])
+            out.head.proj.weight.copy_(head.proj.weight[:, a_kept])
+            out.head.proj.bias.copy_(head.proj.bias)
     return out, [k.tolist() for k in kept]
 
 
@@ -215,6 +224,7 @@ def prune(path, out, sparsity=0.5, epochs=10, n_train=100, n_val=24, max_loss=1.
     thr0 = float(src.threshold("occupied", 0.5))
     teacher = to_torch(src)
     before = int(teacher.backbone.hidden)
+    before_ad = int(teacher.head.adapter.hidden) if teacher.head.adapter is not None else 0
     model, kept = narrow(teacher, 1.0 - float(sparsity))
     cfg = dict(train.CONFIGS["full"], steps=int(meta["steps"]), horizons=int(meta["horizons"]), scenes=n_train,
                iq_scenes=n_train)
@@ -263,8 +273,10 @@ def prune(path, out, sparsity=0.5, epochs=10, n_train=100, n_val=24, max_loss=1.
     ex = torch.randn(2, int(meta["steps"]), traffic.N_CHANNELS)
     export(model, out / "forecaster.onnx", ex, "spectrogram", "occupancy")
     record = {"method": method, "pruning": {
-        "kind": "structured: ConvLSTM hidden units removed in every layer (L1 norm of the weights that read each), "
-                "the graphs narrower", "hidden": [before, int(model.backbone.hidden)], "kept_units": kept,
+        "kind": "structured: ConvLSTM hidden units removed in every layer and in the head's adapter (L1 norm of "
+                "the weights that read each), the graphs narrower",
+        "hidden": [before, int(model.backbone.hidden)], "kept_units": kept,
+        "adapter_hidden": [before_ad, int(model.head.adapter.hidden) if model.head.adapter is not None else 0],
         "sparsity_units": round(1 - model.backbone.hidden / before, 4)},
         "finetuning": {"epochs": epochs, "training_windows": int(len(x)), "scenes": {"simulator": n_train,
                                                                                       "IQ-made": n_train},
