@@ -7,6 +7,7 @@ bins are FFT-shifted (DC in the middle, negative frequencies first).
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
 WINDOWS = ("hann", "hamming", "blackman", "rect")
 
@@ -39,7 +40,7 @@ def power_db(x: np.ndarray, fft_size: int, hop: int, win: np.ndarray, average: i
     if n_out == 0:
         return np.zeros((0, fft_size), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x, fft_size)[::hop][:n_out * average]
-    spec = np.fft.fft(frames * win, axis=1)
+    spec = sfft.fft(frames * win, axis=1, overwrite_x=True)     # complex64 in, complex64 out (numpy's is 128-bit)
     p = (spec.real ** 2 + spec.imag ** 2).reshape(n_out, average, fft_size).mean(axis=1)
     p /= float(np.sum(win)) ** 2
     with np.errstate(divide="ignore"):
