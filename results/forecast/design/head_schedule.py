@@ -5,7 +5,6 @@
 # Compares with the from-scratch F1 recorded in models/forecast/model.json. Output: head_schedule.log.
 import sys, time, json, numpy as np, torch
 import torch.nn.functional as Fn
-from tqdm import tqdm
 from greatai.forecast import train as T, metrics
 from greatai.forecast.model import Backbone, ForecastHead
 torch.set_num_threads(2)
