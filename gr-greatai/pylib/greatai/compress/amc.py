@@ -262,6 +262,7 @@ def narrow(m, keep: float, widths=("c3",)):
     Their weights are copied; the dense graphs really shrink.  Returns (network, its widths)."""
     import torch
     from ..amc.model import EarlyExitAMC
+    from . import prune as P
     if m.config.get("arch", "conv") != "conv":
         raise ptq.CompressError(f"structured pruning is built for the 'conv' AMC architecture, not "
                                 f"{m.config.get('arch')!r}")
@@ -278,8 +279,7 @@ def narrow(m, keep: float, widths=("c3",)):
         return sum((a := c.weight.detach().abs().flatten(1).sum(1)) / a.mean() for c in convs)
 
     def top(score, n, width):
-        k = max(1, int(round(keep * n))) if width in widths else n
-        return torch.sort(torch.argsort(score, descending=True)[:k]).values
+        return P.strongest(score, round(keep * n) if width in widths else n)
     g0, g2 = top(norm(stem), cfg["c0"], "c0"), top(norm(c2conv), cfg["c2"], "c2")
     ga, gb = top(norm(b1), cfg["c3"], "c3"), top(norm(b2, res), cfg["c3"], "c3")
     if len(ga) != len(gb):

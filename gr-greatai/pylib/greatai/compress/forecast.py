@@ -158,6 +158,7 @@ def narrow(m, keep: float):
     head's width stays.  Returns (network, kept units per layer)."""
     import torch
     from ..forecast.model import Backbone, ForecastHead, Forecaster
+    from .prune import strongest
     bb, head = m.backbone, m.head
     hid, n_layers = bb.hidden, len(bb.cells)
     new_h = max(1, int(round(hid * keep)))
@@ -172,12 +173,12 @@ def narrow(m, keep: float):
             if head.adapter is not None:
                 score = score + head.adapter.conv.weight[:, :hid].abs().sum((0, 2))
         readers.append(score)
-    kept = [torch.sort(torch.argsort(s, descending=True)[:new_h]).values for s in readers]
+    kept = [strongest(s, new_h) for s in readers]
     ad = head.adapter
     if ad is not None:                               # the adapter's units: its own recurrent input and the projection
         a_in = ad.conv.in_channels - ad.hidden
         a_score = ad.conv.weight[:, a_in:].abs().sum((0, 2)) + head.proj.weight.abs().sum((0, 2))
-        a_kept = torch.sort(torch.argsort(a_score, descending=True)[:max(1, int(round(ad.hidden * keep)))]).values
+        a_kept = strongest(a_score, round(ad.hidden * keep))
     out = Forecaster(Backbone(new_h, n_layers, bb.cells[0].conv.kernel_size[0]),
                      ForecastHead(new_h, head.out.out_channels, k=head.k, width=head.conv.out_channels,
                                   skip=head.skip, direct=head.direct is not None, observed=head.observed,

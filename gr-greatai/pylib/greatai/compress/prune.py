@@ -27,6 +27,13 @@ def prunable(model) -> dict:
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))}
 
 
+def strongest(score, k: int):
+    """Structured pruning's choice: the indices of the ``k`` largest scores (at least 1), in
+    ascending order, so kept channels or units keep their order."""
+    import torch
+    return torch.sort(torch.argsort(score, descending=True)[:max(1, int(k))]).values
+
+
 def global_masks(model, sparsity: float, masks=None) -> dict:
     """Masks that zero the ``sparsity`` share of all prunable weights with the smallest
     magnitude (weights already masked count as the smallest)."""
