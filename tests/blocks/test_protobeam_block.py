@@ -100,6 +100,11 @@ def test_pdu_calibration_applies_and_is_answered():
     assert cals[-1]["calibrated_beams"] == 24 and list(cals[-1]["shots"]) == [4] * 24
     assert all(m["calibrated"] for m in beams)
     assert pb.metrics()["shots"] == 96
+    assert pb.engine.metric == "euclidean" and pb.engine.whitening() is None
+    cal, _, _, beams2, _ = run(x, msgs, metric="calibrated")      # 96 shots, 72 degrees of freedom: whitened
+    t = cal.engine.whitening()
+    assert t is not None and t.shape == (cal.engine.dim, cal.engine.dim)
+    assert [m["beam"] for m in beams2] == cal.engine.classify(x).beam.tolist()
 
 
 def test_reference_waveform_parameter_and_pdus_sent_on_another_reference(tmp_path):
@@ -199,6 +204,8 @@ def test_source_switches_front_end_and_validates():
         greatai.protobeam_source(front_end=12)
     with pytest.raises(ValueError, match="batch_frames"):
         greatai.protobeam(batch_frames=0)
+    with pytest.raises(ValueError, match="metric"):
+        greatai.protobeam(metric="cosine")
 
 
 # ---------------------------------------------------------------- CLI and the live demo

@@ -30,7 +30,7 @@ def test_capture_takes_the_next_k_valid_frames_across_batches(frames):
     assert c.engine.shots()[3] == 2 and c.capturing[1] == 3
     assert first.calibrated_beams.tolist() == [0, 0, 0]    # all classified before the change applies
     before = ProtoBeamEngine()                        # a copy of the calibration as it is now
-    before._sum, before._count = before.parse(json.dumps(c.engine.state()))
+    before._sum, before._count, before._m2, before._known = before.parse(json.dumps(c.engine.state()))
     second = c.process(x[3:9])                        # 3 more: the capture ends at frame 5 of x
     assert c.capturing is None and c.engine.shots()[3] == 5
     # frames 3..5 are the shots, classified with the prototypes as they were; from frame 6 on

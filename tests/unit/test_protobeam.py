@@ -273,3 +273,85 @@ def test_reference_waveform_is_part_of_the_model_and_of_calibration(root, tmp_pa
     else:
         with pytest.raises(ModelError, match="--waveform"):
             ProtoBeamEngine(model, waveform="zc139_root25")
+
+
+# ---------------------------------------------------------------- calibrated metric
+def test_whitener_leaves_an_isotropic_spread_alone_and_shrinks_a_wide_direction():
+    from greatai.protobeam import metric
+    d = 16
+    assert metric.whitener(np.eye(d) * 50, metric.MIN_DOF - 1) is None          # too few shots: Euclidean
+    np.testing.assert_allclose(metric.whitener(np.eye(d) * 100.0, 100), np.eye(d), atol=1e-12)
+    scatter = np.eye(d) * 100.0
+    scatter[0, 0] = 100.0 * 9                                                   # one direction spreads 3x wider
+    t = metric.whitener(scatter, 100)
+    # mean variance 1.5; shrunk half way to it: 5.25 and 1.25; T = sqrt(1.5 / those)
+    np.testing.assert_allclose(np.diag(t), [np.sqrt(1.5 / 5.25)] + [np.sqrt(1.5 / 1.25)] * (d - 1))
+    assert np.allclose(t, np.diag(np.diag(t)))
+    with pytest.raises(ValueError, match="metric must be"):
+        metric.check("cosine")
+
+
+def test_pooled_scatter_from_sums_equals_the_shots_own():
+    from greatai.protobeam import metric
+    rng = np.random.default_rng(3)
+    z, y = rng.normal(size=(60, 8)), np.repeat(np.arange(5), 12)
+    count = np.bincount(y, minlength=7)
+    total = np.zeros((7, 8))
+    np.add.at(total, y, z)
+    second = np.zeros((7, 8, 8))
+    np.add.at(second, y, z[:, :, None] * z[:, None, :])
+    s1, d1 = metric.pooled(count, total, second)
+    s2, d2 = metric.scatter_of(z, y, 7)
+    np.testing.assert_allclose(s1, s2, atol=1e-9)
+    assert d1 == d2 == 55
+
+
+def test_calibrated_metric_is_the_distance_on_whitened_embeddings(root):
+    rng = np.random.default_rng(4)
+    cal = ProtoBeamEngine(root / "models" / "protobeam", metric="calibrated")
+    euc = ProtoBeamEngine(root / "models" / "protobeam")
+    shots = rng.normal(size=(24, 5, cal.dim)) * np.linspace(0.2, 2, cal.dim)    # an anisotropic spread
+    for b in range(24):
+        cal.add_embeddings(b, shots[b] + b)
+        euc.add_embeddings(b, shots[b] + b)
+    z = rng.normal(size=(50, cal.dim)).astype(np.float32)
+    t = cal.whitening()
+    assert t is not None and euc.whitening() is None
+    d_cal, d_euc = cal.classify_embeddings(z).distance, euc.classify_embeddings(z).distance
+    p = cal.prototypes()
+    want = ((z @ t)[:, None, :] - (p @ t)[None]) ** 2
+    np.testing.assert_allclose(d_cal, want.sum(2).min(1), rtol=1e-4)
+    assert not np.allclose(d_cal, d_euc)
+    cal.add_embeddings(3, rng.normal(size=(2, cal.dim)), replace=True)          # replaced shots leave the spread
+    assert cal.shots()[3] == 2 and not np.allclose(cal.whitening(), t)
+    cal.reset()
+    assert cal.whitening() is None                                             # no shots: Euclidean
+
+
+def test_calibration_keeps_the_spread_and_reads_version_2(root, tmp_path):
+    rng = np.random.default_rng(5)
+    eng = ProtoBeamEngine(root / "models" / "protobeam", metric="calibrated")
+    for b in range(24):
+        eng.add_embeddings(b, rng.normal(size=(4, eng.dim)))
+    t = eng.whitening()
+    path = eng.save(tmp_path / "cal.json")
+    eng.reset()
+    eng.load(path)
+    np.testing.assert_allclose(eng.whitening(), t, rtol=1e-6)
+    from greatai.protobeam.engine import _checksum
+    doc = json.loads(path.read_text())
+    doc.pop("checksum")
+    for e in doc["beams"]:                             # version 2: sums and counts only
+        e.pop("second_moment")
+    doc["version"] = 2
+    old = tmp_path / "v2.json"
+    old.write_text(json.dumps(dict(doc, checksum=_checksum(doc))))
+    eng.load(old)
+    assert eng.shots().sum() == 96 and eng.whitening() is None                  # the means, no spread
+    doc["version"] = 3
+    doc["beams"][0]["second_moment"] = "AAAA"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(doc, checksum=_checksum(doc))))
+    with pytest.raises(CalibrationError, match="second_moment"):
+        eng.load(bad)
+    assert eng.shots().sum() == 96

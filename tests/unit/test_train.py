@@ -33,7 +33,8 @@ def test_tiny_protobeam_training_evaluates_every_group_and_exports(tmp_path):
     ev = meta["evaluation"]
     assert list(ev["groups"]) == [g[0] for g in evaluate.GROUPS]
     for grp in ev["groups"].values():
-        assert list(grp["rows"]) == ["nn_pdp", "nn_spectrum", "protobeam", "protobeam_pool4"]
+        assert list(grp["rows"]) == ["nn_pdp", "nn_spectrum", "protobeam", "protobeam_pool4", "protobeam_calibrated",
+                                     "protobeam_calibrated_pool4"]
         assert set(grp["rows"]["protobeam"]) == {"1", "2", "4", "8", "16", "32"}
     assert {"independent_fading_over_baselines", "unseen_static_8shot"} <= set(ev["goals"])
     assert set(ev["waveforms"]["accuracy_8shot_unseen_front_ends"]) == set(train.waveforms.NAMED)

@@ -117,8 +117,9 @@ def cmd_eval(a):
         res = pb_eval.table(lambda x, f: eng.embed(x)[0], n_per_beam=min(a.n, 80), seed=a.seed or 1235, repeats=10,
                             waveform=name if name in pb_eval.waveforms.NAMED else eng.waveform,
                             progress=None if a.quiet else (lambda k: print(f"evaluated {k}", flush=True)))
+        from .benchutil import machine
         res.update(model=str(eng.meta_path), engine="ProtoBeamEngine.embed (public API)",
-                   waveform=name)
+                   waveform=name, machine=machine())
         atomic_write(out, json.dumps(res, indent=1))
         emit(pb_eval.format_table(res))
         emit(json.dumps(res["goals"]))

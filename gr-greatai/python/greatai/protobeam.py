@@ -45,13 +45,15 @@ class protobeam(HotModel, gr.sync_block):
             ``ofdm256`` ...) or a .cf32/.npy file of one period; '' for the model's own.
         pool_frames: embeddings averaged over this many consecutive frames before deciding
             (a beam held for several frames; 1 = every frame alone).
+        metric: 'euclidean' or 'calibrated' (distances against this front end's spread of
+            shots within their beams, once there are enough: for static links).
     """
 
     def __init__(self, model="", calibration="", provider="cpu", threads=1, batch_frames=32,
                  context_keys="sim_label,sim_front_end,rx_freq", batch_rate=30.0, message_rate=1000.0,
-                 batch_embeddings=256, waveform="", pool_frames=1):
+                 batch_embeddings=256, waveform="", pool_frames=1, metric="euclidean"):
         gr.sync_block.__init__(self, name="greatai_protobeam", in_sig=[np.complex64], out_sig=[np.complex64])
-        make = lambda m: ProtoBeamEngine(m, provider, int(threads), waveform, int(pool_frames))   # noqa: E731
+        make = lambda m: ProtoBeamEngine(m, provider, int(threads), waveform, int(pool_frames), metric)   # noqa: E731
         engine = make(model)
         self.L = engine.frame_length
         self.calibration_path = str(calibration)

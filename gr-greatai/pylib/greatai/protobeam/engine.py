@@ -12,11 +12,15 @@ carry to new ones: ``waveform.general`` in its metadata) takes any.
 
 A beam's prototype is the mean embedding of its shots from *this* front end once it
 has any; until then it is the default prototype from the training front ends (shipped
-in the model metadata). Calibration state (per-beam sums and counts of shot
-embeddings) saves to a versioned, checksummed JSON file written atomically.
+in the model metadata). With ``metric="calibrated"`` the distance is whitened by the
+spread of this front end's shots within their beams (:mod:`.metric`) once there are
+enough of them; the default is Euclidean. Calibration state (per-beam counts, sums and sums of
+outer products of shot embeddings) saves to a versioned, checksummed JSON file written
+atomically.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -29,11 +33,12 @@ import numpy as np
 from .. import fileio, frames as framing, runtime
 from ..contract import ModelError
 from ..frames import STATUS_NONFINITE, STATUS_OK
-from . import front, waveforms
+from . import front, metric as pmetric, waveforms
 
 DEFAULT_MODEL = "protobeam"
 CAL_FORMAT = "greatai-protobeam-calibration"
-CAL_VERSION = 2
+CAL_VERSION = 3
+CAL_READS = (2, 3)         # version 2 has no second moments: its beams give the metric no spread
 FRONT_KIND = "channel-estimate/1"
 
 
@@ -66,12 +71,15 @@ class ProtoBeamEngine(runtime.ModelEngine):
             samples); empty for the model's own.
         pool: embeddings averaged over this many consecutive valid frames before the nearest
             prototype (for a beam held over several frames; 1 = each frame alone).
+        metric: "euclidean" (the default) or "calibrated" (distances whitened by the front
+            end's within-beam spread of its shots, :mod:`.metric`: better in static channels,
+            a little worse in fading ones at 8 shots or fewer).
 
     Thread-safe: calibration may arrive from a message thread while ``classify`` runs.
     """
     task = "protobeam"
 
-    def __init__(self, model=None, provider="cpu", threads=1, waveform="", pool=1):
+    def __init__(self, model=None, provider="cpu", threads=1, waveform="", pool=1, metric="euclidean"):
         super().__init__(model, provider, threads)
         self._lock = threading.RLock()
         m = self.model
@@ -99,9 +107,13 @@ class ProtoBeamEngine(runtime.ModelEngine):
         self.pool = max(1, int(pool))
         self._carry = np.zeros((0, self.dim), np.float32)
         self.default = default
+        self.metric = pmetric.check(metric)
         self._sum = np.zeros((self.n_beams, self.dim))
         self._count = np.zeros(self.n_beams, np.int64)
+        self._m2 = np.zeros((self.n_beams, self.dim, self.dim))     # sums of outer products of the shots
+        self._known = np.ones(self.n_beams, bool)                    # _m2 holds every shot of the beam
         self._protos = None
+        self._white = None
         self.generation = 0          # bumps on every change of the prototypes
         self.last_change = None      # time.monotonic() of that change
 
@@ -183,8 +195,19 @@ class ProtoBeamEngine(runtime.ModelEngine):
                 p = np.where((self._count > 0)[:, None], local, self.default)
                 if self.proto_norm:
                     p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+                t = None
+                if self.metric == "calibrated":
+                    k = self._known & (self._count > 0)
+                    t = pmetric.whitener(*pmetric.pooled(self._count[k], self._sum[k], self._m2[k]))
+                self._white = None if t is None else t.astype(np.float32)
                 self._protos = p.astype(np.float32)
             return self._protos
+
+    def whitening(self):
+        """The calibrated metric's whitening [dim, dim] now in use, or None (Euclidean)."""
+        with self._lock:
+            self.prototypes()
+            return self._white
 
     @property
     def calibrated_beams(self) -> int:
@@ -228,9 +251,9 @@ class ProtoBeamEngine(runtime.ModelEngine):
                                    "invalid: NaN/Inf or all zeros)")
         with self._lock:
             if replace:
-                self._sum[b] = 0.0
-                self._count[b] = 0
+                self._forget(b)
             self._sum[b] += z.sum(0)
+            self._m2[b] += z.T @ z
             self._count[b] += len(z)
             self._changed()
         return len(z)
@@ -248,23 +271,23 @@ class ProtoBeamEngine(runtime.ModelEngine):
     def reset(self, beam=None):
         """Forget this front end's shots (all beams, or one): back to the default prototypes."""
         with self._lock:
-            if beam is None:
-                self._sum[:] = 0.0
-                self._count[:] = 0
-            else:
-                b = self.beam_index(beam)
-                self._sum[b] = 0.0
-                self._count[b] = 0
+            self._forget(slice(None) if beam is None else self.beam_index(beam))
             self._changed()
+
+    def _forget(self, b):
+        self._sum[b], self._m2[b], self._count[b], self._known[b] = 0.0, 0.0, 0, True
 
     # ---------------------------------------------------------------- classification
     def classify_embeddings(self, z, status=None) -> BeamResult:
         z = np.asarray(z, np.float32)
-        protos = self.prototypes()
+        with self._lock:
+            protos, t = self.prototypes(), self._white
         ok = np.all(np.isfinite(z), axis=1)
         if status is None:
             status = np.where(ok, STATUS_OK, STATUS_NONFINITE).astype(np.uint8)
         zz = np.where(ok[:, None], z, 0.0)
+        if t is not None:
+            zz, protos = zz @ t, protos @ t
         d = (zz * zz).sum(1)[:, None] - 2 * zz @ protos.T + (protos * protos).sum(1)[None, :]
         d = np.maximum(d, 0.0)
         beam = np.argmin(d, axis=1)
@@ -285,8 +308,10 @@ class ProtoBeamEngine(runtime.ModelEngine):
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict:
         with self._lock:
-            beams = [{"beam": int(b), "name": self.classes[b], "count": int(self._count[b]),
-                      "sum": self._sum[b].tolist()} for b in np.nonzero(self._count)[0]]
+            beams = [dict({"beam": int(b), "name": self.classes[b], "count": int(self._count[b]),
+                           "sum": self._sum[b].tolist()},
+                          **({"second_moment": _pack(self._m2[b])} if self._known[b] else {}))
+                     for b in np.nonzero(self._count)[0]]
         payload = {"format": CAL_FORMAT, "version": CAL_VERSION, "model": self.model_id,
                    "waveform": self.waveform_id, "embedding_dim": self.dim, "n_beams": self.n_beams, "beams": beams}
         return dict(payload, checksum=_checksum(payload))
@@ -298,16 +323,17 @@ class ProtoBeamEngine(runtime.ModelEngine):
         return path
 
     def parse(self, text, source="calibration") -> tuple:
-        """Validate a calibration document; returns (sum, count) arrays. Raises CalibrationError."""
+        """Validate a calibration document; returns (sum, count, second moments, known)
+        arrays. Raises CalibrationError."""
         try:
             doc = json.loads(text)
         except (ValueError, UnicodeDecodeError) as e:
             raise CalibrationError(f"{source} is not valid JSON (corrupt or truncated?): {e}") from None
         if not isinstance(doc, dict) or doc.get("format") != CAL_FORMAT:
             raise CalibrationError(f"{source} is not a ProtoBeam calibration (format {CAL_FORMAT!r} expected)")
-        if doc.get("version") != CAL_VERSION:
+        if doc.get("version") not in CAL_READS:
             raise CalibrationError(f"{source} has calibration version {doc.get('version')!r}; this engine reads "
-                                   f"version {CAL_VERSION}")
+                                   f"versions {', '.join(map(str, CAL_READS))}")
         payload = {k: v for k, v in doc.items() if k != "checksum"}
         if doc.get("checksum") != _checksum(payload):
             raise CalibrationError(f"{source} fails its checksum: the file is corrupt or was edited")
@@ -323,6 +349,8 @@ class ProtoBeamEngine(runtime.ModelEngine):
                                    f"{payload.get('embedding_dim')}; the model has {self.n_beams} of {self.dim}")
         s = np.zeros((self.n_beams, self.dim))
         c = np.zeros(self.n_beams, np.int64)
+        m2 = np.zeros((self.n_beams, self.dim, self.dim))
+        known = np.ones(self.n_beams, bool)
         try:
             for e in payload["beams"]:
                 b = int(e["beam"])
@@ -331,16 +359,20 @@ class ProtoBeamEngine(runtime.ModelEngine):
                         or not np.all(np.isfinite(v)):
                     raise ValueError(f"bad entry for beam {b}")
                 s[b], c[b] = v, int(e["count"])
+                if "second_moment" in e:
+                    m2[b] = _unpack(e["second_moment"], self.dim)
+                else:
+                    known[b] = False
         except (KeyError, TypeError, ValueError) as e:
             raise CalibrationError(f"{source}: {e}") from None
-        return s, c
+        return s, c, m2, known
 
     def load_state(self, other: "ProtoBeamEngine"):
         """Take another engine's calibration (the same encoder and reference: a model swapped for itself)."""
         with other._lock:
-            s, c = other._sum.copy(), other._count.copy()
+            state = other._sum.copy(), other._count.copy(), other._m2.copy(), other._known.copy()
         with self._lock:
-            self._sum, self._count = s, c
+            self._sum, self._count, self._m2, self._known = state
             self._changed()
 
     def load(self, path):
@@ -350,8 +382,25 @@ class ProtoBeamEngine(runtime.ModelEngine):
             text = path.read_text()
         except OSError as e:
             raise CalibrationError(f"cannot read calibration {path}: {e.strerror or e}") from None
-        s, c = self.parse(text, f"calibration file {path}")
+        state = self.parse(text, f"calibration file {path}")
         with self._lock:
-            self._sum, self._count = s, c
+            self._sum, self._count, self._m2, self._known = state
             self._changed()
-        return int(np.count_nonzero(c))
+        return int(np.count_nonzero(state[1]))
+
+
+def _pack(m) -> str:
+    """A symmetric matrix's upper triangle, float64 little-endian, base64."""
+    return base64.b64encode(np.ascontiguousarray(m[np.triu_indices(len(m))], "<f8").tobytes()).decode()
+
+
+def _unpack(text, dim) -> np.ndarray:
+    try:
+        v = np.frombuffer(base64.b64decode(text, validate=True), "<f8")
+    except (TypeError, ValueError):
+        v = np.zeros(0)
+    if len(v) != dim * (dim + 1) // 2 or not np.all(np.isfinite(v)):
+        raise ValueError(f"second_moment is not the {dim} x {dim} upper triangle of finite numbers")
+    m = np.zeros((dim, dim))
+    m[np.triu_indices(dim)] = v
+    return m + np.triu(m, 1).T

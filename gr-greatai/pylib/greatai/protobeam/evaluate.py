@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import family, front, heldout, sim, waveforms
+from . import family, front, heldout, metric as pmetric, sim, waveforms
 
 N_BEAMS = family.N_BEAMS
 SHOTS = (1, 2, 4, 8, 16, 32)
@@ -134,8 +134,10 @@ def pooled(z, query, window, normalise):
     return zp, np.concatenate(qs)
 
 
-def kshot_accuracy(z, y, sc, shots=SHOTS, repeats=20, seed=0, proto_norm=True, pool=1):
-    """Mean accuracy (%) over the scenarios and repeats, for each k in shots."""
+def kshot_accuracy(z, y, sc, shots=SHOTS, repeats=20, seed=0, proto_norm=True, pool=1, metric="euclidean"):
+    """Mean accuracy (%) over the scenarios and repeats, for each k in shots; ``metric``
+    "calibrated": the distance whitened by the shots' within-beam spread (:mod:`.metric`),
+    as the engine does."""
     rng = np.random.default_rng(seed)
     acc = {k: [] for k in shots}
     for s_id in np.unique(sc):
@@ -145,22 +147,30 @@ def kshot_accuracy(z, y, sc, shots=SHOTS, repeats=20, seed=0, proto_norm=True, p
             for _ in range(repeats):
                 s = np.concatenate([p[rng.permutation(len(p))[:min(k, len(p))]] for p in pool_idx])
                 protos = prototypes_from(z[s], y[s], N_BEAMS, proto_norm)
-                acc[k].append(100 * np.mean(nearest(zq, protos) == y[q]))
+                t = pmetric.whitener(*pmetric.scatter_of(z[s], y[s], N_BEAMS)) if metric == "calibrated" else None
+                pred = nearest(zq, protos) if t is None else nearest(zq @ t, protos @ t)
+                acc[k].append(100 * np.mean(pred == y[q]))
     return {str(k): round(float(np.mean(v)), 2) for k, v in acc.items()}
 
 
 def group_rows(z, base, y, sc, shots=SHOTS, repeats=20, seed=0, pool=4):
-    """The rows of one group: the two baselines, ProtoBeam (embeddings z, if any), ProtoBeam
+    """The rows of one group: the two baselines, ProtoBeam (embeddings z, if any) with the
+    Euclidean distance (the engine's default) and with the calibrated metric, each also
     pooled over ``pool`` frames."""
     rows = {k: kshot_accuracy(v, y, sc, shots, repeats, seed, False) for k, v in base.items()}
     if z is not None:
         rows["protobeam"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True)
         rows[f"protobeam_pool{pool}"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True, pool)
+        rows["protobeam_calibrated"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True, 1, "calibrated")
+        rows[f"protobeam_calibrated_pool{pool}"] = kshot_accuracy(z, y, sc, shots, repeats, seed, True, pool,
+                                                                  "calibrated")
     return rows
 
 
 ROW_TITLES = dict(FEATURE_BASELINES, protobeam="ProtoBeam (channel-estimate front, learnt)",
-                  protobeam_pool4="ProtoBeam, embeddings pooled over 4 frames of a held beam")
+                  protobeam_pool4="ProtoBeam, embeddings pooled over 4 frames of a held beam",
+                  protobeam_calibrated="ProtoBeam, calibrated metric (metric=calibrated)",
+                  protobeam_calibrated_pool4="ProtoBeam, calibrated metric, pooled over 4 frames")
 
 
 def table(embed, n_per_beam=80, seed=1235, repeats=20, shots=SHOTS, groups=None, waveform=waveforms.DEFAULT,
@@ -183,22 +193,29 @@ def table(embed, n_per_beam=80, seed=1235, repeats=20, shots=SHOTS, groups=None,
 
 
 def goals(report) -> dict:
-    """Issue 18's goals, measured at 8 shots."""
+    """Issue 18's goals, measured at 8 shots, for single-frame decisions as the engine makes
+    them by default (Euclidean); the calibrated metric's figure beside each where the
+    report has it."""
     g, res = report["groups"], {}
 
     def at8(key, row):
         return g[key]["rows"][row]["8"] if key in g and row in g[key]["rows"] else None
+
+    def calibrated(key, d):
+        c = at8(key, "protobeam_calibrated")
+        return d if c is None else dict(d, calibrated_metric=c)
     for key in ("family_static", "family_fading", "independent_static", "independent_fading"):
         pb = at8(key, "protobeam")
         if pb is None:
             continue
         best = max(at8(key, "nn_pdp"), at8(key, "nn_spectrum"))
-        res[f"{key}_over_baselines"] = {"protobeam": pb, "best_baseline": best, "points": round(pb - best, 2),
-                                        "goal": ">= 15", "met": pb - best >= 15}
+        res[f"{key}_over_baselines"] = calibrated(key, {"protobeam": pb, "best_baseline": best,
+                                                        "points": round(pb - best, 2), "goal": ">= 15",
+                                                        "met": pb - best >= 15})
     for key in ("unseen_static", "unseen_fading"):
         pb = at8(key, "protobeam")
         if pb is not None:
-            res[f"{key}_8shot"] = {"protobeam": pb, "goal": ">= 75", "met": pb >= 75}
+            res[f"{key}_8shot"] = calibrated(key, {"protobeam": pb, "goal": ">= 75", "met": pb >= 75})
     return res
 
 
