@@ -5,7 +5,6 @@ rows for four groups at 8 shots, each with both distances.  One-off script (the 
 config, seed 1234, the shipped references); output in metric_training.log."""
 import time
 
-import numpy as np
 import torch
 
 from greatai.protobeam import evaluate, metric, train, waveforms
