@@ -1,7 +1,7 @@
 """Issue 18 design probe: train the encoder with the calibrated metric in the episodic loss
 (each episode's support shots give the within-beam spread that whitens the distances, as
 Simple CNAPS does), against the shipped recipe trained in the same run, then Table I's
-rows for four groups at 8 shots, each with both distances.  One-off script (the full
+rows for five groups at 4 and 8 shots, each with both distances.  One-off script (the full
 config, seed 1234, the shipped references); output in metric_training.log."""
 import time
 
