@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from . import tables
-from .benchutil import emit
+from .benchutil import emit, machine
 
 
 def _repo_models():
@@ -117,7 +117,6 @@ def cmd_eval(a):
         res = pb_eval.table(lambda x, f: eng.embed(x)[0], n_per_beam=min(a.n, 80), seed=a.seed or 1235, repeats=10,
                             waveform=name if name in pb_eval.waveforms.NAMED else eng.waveform,
                             progress=None if a.quiet else (lambda k: print(f"evaluated {k}", flush=True)))
-        from .benchutil import machine
         res.update(model=str(eng.meta_path), engine="ProtoBeamEngine.embed (public API)",
                    waveform=name, machine=machine())
         atomic_write(out, json.dumps(res, indent=1))
