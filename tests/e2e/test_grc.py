@@ -97,12 +97,17 @@ def finish(proc, within):
     return proc.returncode, out
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_port(_given=set()):
+    """A free local TCP port, never one this test process was given before (a port closed
+    after choosing it could be handed out again to the next call)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 @pytest.mark.parametrize("grc", FLOWGRAPHS, ids=lambda p: p.name)

@@ -56,12 +56,17 @@ while True:
 """
 
 
-def free_address() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"tcp://127.0.0.1:{port}"
+def free_addresses(n: int) -> list:
+    """``n`` distinct free local TCP addresses: every socket is held until all are chosen
+    (one closed before the next bind could hand out its port again)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [f"tcp://127.0.0.1:{s.getsockname()[1]}" for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def load_flowgraph(task: str):
@@ -138,9 +143,9 @@ def run(task="amc", rate=8e6, minutes=1.0, subscriber="slow", interval=10.0, war
         say("the model alone, class by class (MS/s, share to stage 2): "
             + ", ".join(f"{r['class']} {r['msps']:g} ({r['stage2_share']:.2f})" for r in rates))
     cls = load_flowgraph(task)
-    addr = free_address()
+    addr, control = free_addresses(2)
     kw = {"samp_rate": float(rate), "duration": 0, "address": addr, "json_address": addr,
-          "control_address": free_address(), "calibration": ""}
+          "control_address": control, "calibration": ""}
     params = inspect.signature(cls.__init__).parameters
     tb = cls(**{k: v for k, v in kw.items() if k in params})
     model_name, done_key, seen_key = TASKS[task]
