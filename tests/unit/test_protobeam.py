@@ -300,9 +300,11 @@ def test_pooled_scatter_from_sums_equals_the_shots_own():
     np.add.at(total, y, z)
     second = np.zeros((7, 8, 8))
     np.add.at(second, y, z[:, :, None] * z[:, None, :])
-    s1, d1 = metric.pooled(count, total, second)
+    s1, d1 = metric.pooled(count, total, second.sum(0))       # as the engine keeps them, per beam
     s2, d2 = metric.scatter_of(z, y, 7)
     np.testing.assert_allclose(s1, s2, atol=1e-9)
+    r = z - (total / np.maximum(count, 1)[:, None])[y]         # the residuals' own scatter
+    np.testing.assert_allclose(s2, r.T @ r, atol=1e-9)
     assert d1 == d2 == 55
 
 

@@ -198,7 +198,7 @@ class ProtoBeamEngine(runtime.ModelEngine):
                 t = None
                 if self.metric == "calibrated":
                     k = self._known & (self._count > 0)
-                    t = pmetric.whitener(*pmetric.pooled(self._count[k], self._sum[k], self._m2[k]))
+                    t = pmetric.whitener(*pmetric.pooled(self._count[k], self._sum[k], self._m2[k].sum(0)))
                 self._white = None if t is None else t.astype(np.float32)
                 self._protos = p.astype(np.float32)
             return self._protos

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 SHRINK = 0.5
-MIN_DOF = 72          # three shots a beam over 24 beams
+MIN_DOF = 72          # four shots a beam (three beyond each beam's first) over 24 beams
 METRICS = ("euclidean", "calibrated")
 
 
@@ -32,24 +32,21 @@ def check(metric: str) -> str:
 
 
 def pooled(count, total, second):
-    """(within-beam scatter [d, d], degrees of freedom) from per-beam shot counts [B], sums
-    [B, d] and sums of outer products [B, d, d] (beams without shots add nothing)."""
+    """(within-beam scatter [d, d], degrees of freedom) from per-beam shot counts [B] and sums
+    [B, d], and the sum of the same shots' outer products [d, d] (beams without shots add
+    nothing)."""
     n = np.asarray(count, np.float64)
     use = n > 0
     mu = total[use] / n[use, None]
-    scatter = second[use].sum(0) - np.einsum("b,bi,bj->ij", n[use], mu, mu)
-    return scatter, int(n[use].sum() - use.sum())
+    return second - (mu.T * n[use]) @ mu, int(n[use].sum() - use.sum())
 
 
 def scatter_of(z, y, n_beams):
     """(within-beam scatter, degrees of freedom) of shot embeddings ``z`` [n, d] of beams ``y``."""
     z = np.asarray(z, np.float64)
-    mu = np.zeros((n_beams, z.shape[1]))
-    np.add.at(mu, y, z)
-    count = np.bincount(y, minlength=n_beams)
-    mu /= np.maximum(count, 1)[:, None]
-    r = z - mu[y]
-    return r.T @ r, int(len(z) - np.count_nonzero(count))
+    total = np.zeros((n_beams, z.shape[1]))
+    np.add.at(total, y, z)
+    return pooled(np.bincount(y, minlength=n_beams), total, z.T @ z)
 
 
 def whitener(scatter, dof, shrink: float = SHRINK):
