@@ -149,6 +149,24 @@ def test_tiny_msm_pretraining_and_finetuning(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "model.json").read_text())["files"]["forecaster"]["path"] == "forecaster.onnx"
 
 
+def test_finetuning_schedule_decays_to_zero_and_names_a_bad_one():
+    import torch
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], 0.004)
+    sched = ftrain.lr_schedule(opt, 10, "cosine")
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.004) and lrs[5] == pytest.approx(0.002) and np.all(np.diff(lrs) < 0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    const = ftrain.lr_schedule(torch.optim.Adam([p], 0.004), 10)
+    assert const.get_last_lr() == [0.004]
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine, got 'warm'"):
+        ftrain.lr_schedule(opt, 10, "warm")
+
+
 def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames():
     """The direct path's second channel is the newest frame's observed occupancy (a step at
     3 dB above the floor, what persistence forecasts); the adapter reads only its last A

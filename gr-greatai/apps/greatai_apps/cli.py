@@ -132,7 +132,7 @@ def main(argv=None):
                    help="pruning and QAT: fine-tune on the labels only (default: also match the float model's "
                         "outputs)")
     z.add_argument("--epochs", type=int, default=None, help="pruning: fine-tuning epochs per round (default 1; "
-                                                             "forecast structured: 10)")
+                                                             "forecast structured: 16)")
     z.add_argument("--train-n", type=int, default=None, help="pruning: fine-tuning frames per class, default 2000 "
                                                             "(forecast structured: scenes per source, default 100)")
     z.add_argument("--out", default=None, help="new model directory (default: beside the source, <name>_int8 for "

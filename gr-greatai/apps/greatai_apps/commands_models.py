@@ -65,7 +65,7 @@ def cmd_compress(a):
     kw = dict(seed=a.seed, progress=not a.quiet)
     kw.update({k: v for k, v in (("n_val", a.val_n), ("eval_n", a.eval_n)) if v is not None})   # else the task's
     if task == "forecast" and a.method == "structured":
-        kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity, epochs=a.epochs or 10,
+        kw.update(max_loss=1.0 if a.max_loss is None else a.max_loss, sparsity=a.sparsity, epochs=a.epochs or 16,
                   threads=a.threads, **({} if a.train_n is None else {"n_train": a.train_n}))
     elif task in ("protobeam", "forecast"):
         kw["max_loss"] = 0.5 if a.max_loss is None else a.max_loss

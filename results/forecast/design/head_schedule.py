@@ -3,6 +3,9 @@
 #   ./greatai.sh env python results/forecast/design/head_schedule.py "ep=8:b=64,ep=8:b=64:s=cos,ep=16:b=64:s=cos"
 # (ep epochs, b batch, s const/cos/lin schedule, lr, w width, A adapter frames, ah adapter units, k frames read).
 # Compares with the from-scratch F1 recorded in models/forecast/model.json. Output: head_schedule.log.
+# A second argument names another backbone directory (default models/forecast); std=1 standardises each hidden
+# channel of the frozen features (mean and spread over the training windows, computed once); ema=D evaluates an
+# exponential moving average of the head's weights (decay D per step).
 import sys, time, json, numpy as np, torch
 import torch.nn.functional as Fn
 from greatai.forecast import train as T, metrics
@@ -11,7 +14,8 @@ torch.set_num_threads(2)
 cfg = dict(T.CONFIGS["full"]); seed = 1234
 x, y, _ = T._data(cfg, seed + 10)
 val = {n: T.windows(s, t, cfg["steps"], cfg["horizons"], cfg["stride"])[:2] for n, (s, t, _) in T.bands(cfg, seed + 20, val=True).items()}
-bb = Backbone(16); w = np.load("models/forecast/backbone.npz")
+bb = Backbone(16); bdir = sys.argv[2] if len(sys.argv) > 2 else "models/forecast"
+w = np.load(bdir + "/backbone.npz")
 bb.load_state_dict({k: torch.from_numpy(w[k]) for k in w.files}); bb.eval()
 xt = torch.from_numpy(x)
 def feats(xx):
@@ -25,6 +29,10 @@ for var in sys.argv[1].split(","):
     p = dict(kv.split("=") for kv in var.split(":"))
     ep = int(p.get("ep", 8)); batch = int(p.get("b", 64)); sched = p.get("s", "const"); lr = float(p.get("lr", 3e-3))
     width = int(p.get("w", 48)); A = int(p.get("A", 8)); k = int(p.get("k", 48)); ah = int(p.get("ah", 16))
+    FF_, VF_ = F, VF
+    if p.get("std") == "1":
+        mu = F.mean((0, 2, 3), keepdim=True); sd = F.std((0, 2, 3), keepdim=True)
+        F, VF = (F - mu) / sd, {n: (v - mu) / sd for n, v in VF.items()}
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     head = ForecastHead(16, 8, k=k, width=width, skip=True, direct=True, adapter=A, adapter_hidden=ah, observed=True)
     opt = torch.optim.Adam(head.parameters(), lr)
@@ -32,12 +40,21 @@ for var in sys.argv[1].split(","):
     lam = {"const": lambda s: 1.0, "cos": lambda s: 0.5 * (1 + np.cos(np.pi * s / total)),
            "lin": lambda s: 1 - s / total}[sched]
     sch = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+    ema_d = float(p.get("ema", 0)); ema = [q.detach().clone() for q in head.parameters()] if ema_d else None
     t0 = time.time()
     for e in range(ep):
         for idx in T._batches(len(x), batch, rng):
             loss = Fn.binary_cross_entropy_with_logits(head(F[idx], xt[idx]), torch.from_numpy(y[idx]))
             opt.zero_grad(); loss.backward(); opt.step(); sch.step()
+            if ema:
+                with torch.no_grad():
+                    for a, b in zip(ema, head.parameters()):
+                        a.mul_(ema_d).add_(b, alpha=1 - ema_d)
     secs = time.time() - t0 + tf
+    if ema:
+        with torch.no_grad():
+            for a, b in zip(ema, head.parameters()):
+                b.copy_(a)
     head.eval()
     def pred(FF, xx):
         with torch.no_grad():
@@ -48,4 +65,6 @@ for var in sys.argv[1].split(","):
         f1 = metrics.compare(vx, vy, {"t": (pred(VF[n], vx), thr)}, 0.3)["t"]["f1"]
         sc = ref[n]["methods"]["from scratch"]["f1"]
         out[n] = {"f1": [round(v, 2) for v in f1], "gap": round(max(a - b for a, b in zip(sc, f1)), 2)}
+    out["backbone"] = bdir
     print(json.dumps(out), flush=True)
+    F, VF = FF_, VF_

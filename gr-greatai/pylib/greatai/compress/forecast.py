@@ -204,7 +204,7 @@ def narrow(m, keep: float):
     return out, [k.tolist() for k in kept]
 
 
-def prune(path, out, sparsity=0.5, epochs=10, n_train=100, n_val=24, max_loss=1.0, seed=4242, eval_n=24, threads=2,
+def prune(path, out, sparsity=0.5, epochs=16, n_train=100, n_val=24, max_loss=1.0, seed=4242, eval_n=24, threads=2,
           progress=True, method="structured", **_) -> dict:
     """Structured pruning of the forecaster at ``path`` into ``out``: :func:`narrow` removes
     ``sparsity`` of the ConvLSTM's hidden units, then the whole network is fine-tuned

@@ -28,11 +28,13 @@ from . import engine, iqband, metrics, traffic
 CONFIGS = {
     "full": dict(steps=48, horizons=8, scenes=300, iq_scenes=300, frames_per_scene=256, stride=8, val_scenes=60,
                  iq_val_scenes=40,
-                 msm_epochs=8, epochs=8, ft_epochs=8, batch=64, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 msm_epochs=24, epochs=8, ft_epochs=8, ft_schedule="cosine", batch=64, lr=3e-3, hidden=16,
+                 mask_ratio=0.4, patch=(4, 8),
                  tail_prob=0.5, head_k=48, head_skip=True, head_direct=True, head_observed=True, head_adapter=8),
     "tiny": dict(steps=24, horizons=8, scenes=6, iq_scenes=2, frames_per_scene=64, stride=8, val_scenes=3,
                  iq_val_scenes=1,
-                 msm_epochs=1, epochs=1, ft_epochs=1, batch=32, lr=3e-3, hidden=16, mask_ratio=0.4, patch=(4, 8),
+                 msm_epochs=1, epochs=1, ft_epochs=1, ft_schedule="cosine", batch=32, lr=3e-3, hidden=16,
+                 mask_ratio=0.4, patch=(4, 8),
                  tail_prob=0.5, head_k=24, head_skip=True, head_direct=True, head_observed=True, head_adapter=4),
 }
 NOISE_STD = 0.12      # spread of a normalised noise-only cell (16 bins x 16 averages: ~1.2 dB)
@@ -145,12 +147,27 @@ def pretrain(out_dir, config="full", seed=1234, threads=2, progress=True, **over
     return meta
 
 
-def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs):
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_schedule(opt, steps: int, schedule: str = "constant"):
+    """A scheduler stepped once per batch: the learning rate ``constant``, or ``cosine``:
+    decayed from the optimiser's to 0 over ``steps`` by half a cosine."""
+    import torch
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    decay = (lambda s: 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps))) if schedule == "cosine" else (lambda s: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(opt, decay)
+
+
+def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs, schedule="constant"):
+    """Adam on binary cross-entropy, the learning rate as ``lr_schedule`` makes it."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
     opt = torch.optim.Adam(params, cfg["lr"])
     steps = epochs * len(_batches(len(x), cfg["batch"], rng))
+    sched = lr_schedule(opt, steps, schedule)
     bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=2)
     for _ in range(epochs):
         for idx in _batches(len(x), cfg["batch"], rng):
@@ -158,6 +175,7 @@ def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     bar.close()
@@ -197,7 +215,7 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     with torch.no_grad():
         feats = torch.cat([bb(xt[i:i + 512])[:, :, -head.k:] for i in range(0, len(x), 512)])
     _train_bce(head.parameters(), lambda idx: head(feats[idx], xt[idx]), x, y, cfg, rng, "finetune", progress,
-               cfg["ft_epochs"])
+               cfg["ft_epochs"], cfg.get("ft_schedule", "constant"))
     timings["finetune"] = time.time() - t0
     tuned = Forecaster(bb, head).eval()
     # from scratch: the same network, every weight trained on the labels
