@@ -5,7 +5,8 @@
 # Compares with the from-scratch F1 recorded in models/forecast/model.json. Output: head_schedule.log.
 # A second argument names another backbone directory (default models/forecast); std=1 standardises each hidden
 # channel of the frozen features (mean and spread over the training windows, computed once); ema=D evaluates an
-# exponential moving average of the head's weights (decay D per step).
+# exponential moving average of the head's weights (decay D per step); seed=S seeds the head's initial weights and
+# the batch order (default 1234).
 import sys, time, json, numpy as np, torch
 import torch.nn.functional as Fn
 from greatai.forecast import train as T, metrics
@@ -33,7 +34,7 @@ for var in sys.argv[1].split(","):
     if p.get("std") == "1":
         mu = F.mean((0, 2, 3), keepdim=True); sd = F.std((0, 2, 3), keepdim=True)
         F, VF = (F - mu) / sd, {n: (v - mu) / sd for n, v in VF.items()}
-    torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    hs = int(p.get("seed", seed)); torch.manual_seed(hs); rng = np.random.default_rng(hs)
     head = ForecastHead(16, 8, k=k, width=width, skip=True, direct=True, adapter=A, adapter_hidden=ah, observed=True)
     opt = torch.optim.Adam(head.parameters(), lr)
     nb = len(T._batches(len(x), batch, rng)); total = ep * nb
