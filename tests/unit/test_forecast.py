@@ -171,7 +171,8 @@ def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames
     """The direct path's second channel is the newest frame's observed occupancy (a step at
     3 dB above the floor, what persistence forecasts); the adapter reads only its last A
     frames (older ones reach the logits through the Conv3D alone); training computes the
-    Conv3D as one Conv1d, the same map; an adapter longer than the head's window is refused."""
+    Conv3D as one Conv1d, the same map; what it reads can be computed once (``inputs``) and
+    trained on (``from_inputs``); an adapter longer than the head's window is refused."""
     import torch
     from greatai.forecast.model import ForecastHead
     torch.manual_seed(0)
@@ -200,6 +201,11 @@ def test_head_reads_observed_occupancy_and_runs_its_adapter_over_the_last_frames
         x = torch.randn(3, 6, 5)
         # training runs the Conv3D as one Conv1d: the same map, to float rounding
         torch.testing.assert_close(head.train()(hseq, x), head.eval()(hseq, x), rtol=1e-5, atol=1e-4)
+        # fine-tuning precomputes what the head reads (the last k states and the input frames) once
+        long = torch.randn(3, 4, 9, 5)
+        inputs = head.inputs(long, torch.cat([torch.randn(3, 3, 5), x], 1))
+        assert inputs.shape == (3, 5, 6, 5) and torch.equal(inputs[:, 4], x)
+        assert torch.equal(head.from_inputs(inputs, x), head(long, torch.cat([torch.zeros(3, 3, 5), x], 1)))
     with pytest.raises(ValueError, match="adapter's 7 frames exceed the 6 frames"):
         ForecastHead(4, 2, k=6, adapter=7)
 

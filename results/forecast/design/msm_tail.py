@@ -1,9 +1,10 @@
 # One-off design script (issue 15): MSM pretraining with the newest ROWS patch rows (4 frames each) masked in half of
-# the windows, for EPOCHS epochs (into /tmp/exp/bb_rROWS_eEPOCHS), then the shipped head fine-tuned 8 epochs with a
-# cosine-decayed learning rate on it. Run from the repository root with
-#   ./greatai.sh env python results/forecast/design/msm_tail.py ROWS EPOCHS
+# the windows, for EPOCHS epochs, on SCENES drawn scenes and SCENES IQ-made bands (default 300 + 300, the shipped
+# config), into /tmp/exp/bb_rROWS_eEPOCHS (with _sSCENES when SCENES is not 300), then the shipped head fine-tuned
+# 8 epochs with a cosine-decayed learning rate on it. ROWS 1 is the shipped mask. Run from the repository root with
+#   ./greatai.sh env python results/forecast/design/msm_tail.py ROWS EPOCHS [SCENES]
 # Compares with the from-scratch F1 recorded in models/forecast/model.json. Output: msm_tail.log ("msm" lines: the
-# pretraining's seconds, the first including the IQ-made bands' synthesis).
+# pretraining's seconds, including the synthesis of IQ-made bands not yet cached).
 import sys, time, json, numpy as np, torch
 import torch.nn.functional as Fn
 from greatai.forecast import train as T, metrics
@@ -22,8 +23,11 @@ def mask(x, rng, ratio, patch, tail_prob=0.0):
     noise = rng.normal(0.0, T.NOISE_STD, x.shape).astype(np.float32)
     return np.where(m, noise, x).astype(np.float32), m
 T.mask = mask
-out = f"/tmp/exp/bb_r{rows}_e{msm_ep}"
-t0 = time.time(); T.pretrain(out, "full", seed=seed, progress=False, msm_epochs=msm_ep); print("msm", time.time() - t0, flush=True)
+scenes = int(sys.argv[3]) if len(sys.argv) > 3 else cfg["scenes"]
+out = f"/tmp/exp/bb_r{rows}_e{msm_ep}" + ("" if scenes == cfg["scenes"] else f"_s{scenes}")
+t0 = time.time()
+T.pretrain(out, "full", seed=seed, progress=False, msm_epochs=msm_ep, scenes=scenes, iq_scenes=scenes)
+print("msm", time.time() - t0, flush=True)
 x, y, _ = T._data(cfg, seed + 10)
 val = {n: T.windows(s, t, cfg["steps"], cfg["horizons"], cfg["stride"])[:2] for n, (s, t, _) in T.bands(cfg, seed + 20, val=True).items()}
 bb = Backbone(16); w = np.load(out + "/backbone.npz")
@@ -50,7 +54,7 @@ def pred(FF, xx):
     with torch.no_grad():
         return torch.cat([torch.sigmoid(head(FF[i:i+512], torch.from_numpy(xx[i:i+512]))) for i in range(0, len(xx), 512)]).numpy()
 thr = metrics.best_threshold(y[:8000], pred(F[:8000], x[:8000]))
-res = {"rows": rows, "msm_epochs": msm_ep}
+res = {"rows": rows, "msm_epochs": msm_ep, **({} if scenes == cfg["scenes"] else {"scenes": scenes})}
 for n, (vx, vy) in val.items():
     f1 = metrics.compare(vx, vy, {"t": (pred(VF[n], vx), thr)}, 0.3)["t"]["f1"]
     sc = ref[n]["methods"]["from scratch"]["f1"]

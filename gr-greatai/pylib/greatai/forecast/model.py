@@ -95,10 +95,19 @@ class ForecastHead(nn.Module):
         self.mid = nn.Conv2d(width, width, (1, 5), padding=(0, 2))
         self.out = nn.Conv2d(width, horizons, (1, 3), padding=(0, 1))
 
-    def forward(self, hseq, x=None):            # hseq [B, hidden, T, C]; x [B, T, C] if skip
+    def inputs(self, hseq, x=None):
+        """What the Conv3D and the adapter read: the last k hidden states, with ``skip`` and the
+        input frames as one more channel: [B, hidden (+ 1), k, C].  A frozen backbone's are
+        computed once before fine-tuning (``from_inputs`` then trains on them)."""
         h = hseq[:, :, -self.k:, :]
         if self.skip:
             h = torch.cat([h, x[:, None, -self.k:, :]], 1)
+        return h
+
+    def forward(self, hseq, x=None):            # hseq [B, hidden, T, C]; x [B, T, C] if skip
+        return self.from_inputs(self.inputs(hseq, x), x)
+
+    def from_inputs(self, h, x=None):           # h from ``inputs``; x [B, T, C] if skip or direct
         if self.training:
             # the Conv3D spans every (channel, frame) of its input, so it is one Conv1d along frequency over
             # the flattened (channel x frame) axis: the same map, its training step about 6x faster on a 2-core AMD EPYC

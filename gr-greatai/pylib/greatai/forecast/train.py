@@ -214,10 +214,12 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     head = make_head()
     xt = torch.from_numpy(x)
     t0 = time.time()
-    with torch.no_grad():
-        feats = torch.cat([bb(xt[i:i + 512])[:, :, -head.k:] for i in range(0, len(x), 512)])
-    _train_bce(head.parameters(), lambda idx: head(feats[idx], xt[idx]), x, y, cfg, rng, "finetune", progress,
-               cfg["ft_epochs"], cfg.get("ft_schedule", "constant"))
+    with torch.no_grad():                               # the head's inputs, into one preallocated tensor
+        feats = torch.empty(len(x), cfg["hidden"] + int(head.skip), head.k, traffic.N_CHANNELS)
+        for i in range(0, len(x), 512):
+            feats[i:i + 512] = head.inputs(bb(xt[i:i + 512]), xt[i:i + 512])
+    _train_bce(head.parameters(), lambda idx: head.from_inputs(feats[idx], xt[idx]), x, y, cfg, rng, "finetune",
+               progress, cfg["ft_epochs"], cfg.get("ft_schedule", "constant"))
     timings["finetune"] = time.time() - t0
     tuned = Forecaster(bb, head).eval()
     # from scratch: the same network, every weight trained on the labels
