@@ -2,7 +2,8 @@
 # features, three ways: the features gathered and joined with the input frames at every step (before), the head's
 # whole input precomputed once (`ForecastHead.inputs`, then `from_inputs`: what `finetune` does now), and that plus
 # one sigmoid over the i, f, o gates of the adapter's ConvLSTM cell instead of three (not kept). Random features of
-# the shipped shapes; ms per step, best of two rounds, and the last loss (equal: the same arithmetic).
+# the shipped shapes; ms per step, best of two rounds, and the last loss (equal: the same arithmetic). Last, torch's
+# profiler over ten steps of the kept way: the share of the step in convolutions (forward and backward).
 # Run from the repository root with  ./greatai.sh env python results/forecast/design/head_inputs.py
 # Output: head_inputs.log.
 import sys, time, json, torch, numpy as np, torch.nn.functional as F
@@ -41,3 +42,14 @@ for rnd in range(2):
     M.ConvLSTMCell.forward = plain
 for name, (ms, loss) in rows.items():
     print(f"{name:34s} {ms:6.1f} ms/step  last loss {loss}")
+from torch.profiler import profile, ProfilerActivity
+head = make(); opt = torch.optim.Adam(head.parameters(), 3e-3)
+with profile(activities=[ProfilerActivity.CPU]) as prof:
+    for i in range(10):
+        idx = torch.arange(i * B, (i + 1) * B)
+        loss = F.binary_cross_entropy_with_logits(head.from_inputs(inputs[idx], x[idx]), y[idx])
+        opt.zero_grad(); loss.backward(); opt.step()
+ev = prof.key_averages()
+total = sum(e.self_cpu_time_total for e in ev)
+conv = sum(e.self_cpu_time_total for e in ev if e.key in ("aten::mkldnn_convolution", "aten::convolution_backward"))
+print(f"convolutions (forward and backward): {100 * conv / total:.0f} % of the step's time (torch profiler, 10 steps)")

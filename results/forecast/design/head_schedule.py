@@ -38,9 +38,8 @@ for var in sys.argv[1].split(","):
     head = ForecastHead(16, 8, k=k, width=width, skip=True, direct=True, adapter=A, adapter_hidden=ah, observed=True)
     opt = torch.optim.Adam(head.parameters(), lr)
     nb = len(T._batches(len(x), batch, rng)); total = ep * nb
-    lam = {"const": lambda s: 1.0, "cos": lambda s: 0.5 * (1 + np.cos(np.pi * s / total)),
-           "lin": lambda s: 1 - s / total}[sched]
-    sch = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+    sch = (torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total) if sched == "lin"
+           else T.lr_schedule(opt, total, {"const": "constant", "cos": "cosine"}[sched]))
     ema_d = float(p.get("ema", 0)); ema = [q.detach().clone() for q in head.parameters()] if ema_d else None
     t0 = time.time()
     for e in range(ep):

@@ -8,7 +8,7 @@
 import sys, time, json, numpy as np, torch
 import torch.nn.functional as Fn
 from greatai.forecast import train as T, metrics
-from greatai.forecast.model import Backbone, ForecastHead
+from greatai.forecast.model import Backbone
 torch.set_num_threads(2)
 cfg = dict(T.CONFIGS["full"]); seed = 1234
 rows = int(sys.argv[1]); msm_ep = int(sys.argv[2])
@@ -41,10 +41,10 @@ F = feats(xt); VF = {n: feats(v[0]) for n, v in val.items()}
 ref = json.load(open("models/forecast/model.json"))["evaluation"]["sets"]
 ep = 8; batch = 64
 torch.manual_seed(seed); rng = np.random.default_rng(seed)
-head = ForecastHead(16, 8, k=48, skip=True, direct=True, adapter=8, observed=True)
+head = T.forecast_head(cfg)
 opt = torch.optim.Adam(head.parameters(), 3e-3)
 total = ep * len(T._batches(len(x), batch, rng))
-sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / total)))
+sch = T.lr_schedule(opt, total, "cosine")
 for e in range(ep):
     for idx in T._batches(len(x), batch, rng):
         loss = Fn.binary_cross_entropy_with_logits(head(F[idx], xt[idx]), torch.from_numpy(y[idx]))

@@ -6,7 +6,7 @@
 import json, time, numpy as np, torch
 import torch.nn.functional as Fn
 from greatai.forecast import train as T, metrics
-from greatai.forecast.model import Backbone, ForecastHead, Forecaster
+from greatai.forecast.model import Backbone, Forecaster
 torch.set_num_threads(2)
 cfg = dict(T.CONFIGS["full"]); seed = 1234
 x, y, _ = T._data(cfg, seed + 10)
@@ -14,12 +14,11 @@ val = {n: T.windows(s, t, cfg["steps"], cfg["horizons"], cfg["stride"])[:2] for 
 tuned = [json.loads(l) for l in open("results/forecast/design/head_schedule.log") if '"ep=8:b=64:s=cos"' in l][0]
 torch.manual_seed(seed); rng = np.random.default_rng(seed)
 sb = Backbone(cfg["hidden"])
-sh = ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=True, direct=True, adapter=cfg["head_adapter"],
-                  observed=True)
+sh = T.forecast_head(cfg)
 params = list(sb.parameters()) + list(sh.parameters())
 opt = torch.optim.Adam(params, cfg["lr"])
 total = cfg["epochs"] * len(T._batches(len(x), cfg["batch"], rng))
-sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / total)))
+sch = T.lr_schedule(opt, total, "cosine")
 xt = torch.from_numpy(x)
 t0 = time.time()
 for _ in range(cfg["epochs"]):
@@ -28,14 +27,11 @@ for _ in range(cfg["epochs"]):
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
 secs = time.time() - t0
 m = Forecaster(sb, sh).eval()
-def pred(xx):
-    with torch.no_grad():
-        return torch.cat([m(torch.from_numpy(xx[i:i + 512])) for i in range(0, len(xx), 512)]).numpy()
-thr = metrics.best_threshold(y[:8000], pred(x[:8000]))
+thr = metrics.best_threshold(y[:8000], T.predict(m, x[:8000]))
 out = {"variant": "scratch, 8 epochs, cosine", "secs": round(secs, 1), "tuned_secs": tuned["secs"],
        "speedup": round(secs / tuned["secs"], 1)}
 for n, (vx, vy) in val.items():
-    f1 = metrics.compare(vx, vy, {"s": (pred(vx), thr)}, 0.3)["s"]["f1"]
+    f1 = metrics.compare(vx, vy, {"s": (T.predict(m, vx), thr)}, 0.3)["s"]["f1"]
     out[n] = {"f1": [round(v, 2) for v in f1],
               "gap_to_cosine_finetuned": round(max(a - b for a, b in zip(f1, tuned[n]["f1"])), 2)}
 print(json.dumps(out), flush=True)

@@ -7,7 +7,7 @@
 # command chooses it) and F1 per horizon on both held-out sets. Output: scratch_seeds.log.
 import sys, time, json, numpy as np, torch
 from greatai.forecast import train as T, metrics
-from greatai.forecast.model import Backbone, ForecastHead, Forecaster
+from greatai.forecast.model import Backbone, Forecaster
 torch.set_num_threads(2)
 cfg = dict(T.CONFIGS["full"]); data_seed = 1234
 x, y, _ = T._data(cfg, data_seed + 10)
@@ -17,18 +17,14 @@ xt = torch.from_numpy(x)
 for seed in map(int, sys.argv[1].split(",")):
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     sb = Backbone(cfg["hidden"])
-    sh = ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=cfg["head_skip"], direct=cfg["head_direct"],
-                      adapter=cfg["head_adapter"], observed=cfg["head_observed"])
+    sh = T.forecast_head(cfg)
     t0 = time.time()
     T._train_bce(list(sb.parameters()) + list(sh.parameters()), lambda idx: sh(sb(xt[idx]), xt[idx]),
                  x, y, cfg, rng, "scratch", False, cfg["epochs"])
     secs = time.time() - t0
     m = Forecaster(sb, sh).eval()
-    def pred(d):
-        with torch.no_grad():
-            return torch.cat([m(torch.from_numpy(d[i:i + 512])) for i in range(0, len(d), 512)]).numpy()
-    thr = metrics.best_threshold(y[:8000], pred(x[:8000]))
+    thr = metrics.best_threshold(y[:8000], T.predict(m, x[:8000]))
     res = {"seed": seed, "secs": round(secs, 1), "thr": thr}
     for n, (vx, vy) in val.items():
-        res[n] = [round(100 * metrics.f1(vy[:, h], p, thr), 2) for h, p in enumerate(pred(vx).transpose(1, 0, 2))]
+        res[n] = [round(100 * metrics.f1(vy[:, h], p, thr), 2) for h, p in enumerate(T.predict(m, vx).transpose(1, 0, 2))]
     print(json.dumps(res), flush=True)

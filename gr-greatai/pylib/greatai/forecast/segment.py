@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import contract, fileio
 from . import engine, traffic
-from .train import _batches, bands, training_record, write_model
+from .train import _batches, bands, predict, training_record, write_model
 
 CLASSES = ("noise",) + traffic.KINDS
 CONFIGS = {
@@ -168,12 +168,6 @@ def train(out_dir, forecast_dir, config="full", seed=1234, threads=2, progress=T
             "evaluation": report}
     return write_model(out, meta, results_dir, lambda png: plot(png, vx[last], vy[last],
                                                                 {v: p[last] for v, p in preds.items()}, cfg["stride"]))
-
-
-def predict(model, x, batch=512) -> np.ndarray:
-    import torch
-    with torch.no_grad():
-        return torch.cat([model(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)]).numpy()
 
 
 def plot(path, vx, vy, preds, stride):

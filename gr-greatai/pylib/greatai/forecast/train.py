@@ -162,6 +162,21 @@ def lr_schedule(opt, steps: int, schedule: str = "constant"):
     return torch.optim.lr_scheduler.LambdaLR(opt, decay)
 
 
+def predict(model, x, batch=512) -> np.ndarray:
+    """A torch model's outputs for numpy windows ``x``, ``batch`` at a time, without gradients."""
+    import torch
+    with torch.no_grad():
+        return torch.cat([model(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)]).numpy()
+
+
+def forecast_head(cfg):
+    """The forecasting head a config names (the fine-tuned and the from-scratch network's)."""
+    from .model import ForecastHead
+    return ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=cfg["head_skip"],
+                        direct=cfg.get("head_direct", False), adapter=cfg.get("head_adapter", 0),
+                        observed=cfg.get("head_observed", False))
+
+
 def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs, schedule="constant"):
     """Adam on binary cross-entropy, the learning rate as ``lr_schedule`` makes it."""
     import torch
@@ -186,7 +201,7 @@ def _train_bce(params, forward, x, y, cfg, rng, desc, progress, epochs, schedule
 def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, results_dir=None, **overrides):
     """Frozen pretrained backbone + fine-tuned head, the from-scratch network, baselines."""
     import torch
-    from .model import Backbone, ForecastHead, Forecaster, count_macs, export
+    from .model import Backbone, Forecaster, count_macs, export
     cfg = dict(CONFIGS[config], **overrides)
     torch.set_num_threads(threads)
     out = Path(out_dir)
@@ -207,11 +222,7 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     bb.eval()
     for p in bb.parameters():
         p.requires_grad_(False)
-    def make_head():
-        return ForecastHead(cfg["hidden"], cfg["horizons"], k=cfg["head_k"], skip=cfg["head_skip"],
-                            direct=cfg.get("head_direct", False), adapter=cfg.get("head_adapter", 0),
-                            observed=cfg.get("head_observed", False))
-    head = make_head()
+    head = forecast_head(cfg)
     xt = torch.from_numpy(x)
     t0 = time.time()
     with torch.no_grad():                               # the head's inputs, into one preallocated tensor
@@ -225,7 +236,7 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     # from scratch: the same network, every weight trained on the labels
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    sb, sh = Backbone(cfg["hidden"]), make_head()
+    sb, sh = Backbone(cfg["hidden"]), forecast_head(cfg)
     t0 = time.time()
     _train_bce(list(sb.parameters()) + list(sh.parameters()), lambda idx: sh(sb(xt[idx]), xt[idx]),
                x, y, cfg, rng, "scratch", progress, cfg["epochs"])
@@ -233,10 +244,6 @@ def finetune(out_dir, config="full", seed=1234, threads=2, progress=True, result
     scratch = Forecaster(sb, sh).eval()
     # operating thresholds (best mean F1) chosen on training windows, then evaluation on held-out scenes
     h = cfg["horizons"]
-
-    def predict(model, data):
-        with torch.no_grad():
-            return torch.cat([model(torch.from_numpy(data[i:i + 512])) for i in range(0, len(data), 512)]).numpy()
     tx, ty = x[:8000], y[:8000]
     thr = {"tuned": metrics.best_threshold(ty, predict(tuned, tx)),
            "scratch": metrics.best_threshold(ty, predict(scratch, tx)),
